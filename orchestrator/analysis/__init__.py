@@ -1,0 +1,6 @@
+"""Canary analysis: providers fetch counts, the judge decides what they mean."""
+
+from .counts import Counts
+from .judge import Outcome, Verdict, judge
+
+__all__ = ["Counts", "Outcome", "Verdict", "judge"]

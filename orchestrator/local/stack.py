@@ -1,0 +1,194 @@
+"""Start and stop the embedded local stack, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from orchestrator.store import Store, TableNames, create_tables
+from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
+
+from .dispatch import InProcessLambdas, load_handler
+
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class PortInUse(RuntimeError):
+    def __init__(self, port: int, flag: str) -> None:
+        self.port, self.flag = port, flag
+        super().__init__(f"port {port} on {LOOPBACK} is already in use; choose another with {flag}")
+
+
+def ensure_free(port: int, flag: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            raise PortInUse(port, flag) from None
+
+
+@dataclass
+class LocalStack:
+    """moto server + the state machine from the ASL file + in-process task Lambdas.
+
+    Port 0 picks a free port (tests); the CLI passes fixed defaults users can change.
+    """
+
+    moto_port: int = 0
+    edge_ttl_seconds: float = 1.0
+    tables: TableNames = field(default_factory=TableNames)
+    state_machine_arn: str = ""
+    edge_config_path: Path | None = None
+    _server: Any = None
+    _lambdas: InProcessLambdas | None = None
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.moto_port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+
+    def store(self) -> Store:
+        return Store(self.client("dynamodb"), self.tables)
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        ensure_free(self.moto_port, "--moto-port")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.moto_port, verbose=False)
+        self._server.start()
+        self.moto_port = self._server.get_host_and_port()[1]
+        self._set_env()
+        try:
+            self._provision()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._lambdas:
+            self._lambdas.uninstall()
+            self._lambdas = None
+        if self._server:
+            self._server.stop()
+            self._server = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        if self._tmp:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _set_env(self) -> None:
+        """In-process handlers use plain boto3 clients, as in Lambda; these point them here.
+
+        ``MOTO_PORT`` is where moto's ASL interpreter sends its own service calls.
+        """
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgeshift-local-")
+        self.edge_config_path = Path(self._tmp.name) / "edge-config.json"
+        env = {
+            **_LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "MOTO_PORT": str(self.moto_port),
+            "EDGESHIFT_ROUTES_TABLE": self.tables.routes,
+            "EDGESHIFT_ROLLOUTS_TABLE": self.tables.rollouts,
+            "EDGESHIFT_EDGE_CONFIG": str(self.edge_config_path),
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        }
+        for name, value in env.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _provision(self) -> None:
+        requests.post(
+            f"{self.endpoint_url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        ).raise_for_status()
+        create_tables(self.client("dynamodb"), self.tables)
+        self.edge_config_path.write_text(  # type: ignore[union-attr]
+            json.dumps(
+                {
+                    "table": self.tables.routes,
+                    "regions": [REGION],
+                    "ttl_seconds": self.edge_ttl_seconds,
+                    "endpoint_url": self.endpoint_url,
+                    "timeout_seconds": 2.0,
+                }
+            )
+        )
+        role = self.client("iam").create_role(
+            RoleName="edgeshift-local", AssumeRolePolicyDocument=json.dumps(_TRUST)
+        )["Role"]["Arn"]
+        arns = self._register_lambdas(role)
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME, definition=render(arns), roleArn=role, type="STANDARD"
+        )["stateMachineArn"]
+
+    def _register_lambdas(self, role: str) -> dict[str, str]:
+        lambdas = self.client("lambda")
+        handlers, arns = {}, {}
+        for placeholder, (suffix, dotted) in TASKS.items():
+            name = f"edgeshift-{suffix}"
+            arns[placeholder] = lambdas.create_function(
+                FunctionName=name, Runtime="python3.12", Role=role, Handler=dotted,
+                Code={"ZipFile": _PLACEHOLDER_ZIP}, Timeout=60,
+            )["FunctionArn"]
+            handlers[name] = load_handler(dotted)
+        self._lambdas = InProcessLambdas(handlers)
+        self._lambdas.install()
+        return arns
+
+
+_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def _zip() -> bytes:
+    """moto wants a code package; the handler itself runs in-process, see dispatch.py."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "handlers run in-process in the local stack")
+    return buffer.getvalue()
+
+
+_PLACEHOLDER_ZIP = _zip()

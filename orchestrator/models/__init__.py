@@ -1,0 +1,27 @@
+"""Domain models: routes the edge reads, plans people submit, rollouts the workflow drives."""
+
+from .durations import Duration, format_duration, parse_duration
+from .plan import CloudWatchAnalysis, RolloutPlan, Stage, Target
+from .rollout import AuditEvent, Rollout, RolloutStatus, new_rollout_id, utcnow
+from .route import FULL_WEIGHT, Release, RouteRule, SetOrigin, Variant, VariantActions
+
+__all__ = [
+    "FULL_WEIGHT",
+    "AuditEvent",
+    "CloudWatchAnalysis",
+    "Duration",
+    "Release",
+    "Rollout",
+    "RolloutPlan",
+    "RolloutStatus",
+    "RouteRule",
+    "SetOrigin",
+    "Stage",
+    "Target",
+    "Variant",
+    "VariantActions",
+    "format_duration",
+    "new_rollout_id",
+    "parse_duration",
+    "utcnow",
+]

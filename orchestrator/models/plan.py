@@ -1,0 +1,85 @@
+"""The rollout plan a person or pipeline submits: validated before anything is written."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .durations import Duration
+from .route import Host, PathRule, Release, Strict
+
+MAX_STAGES = 20
+
+
+class Target(Strict):
+    host: Host
+    path_rule: PathRule = "default"
+
+
+class Stage(Strict):
+    weight: float = Field(gt=0, le=100, description="percent of users on the canary")
+    bake: Duration = Field(ge=1, le=7 * 86400, description="how long the stage is watched")
+    interval: Duration = Field(ge=1, le=86400, description="time between two analyses")
+
+    @model_validator(mode="after")
+    def _bake_holds_an_interval(self) -> Stage:
+        if self.bake < self.interval:
+            raise ValueError(f"bake ({self.bake}s) must be at least one interval ({self.interval}s)")
+        return self
+
+    @property
+    def weight_bp(self) -> int:
+        return round(self.weight * 100)
+
+
+class CloudWatchAnalysis(Strict):
+    """Counts per variant from CloudWatch; ``{variant}`` and ``{host}`` fill dimension values."""
+
+    provider: Literal["cloudwatch"] = "cloudwatch"
+    namespace: str = Field(min_length=1, max_length=255)
+    requests_metric: str = Field(min_length=1, max_length=255)
+    errors_metric: str = Field(min_length=1, max_length=255)
+    dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
+    period: Duration = Field(default=60, ge=1, le=86400)
+    min_samples: int = Field(default=100, ge=1, description="requests per variant before judging")
+    tolerance: float = Field(
+        default=0.01, ge=0, le=1, description="allowed absolute rise of the canary error rate"
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, template in value.items():
+            try:
+                template.format(variant="v", host="h", version="1", rollout_id="r")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"dimension {name!r}: unknown placeholder {exc}; "
+                    "use {variant}, {host}, {version} or {rollout_id}"
+                ) from None
+        return value
+
+
+class RolloutPlan(Strict):
+    target: Target
+    stable: Release
+    canary: Release
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
+    analysis: CloudWatchAnalysis
+
+    @model_validator(mode="after")
+    def _stages_climb(self) -> RolloutPlan:
+        weights = [stage.weight for stage in self.stages]
+        for before, after in zip(weights, weights[1:], strict=False):
+            if after <= before:
+                raise ValueError(f"stage weights must strictly increase, got {weights}")
+        if weights[0] >= 100:
+            raise ValueError("the first stage must be below 100%: a canary needs a baseline")
+        if self.stable.name == self.canary.name:
+            raise ValueError("stable and canary must have different names")
+        return self
+
+    def baked_stages(self) -> list[Stage]:
+        """Stages that are watched; a final 100% stage is the promotion itself."""
+        return [stage for stage in self.stages if stage.weight < 100]

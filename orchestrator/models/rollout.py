@@ -1,0 +1,89 @@
+"""A rollout: one plan being carried out, with its status and audit trail."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .plan import RolloutPlan, Stage
+
+
+class RolloutStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PROMOTED = "PROMOTED"
+    ROLLED_BACK = "ROLLED_BACK"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RolloutStatus.PROMOTED, RolloutStatus.ROLLED_BACK, RolloutStatus.FAILED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_rollout_id(now: datetime | None = None) -> str:
+    """Sortable by start time and usable as a Step Functions execution name (≤ 80 chars)."""
+    stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%SZ")
+    return f"r-{stamp}-{secrets.token_hex(4)}"
+
+
+class AuditEvent(BaseModel):
+    """Who did what, when and why; one per state change, written in the same transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rollout_id: str
+    seq: int = Field(ge=1, description="the rollout version this change produced")
+    at: datetime
+    actor: str
+    kind: str
+    reason: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rollout(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rollout_id: str
+    plan: RolloutPlan
+    status: RolloutStatus = RolloutStatus.PENDING
+    stage_index: int = Field(default=-1, description="last applied stage; -1 before the first")
+    stage_started_at: datetime | None = None
+    version: int = Field(default=1, ge=1, description="bumped by every conditional write")
+    salt: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    execution_arn: str | None = None
+    reason: str = ""
+
+    @classmethod
+    def start(cls, plan: RolloutPlan, actor: str, now: datetime | None = None) -> Rollout:
+        now = now or utcnow()
+        rollout_id = new_rollout_id(now)
+        return cls(
+            rollout_id=rollout_id,
+            plan=plan,
+            salt=f"{rollout_id}:{secrets.token_hex(8)}",
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
+
+    @property
+    def stage(self) -> Stage | None:
+        if 0 <= self.stage_index < len(self.plan.stages):
+            return self.plan.stages[self.stage_index]
+        return None
+
+    @property
+    def canary_weight_bp(self) -> int:
+        stage = self.stage
+        return stage.weight_bp if stage else 0

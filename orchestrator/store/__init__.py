@@ -1,0 +1,25 @@
+"""DynamoDB repositories: every write is conditional and every state change is audited."""
+
+from .errors import (
+    NotFoundError,
+    StaleRolloutError,
+    StaleRouteError,
+    StaleWriteError,
+    StoreError,
+    TargetLockedError,
+)
+from .repository import RouteChange, Store
+from .tables import TableNames, create_tables
+
+__all__ = [
+    "NotFoundError",
+    "RouteChange",
+    "StaleRolloutError",
+    "StaleRouteError",
+    "StaleWriteError",
+    "Store",
+    "StoreError",
+    "TableNames",
+    "TargetLockedError",
+    "create_tables",
+]

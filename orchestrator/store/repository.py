@@ -1,0 +1,222 @@
+"""Every state change in one DynamoDB transaction: the rollout (conditional on its version),
+its audit event (conditional on not existing), and, when traffic moves, the route
+(conditional on its revision). Weights and audit can therefore never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant
+
+from . import codec
+from .errors import (
+    NotFoundError,
+    StaleRolloutError,
+    StaleRouteError,
+    StaleWriteError,
+    TargetLockedError,
+)
+from .tables import TableNames
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """New variants for a route, written only if nobody changed it since ``rule`` was read."""
+
+    rule: RouteRule
+    variants: list[Variant]
+    salt: str
+    rollout_id: str
+
+    def applied(self) -> RouteRule:
+        variants = self.variants
+        return self.rule.model_copy(
+            update={
+                "variants": variants,
+                "salt": self.salt,
+                "rollout_id": self.rollout_id,
+                "revision": self.rule.revision + 1,
+            }
+        )
+
+
+class Store:
+    def __init__(self, client: DynamoDBClient | None = None, tables: TableNames | None = None):
+        self.client = client or boto3.client("dynamodb")
+        self.tables = tables or TableNames.from_env()
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def get_route(self, host: str, path_rule: str = "default") -> RouteRule | None:
+        key = codec.to_attributes({"host": host, "path_rule": path_rule})
+        item = self.client.get_item(TableName=self.tables.routes, Key=key, ConsistentRead=True)
+        return codec.route_from_item(item["Item"]) if "Item" in item else None
+
+    def put_route(self, rule: RouteRule, *, expected_revision: int | None) -> RouteRule:
+        """Create (``expected_revision=None``) or replace a route at a known revision."""
+        stored = rule.model_copy(update={"revision": (expected_revision or 0) + 1})
+        if expected_revision is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(host)"}
+        else:
+            condition = {
+                "ConditionExpression": "revision = :rev",
+                "ExpressionAttributeValues": codec.to_attributes({":rev": expected_revision}),
+            }
+        try:
+            self.client.put_item(
+                TableName=self.tables.routes, Item=codec.route_item(stored), **condition
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleRouteError(
+                    f"route {rule.host} {rule.path_rule} changed since revision {expected_revision}"
+                ) from exc
+            raise
+        return stored
+
+    # -- rollouts ---------------------------------------------------------------------------
+
+    def get_rollout(self, rollout_id: str) -> Rollout:
+        item = self.client.get_item(
+            TableName=self.tables.rollouts, Key=codec.rollout_key(rollout_id), ConsistentRead=True
+        )
+        if "Item" not in item:
+            raise NotFoundError(f"rollout {rollout_id} not found")
+        return codec.rollout_from_item(item["Item"])
+
+    def events(self, rollout_id: str) -> list[AuditEvent]:
+        events: list[AuditEvent] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.tables.rollouts,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ev)",
+            "ExpressionAttributeValues": codec.to_attributes(
+                {":pk": f"ROLLOUT#{rollout_id}", ":ev": "EVENT#"}
+            ),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            events.extend(codec.event_from_item(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return events
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def lock_holder(self, host: str, path_rule: str) -> str | None:
+        item = self.client.get_item(
+            TableName=self.tables.rollouts, Key=codec.lock_key(host, path_rule), ConsistentRead=True
+        )
+        return item["Item"]["rollout_id"]["S"] if "Item" in item else None
+
+    def create_rollout(self, rollout: Rollout, event: AuditEvent) -> None:
+        """Write the rollout, take its target's lock and record the event, all or nothing."""
+        target = rollout.plan.target
+        lock = {
+            **codec.lock_key(target.host, target.path_rule),
+            **codec.to_attributes({"kind": "lock", "rollout_id": rollout.rollout_id}),
+        }
+        ops = [
+            self._put(codec.rollout_item(rollout), "attribute_not_exists(pk)"),
+            self._put(lock, "attribute_not_exists(pk)"),
+            self._put(codec.event_item(event), "attribute_not_exists(pk)"),
+        ]
+        self._transact(ops, rollout, lock_index=1)
+
+    def commit(
+        self,
+        before: Rollout,
+        after: Rollout,
+        event: AuditEvent,
+        *,
+        route: RouteChange | None = None,
+        release_lock: bool = False,
+    ) -> None:
+        """Move a rollout from ``before`` to ``after`` (version + 1) with its audit event."""
+        if after.version != before.version + 1 or event.seq != after.version:
+            raise ValueError("a commit moves the version by exactly one and records that version")
+        ops = [
+            self._put(
+                codec.rollout_item(after),
+                "version = :v",
+                codec.to_attributes({":v": before.version}),
+            ),
+            self._put(codec.event_item(event), "attribute_not_exists(pk)"),
+        ]
+        if route is not None:
+            ops.append(
+                self._put(
+                    codec.route_item(route.applied()),
+                    "revision = :rev",
+                    codec.to_attributes({":rev": route.rule.revision}),
+                    table=self.tables.routes,
+                )
+            )
+        if release_lock:
+            target = before.plan.target
+            ops.append(
+                {
+                    "Delete": {
+                        "TableName": self.tables.rollouts,
+                        "Key": codec.lock_key(target.host, target.path_rule),
+                        "ConditionExpression": "attribute_not_exists(pk) OR rollout_id = :me",
+                        "ExpressionAttributeValues": codec.to_attributes({":me": before.rollout_id}),
+                    }
+                }
+            )
+        self._transact(ops, before, route_index=2 if route else None)
+
+    def _put(
+        self,
+        item: dict[str, Any],
+        condition: str,
+        values: dict[str, Any] | None = None,
+        table: str | None = None,
+    ) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": table or self.tables.rollouts,
+            "Item": item,
+            "ConditionExpression": condition,
+        }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def _transact(
+        self,
+        ops: list[dict[str, Any]],
+        rollout: Rollout,
+        *,
+        lock_index: int | None = None,
+        route_index: int | None = None,
+    ) -> None:
+        try:
+            self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            raise self._refusal(reasons, rollout, lock_index, route_index) from exc
+
+    def _refusal(
+        self,
+        reasons: list[str | None],
+        rollout: Rollout,
+        lock_index: int | None,
+        route_index: int | None,
+    ) -> Exception:
+        failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+        target = rollout.plan.target
+        if lock_index in failed:
+            holder = self.lock_holder(target.host, target.path_rule)
+            return TargetLockedError(f"{target.host} {target.path_rule}", holder)
+        if route_index in failed:
+            return StaleRouteError(f"route {target.host} {target.path_rule} changed concurrently")
+        if 0 in failed:
+            return StaleRolloutError(f"rollout {rollout.rollout_id} changed concurrently")
+        return StaleWriteError(f"write for rollout {rollout.rollout_id} refused: {reasons}")
