@@ -1,7 +1,7 @@
 """Domain models: routes the edge reads, plans people submit, rollouts the workflow drives."""
 
 from .durations import Duration, format_duration, parse_duration
-from .plan import CloudWatchAnalysis, RolloutPlan, Stage, Target
+from .plan import CloudWatchAnalysis, Policies, RolloutPlan, Stage, Target
 from .rollout import AuditEvent, Rollout, RolloutStatus, new_rollout_id, utcnow
 from .route import FULL_WEIGHT, Release, RouteRule, SetOrigin, Variant, VariantActions
 
@@ -9,6 +9,7 @@ __all__ = [
     "FULL_WEIGHT",
     "AuditEvent",
     "CloudWatchAnalysis",
+    "Policies",
     "Duration",
     "Release",
     "Rollout",

@@ -61,12 +61,24 @@ class CloudWatchAnalysis(Strict):
         return value
 
 
+class Policies(Strict):
+    on_inconclusive: Literal["extend", "rollback"] = Field(
+        default="extend",
+        description="at the end of a bake without a verdict: keep baking up to max_extension, "
+        "then roll back; or roll back at once",
+    )
+    max_extension: Duration | None = Field(
+        default=None, ge=0, le=86400, description="extra bake time; default: one more bake"
+    )
+
+
 class RolloutPlan(Strict):
     target: Target
     stable: Release
     canary: Release
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     analysis: CloudWatchAnalysis
+    policies: Policies = Policies()
 
     @model_validator(mode="after")
     def _stages_climb(self) -> RolloutPlan:

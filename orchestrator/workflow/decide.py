@@ -6,6 +6,7 @@ unit- and property-testable without Step Functions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -45,16 +46,22 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
         return Decision(Action.ROLLBACK, index, 0, "no stage is applied: nothing to judge")
     if verdict.outcome is Outcome.FAIL:
         return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
-    remaining = stage.bake - (now - rollout.stage_started_at).total_seconds()
-    if remaining > 0:
-        wait = max(1, min(stage.interval, int(remaining + 0.999)))
-        return Decision(Action.BAKE, index, wait, f"baking, {verdict.outcome.value} so far")
-    if verdict.outcome is Outcome.INCONCLUSIVE:
-        # No promotion on missing evidence; the workflow issue adds extend/pause policies.
-        return Decision(
-            Action.ROLLBACK, index, 0, f"bake ended without a verdict: {verdict.reason}"
-        )
-    return _advance(rollout, index)
+    elapsed = (now - rollout.stage_started_at).total_seconds()
+    if elapsed < stage.bake:
+        return _bake(index, stage.bake - elapsed, stage.interval, f"baking, {verdict.outcome} so far")
+    if verdict.outcome is Outcome.PASS:
+        return _advance(rollout, index)
+    # Inconclusive: never promote on missing evidence; extend the bake if allowed.
+    policies = rollout.plan.policies
+    extension = stage.bake if policies.max_extension is None else policies.max_extension
+    if policies.on_inconclusive == "extend" and elapsed < stage.bake + extension:
+        left = stage.bake + extension - elapsed
+        return _bake(index, left, stage.interval, f"bake extended, no verdict yet: {verdict.reason}")
+    return Decision(Action.ROLLBACK, index, 0, f"bake ended without a verdict: {verdict.reason}")
+
+
+def _bake(index: int, remaining: float, interval: int, reason: str) -> Decision:
+    return Decision(Action.BAKE, index, max(1, min(interval, math.ceil(remaining))), reason)
 
 
 def _advance(rollout: Rollout, index: int) -> Decision:

@@ -41,7 +41,7 @@ def _step(decision: Decision) -> dict[str, Any]:
 def _commit(
     before: Rollout,
     kind: str,
-    reason: str,
+    why: str,
     detail: dict[str, Any],
     route: RouteChange | None = None,
     **changes: Any,
@@ -50,7 +50,7 @@ def _commit(
     after = before.model_copy(update={**changes, "version": before.version + 1, "updated_at": now})
     event = AuditEvent(
         rollout_id=before.rollout_id, seq=after.version, at=now, actor=ACTOR, kind=kind,
-        reason=reason, detail=detail,
+        reason=why, detail=detail,
     )
     _store().commit(before, after, event, route=route, release_lock=after.status.is_final)
     return after

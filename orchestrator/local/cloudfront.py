@@ -1,0 +1,158 @@
+"""A CloudFront emulator: real Lambda@Edge event dicts through the real edge handlers.
+
+Per request: viewer-request (may answer by itself), then origin-request (may switch the
+origin), then a fetch from the origin the request ends up with. There is no cache, so
+every request is a miss and runs origin-request, the worst case for the functions.
+``X-Forwarded-For`` supplies the viewer IP so one loopback client can play many viewers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from .stack import LOOPBACK
+
+DISTRIBUTION = {"distributionDomainName": "d111111abcdef8.cloudfront.net", "distributionId": "EDFDVBD6EXAMPLE"}
+# The emulator only ever forwards to loopback: a route can never make it reach elsewhere.
+_ALLOWED_ORIGIN_HOSTS = {"127.0.0.1", "localhost"}
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+def viewer_event(
+    event_type: str, request: dict[str, Any], request_id: str | None = None
+) -> dict[str, Any]:
+    config = {**DISTRIBUTION, "eventType": event_type, "requestId": request_id or uuid.uuid4().hex}
+    return {"Records": [{"cf": {"config": config, "request": request}}]}
+
+
+def cf_headers(pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
+    headers: dict[str, list[dict[str, str]]] = {}
+    for key, value in pairs:
+        headers.setdefault(key.lower(), []).append({"key": key, "value": value})
+    return headers
+
+
+class CloudFrontEmulator:
+    def __init__(self, default_origin_port: int, *, port: int = 0) -> None:
+        from edge import origin_request, viewer_request
+
+        self.viewer_request = viewer_request.handler
+        self.origin_request = origin_request.handler
+        self.default_origin = {
+            "custom": {
+                "domainName": LOOPBACK, "port": default_origin_port, "protocol": "http",
+                "path": "", "sslProtocols": ["TLSv1.2"], "readTimeout": 30,
+                "keepaliveTimeout": 5, "customHeaders": {},
+            }
+        }
+        self.stats: Counter[str] = Counter()
+        self._connections = threading.local()  # one keep-alive origin connection per thread
+        self._stats_lock = threading.Lock()
+        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> CloudFrontEmulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def serve(self, method: str, path: str, headers: list[tuple[str, str]], client_ip: str):  # type: ignore[no-untyped-def]
+        """Run one request through the triggers; returns (status, headers, body)."""
+        parts = urlsplit(path)
+        request = {
+            "clientIp": client_ip, "headers": cf_headers(headers), "method": method,
+            "querystring": parts.query, "uri": parts.path or "/",
+        }
+        try:
+            result = self.viewer_request(viewer_event("viewer-request", request), None)
+            if "status" in result:  # a generated response: CloudFront answers without the origin
+                return _generated(result)
+            result["origin"] = self.default_origin
+            result = self.origin_request(viewer_event("origin-request", result), None)
+            if "status" in result:
+                return _generated(result)
+        except Exception:  # CloudFront answers 502 when a function fails; count it loudly
+            self.count("function_errors")
+            return 502, [("content-type", "text/plain")], b"LambdaExecutionError\n"
+        return self._fetch(result)
+
+    def _fetch(self, request: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        origin = request["origin"]["custom"]
+        if origin["domainName"] not in _ALLOWED_ORIGIN_HOSTS:
+            self.count("origin_refused")
+            return 502, [("content-type", "text/plain")], b"origin outside loopback refused\n"
+        url = origin.get("path", "") + request["uri"]
+        if request.get("querystring"):
+            url += "?" + request["querystring"]
+        connection = self._connection(int(origin["port"]))
+        try:
+            forwarded = {k: v[0]["value"] for k, v in request["headers"].items()}
+            forwarded["host"] = origin["domainName"]
+            connection.request(request["method"], url, headers=forwarded)
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            self.count("origin_errors")
+            return 502, [("content-type", "text/plain")], b"origin unreachable\n"
+        kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+        self.count("origin_fetches")
+        return response.status, kept, body
+
+    def _connection(self, port: int) -> http.client.HTTPConnection:
+        pool: dict[int, http.client.HTTPConnection] = self._connections.__dict__.setdefault("pool", {})
+        if port not in pool:
+            pool[port] = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+        return pool[port]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes
+
+            def do_GET(self) -> None:
+                forwarded = self.headers.get("x-forwarded-for", "")
+                client_ip = forwarded.split(",")[0].strip() or self.client_address[0]
+                pairs = [(k, v) for k, v in self.headers.items() if k.lower() != "x-forwarded-for"]
+                status, headers, body = emulator.serve("GET", self.path, pairs, client_ip)
+                emulator.count("requests")
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def _generated(response: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [(v[0]["key"], v[0]["value"]) for v in response.get("headers", {}).values()]
+    return int(response["status"]), headers, str(response.get("body", "")).encode()

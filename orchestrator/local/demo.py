@@ -1,0 +1,195 @@
+"""Full local rollouts: a good canary must be PROMOTED and a bad one ROLLED_BACK, by the
+real state machine judging real per-variant counts of simulated viewers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.models import AuditEvent, RolloutPlan, RolloutStatus, RouteRule
+from orchestrator.service import RolloutService
+
+from .cloudfront import CloudFrontEmulator
+from .origins import DemoOrigin
+from .stack import LOOPBACK, LocalStack
+from .traffic import NAMESPACE, TrafficGenerator
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    stable_error_rate: float
+    canary_error_rate: float
+    expected: RolloutStatus
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}.demo.edgeshift.test"
+
+
+SCENARIOS = {
+    "good-canary": Scenario("good-canary", 0.005, 0.005, RolloutStatus.PROMOTED),
+    "bad-canary": Scenario("bad-canary", 0.005, 0.08, RolloutStatus.ROLLED_BACK),
+}
+
+
+def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
+    def variant(name: str, version: str, port: int, weight: int) -> dict[str, Any]:
+        return {
+            "name": name, "version": version, "weight": weight,
+            "actions": {
+                "set_uri": "/releases/{version}{uri}",
+                "set_origin": {"domain": LOOPBACK, "port": port, "protocol": "http"},
+            },
+        }
+
+    return RouteRule.model_validate(
+        {"host": host, "variants": [variant("canary", "v2", canary_port, 0),
+                                    variant("stable", "v1", stable_port, 10_000)]}
+    )
+
+
+def demo_plan(route: RouteRule, bake: int = 6, interval: int = 2) -> RolloutPlan:
+    canary, stable = route.variant("canary"), route.variant("stable")
+    return RolloutPlan.model_validate(
+        {
+            "target": {"host": route.host},
+            "stable": stable.model_dump(exclude={"weight"}),
+            "canary": canary.model_dump(exclude={"weight"}),
+            "stages": [
+                {"weight": 10, "bake": bake + 2, "interval": interval},
+                {"weight": 50, "bake": bake, "interval": interval},
+                {"weight": 100, "bake": bake, "interval": interval},
+            ],
+            "analysis": {
+                "namespace": NAMESPACE, "requests_metric": "Requests", "errors_metric": "Errors",
+                "dimensions": {"Host": "{host}", "Variant": "{variant}"},
+                "period": 1, "min_samples": 100, "tolerance": 0.02,
+            },
+        }
+    )
+
+
+def run_scenario(
+    stack: LocalStack, scenario: Scenario, emit: Callable[[str], None], timeout: float = 90.0
+) -> dict[str, Any]:
+    started = time.monotonic()
+    stable = DemoOrigin("v1", scenario.stable_error_rate, seed=1).start()
+    canary = DemoOrigin("v2", scenario.canary_error_rate, seed=2).start()
+    edge = CloudFrontEmulator(default_origin_port=stable.port).start()
+    traffic = None
+    try:
+        route = demo_route(scenario.host, stable.port, canary.port)
+        stack.store().put_route(route, expected_revision=None)
+        traffic = TrafficGenerator(
+            edge.port, scenario.host, stack.client("cloudwatch"), rate=600, max_seconds=timeout
+        ).start()
+        service = RolloutService(stack.store(), stack.client("stepfunctions"), stack.state_machine_arn)
+        rollout = service.start(demo_plan(route), actor="demo")
+        emit(f"[{scenario.name}] rollout {rollout.rollout_id} started: 10% -> 50% -> 100%")
+        execution = execution_arn(stack, rollout.rollout_id)
+        final = _follow(service, execution, rollout.rollout_id, scenario.name, emit, started + timeout)
+    finally:
+        if traffic:
+            traffic.stop()
+        for server in (edge, stable, canary):
+            server.stop()
+    events = service.events(rollout.rollout_id)
+    return {
+        "scenario": scenario.name,
+        "outcome": final.value,
+        "expected": scenario.expected.value,
+        "rollout_id": rollout.rollout_id,
+        "stages_completed": stages_completed(events, final),
+        "requests": dict(traffic.totals.requests),
+        "errors": dict(traffic.totals.errors),
+        "edge_function_errors": edge.stats["function_errors"],
+        "states": execution_states(stack, rollout.rollout_id),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _follow(
+    service: RolloutService,
+    execution: str,
+    rollout_id: str,
+    name: str,
+    emit: Callable[[str], None],
+    deadline: float,
+) -> RolloutStatus:
+    """Print each new audit event until the rollout ends, its execution dies, or time is up."""
+    seen = 0
+    while True:
+        # Execution status first: if it has ended, the rollout read after it is final too.
+        execution_status = service.sfn.describe_execution(executionArn=execution)["status"]
+        rollout = service.get(rollout_id)
+        events = service.events(rollout_id)
+        for event in events[seen:]:
+            line = describe(event, rollout.plan)
+            if line:
+                emit(f"[{name}] {line}")
+        seen = len(events)
+        if rollout.status.is_final:
+            return rollout.status
+        if execution_status != "RUNNING":
+            emit(f"[{name}] execution ended {execution_status}, rollout still {rollout.status.value}")
+            return RolloutStatus.FAILED
+        if time.monotonic() > deadline:
+            emit(f"[{name}] gave up waiting: rollout still {rollout.status.value}")
+            return rollout.status
+        time.sleep(0.25)
+
+
+def describe(event: AuditEvent, plan: RolloutPlan) -> str | None:
+    detail = event.detail
+    if event.kind == "stage_applied":
+        stage = detail["stage"]
+        return f"stage {stage + 1}/{len(plan.stages)}: canary weight {plan.stages[stage].weight}%"
+    if event.kind == "analysis":
+        verdict, decision = detail["verdict"], detail["decision"]
+        canary, baseline = verdict["canary"], verdict["baseline"]
+        return (
+            f"stage {detail['stage'] + 1} {detail['weight']:g}% | "
+            f"canary {canary['total']} req {_rate(canary)} err | "
+            f"stable {baseline['total']} req {_rate(baseline)} err | "
+            f"{verdict['outcome']} -> {decision['action']}"
+        )
+    if event.kind in ("promoted", "rolled_back"):
+        return f"{event.kind.upper()}: {event.reason}"
+    return None
+
+
+def _rate(counts: dict[str, int]) -> str:
+    return f"{counts['errors'] / counts['total']:.2%}" if counts["total"] else "n/a"
+
+
+def stages_completed(events: list[AuditEvent], final: RolloutStatus) -> int:
+    """Stages that passed their bake, plus the 100% stage when the rollout was promoted."""
+    passed = sum(
+        1 for e in events
+        if e.kind == "analysis" and e.detail["decision"]["action"] in ("apply", "promote")
+    )
+    return passed + (1 if final is RolloutStatus.PROMOTED else 0)
+
+
+def execution_arn(stack: LocalStack, rollout_id: str) -> str:
+    """The execution is named after the rollout, so its ARN follows from the id."""
+    return stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{rollout_id}"
+
+
+def execution_states(stack: LocalStack, rollout_id: str) -> list[str]:
+    """The states the execution really entered, read back from Step Functions."""
+    sfn = stack.client("stepfunctions")
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn(stack, rollout_id), "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        for event in page["events"]:
+            entered = event.get("stateEnteredEventDetails")
+            if entered and (not names or names[-1] != entered["name"]):
+                names.append(entered["name"])
+        if not page.get("nextToken"):
+            return names
+        kwargs["nextToken"] = page["nextToken"]
