@@ -1,53 +1,107 @@
-"""The ``rollout`` command."""
+"""The ``rollout`` command.
+
+Exit status: 0 ok, 2 invalid input, 3 conflict, 4 not found, 1 anything else.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
 
+from .aws import StateMachineNotFound, Target
+
+EXIT_INVALID, EXIT_CONFLICT, EXIT_NOT_FOUND = 2, 3, 4
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
 
 @click.group()
-def cli() -> None:
+@click.option("--endpoint-url", envvar="EDGESHIFT_ENDPOINT_URL", default=None,
+              help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up`. "
+                   "[env: EDGESHIFT_ENDPOINT_URL]")
+@click.option("--region", envvar="AWS_REGION", default=None, help="AWS region. [env: AWS_REGION]")
+@click.option("--state-machine-arn", envvar="EDGESHIFT_STATE_MACHINE_ARN", default=None,
+              help="The rollout state machine; found by name when left out.")
+@click.pass_context
+def cli(ctx: click.Context, endpoint_url: str | None, region: str | None,
+        state_machine_arn: str | None) -> None:
     """Progressive rollouts for CloudFront: staged weights, bake windows, automatic analysis."""
+    ctx.obj = Target(endpoint_url, region or ("us-east-1" if endpoint_url else None),
+                     state_machine_arn)
 
 
 @cli.command()
-@click.option(
-    "--scenario",
-    type=click.Choice(["good-canary", "bad-canary", "all"]),
-    default="all",
-    show_default=True,
-    help="Which demo rollout to run.",
-)
-@click.option("--json", "as_json", is_flag=True, help="End stdout with the result as one JSON line.")
-@click.option("--moto-port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Port of the local AWS endpoint on 127.0.0.1 (0 = any free port).")
-def demo(scenario: str, as_json: bool, moto_port: int) -> None:
-    """Start the local stack and run full rollouts against simulated viewers.
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--actor", default=None, help="Who is starting it (recorded in the audit trail).")
+@click.option("--wait", is_flag=True, help="Follow the rollout until it ends.")
+@click.pass_obj
+def start(target: Target, plan_file: Path, actor: str | None, wait: bool) -> None:
+    """Validate PLAN_FILE (YAML or JSON) and start a rollout of it.
 
-    good-canary must end PROMOTED and bad-canary ROLLED_BACK; the exit status is 0 only
-    when every scenario ends as expected.
+    Nothing is written when the plan is invalid or its target is busy.
     """
-    from orchestrator.local.demo import SCENARIOS, run_scenario
-    from orchestrator.local.stack import LocalStack, PortInUse
+    import getpass
 
-    names = list(SCENARIOS) if scenario == "all" else [scenario]
-    emit = (lambda line: click.echo(line, err=True)) if as_json else click.echo
-    results: list[dict[str, Any]] = []
+    from orchestrator.plans import InvalidPlan, load_plan
+    from orchestrator.service import PlanRejected, RolloutService
+    from orchestrator.store import TargetLockedError
+
     try:
-        with LocalStack(moto_port=moto_port) as stack:
-            emit(f"local stack up: AWS endpoint {stack.endpoint_url}")
-            results = [run_scenario(stack, SCENARIOS[name], emit) for name in names]
-    except PortInUse as exc:
-        raise click.UsageError(str(exc)) from None
-    ok = all(result["outcome"] == result["expected"] for result in results)
-    for result in results:
-        mark = "as expected" if result["outcome"] == result["expected"] else "UNEXPECTED"
-        emit(f"{result['scenario']}: {result['outcome']} ({mark}) in {result['seconds']}s, "
-             f"requests {result['requests']}, errors {result['errors']}")
+        plan = load_plan(plan_file)
+    except InvalidPlan as exc:
+        _fail(str(exc), EXIT_INVALID)
+    try:
+        service = RolloutService(target.store(), target.client("stepfunctions"),
+                                 target.find_state_machine())
+        rollout = service.start(plan, actor or f"cli:{getpass.getuser()}")
+    except PlanRejected as exc:
+        _fail(f"plan rejected: {exc}", EXIT_INVALID)
+    except TargetLockedError as exc:
+        _fail(str(exc), EXIT_CONFLICT)
+    except StateMachineNotFound as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    click.echo(rollout.rollout_id)
+    if wait:
+        _wait(service, rollout.rollout_id)
+
+
+def _wait(service: Any, rollout_id: str) -> None:
+    from orchestrator.service import rollout_summary
+
+    while not (rollout := service.get(rollout_id)).status.is_final:
+        time.sleep(1)
+    click.echo(json.dumps(rollout_summary(rollout)))
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def status(target: Target, rollout_id: str, as_json: bool) -> None:
+    """Show where a rollout stands."""
+    from orchestrator.service import rollout_summary
+    from orchestrator.store import NotFoundError
+
+    try:
+        summary = rollout_summary(target.store().get_rollout(rollout_id))
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
     if as_json:
-        click.echo(json.dumps(results if scenario == "all" else results[0]))
-    sys.exit(0 if ok else 1)
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
+                   f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}")
+
+
+from .local import demo, local  # noqa: E402 - registered after the group exists
+
+cli.add_command(demo)
+cli.add_command(local)

@@ -56,8 +56,8 @@ def demo_plan(route: RouteRule, bake: int = 6, interval: int = 2) -> RolloutPlan
     return RolloutPlan.model_validate(
         {
             "target": {"host": route.host},
-            "stable": stable.model_dump(exclude={"weight"}),
-            "canary": canary.model_dump(exclude={"weight"}),
+            "stable": {"name": stable.name, "version": stable.version},
+            "canary": {"name": canary.name, "version": canary.version},
             "stages": [
                 {"weight": 10, "bake": bake + 2, "interval": interval},
                 {"weight": 50, "bake": bake, "interval": interval},

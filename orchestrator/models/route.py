@@ -39,11 +39,14 @@ class VariantActions(Strict):
 
 
 class Release(Strict):
-    """One version of what is being served: the stable one or the canary."""
+    """One version of what is being served: the stable one or the canary.
+
+    In a plan, ``actions`` left out means "keep the route's actions for this variant".
+    """
 
     name: str = Field(description="variant name, e.g. 'stable' or 'canary'")
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
-    actions: VariantActions = VariantActions()
+    actions: VariantActions | None = None
 
     @field_validator("name")
     @classmethod
@@ -54,6 +57,7 @@ class Release(Strict):
 
 
 class Variant(Release):
+    actions: VariantActions = VariantActions()
     weight: Weight
 
 

@@ -15,7 +15,16 @@ from aws_lambda_powertools import Logger
 
 from orchestrator.analysis import Counts, judge
 from orchestrator.analysis.providers import CloudWatchProvider, MetricProvider, QueryContext
-from orchestrator.models import FULL_WEIGHT, AuditEvent, Rollout, RolloutStatus, Variant, utcnow
+from orchestrator.models import (
+    FULL_WEIGHT,
+    AuditEvent,
+    Release,
+    Rollout,
+    RolloutStatus,
+    RouteRule,
+    Variant,
+    utcnow,
+)
 from orchestrator.store import RouteChange, Store, StoreError
 
 from .decide import Action, Decision, decide, first_step
@@ -59,23 +68,31 @@ def _commit(
 def _route_change(rollout: Rollout, canary_weight: int, *, promote: bool = False) -> RouteChange:
     """Canary first, so its bucket range starts at 0 and only grows (sticky, monotonic).
 
-    Promotion makes the canary's release the new stable at 100%, so the next rollout
-    starts from it and a later rollback lands on it.
+    A release without actions keeps the route's actions for that variant (usually only the
+    version changes, and templates like ``/releases/{version}{uri}`` follow it). Promotion
+    makes the canary's release the new stable at 100%, so the next rollout starts from it.
     """
-    target = rollout.plan.target
+    target, plan = rollout.plan.target, rollout.plan
     rule = _store().get_route(target.host, target.path_rule)
     if rule is None:
         raise StoreError(f"route {target.host} {target.path_rule} disappeared")
-    plan = rollout.plan
+    canary = _variant(plan.canary, rule, plan.canary.name, 0 if promote else canary_weight)
     stable_release = plan.canary if promote else plan.stable
-    variants = [
-        Variant(**plan.canary.model_dump(), weight=0 if promote else canary_weight),
-        Variant(
-            **{**stable_release.model_dump(), "name": plan.stable.name},
-            weight=FULL_WEIGHT - (0 if promote else canary_weight),
-        ),
-    ]
-    return RouteChange(rule=rule, variants=variants, salt=rollout.salt, rollout_id=rollout.rollout_id)
+    stable_actions_from = plan.canary.name if promote else plan.stable.name
+    stable = _variant(
+        stable_release.model_copy(update={"name": plan.stable.name}),
+        rule,
+        stable_actions_from,
+        FULL_WEIGHT - canary.weight,
+    )
+    return RouteChange(
+        rule=rule, variants=[canary, stable], salt=rollout.salt, rollout_id=rollout.rollout_id
+    )
+
+
+def _variant(release: Release, rule: RouteRule, actions_of: str, weight: int) -> Variant:
+    actions = release.actions or rule.variant(actions_of).actions
+    return Variant(name=release.name, version=release.version, actions=actions, weight=weight)
 
 
 def _weights(change: RouteChange) -> dict[str, int]:

@@ -1,0 +1,41 @@
+"""Where the CLI's AWS calls go: real AWS by default, the local stack with --endpoint-url."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from orchestrator.store import Store, TableNames
+from orchestrator.workflow.definition import STATE_MACHINE_NAME
+
+
+class StateMachineNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint_url: str | None
+    region: str | None
+    state_machine_arn: str | None = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+
+    def store(self) -> Store:
+        return Store(self.client("dynamodb"), TableNames.from_env())
+
+    def find_state_machine(self) -> str:
+        if self.state_machine_arn:
+            return self.state_machine_arn
+        paginator = self.client("stepfunctions").get_paginator("list_state_machines")
+        for page in paginator.paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] == STATE_MACHINE_NAME:
+                    return str(machine["stateMachineArn"])
+        raise StateMachineNotFound(
+            f"no state machine named {STATE_MACHINE_NAME}; pass --state-machine-arn "
+            "or point --endpoint-url at a running `rollout local up`"
+        )

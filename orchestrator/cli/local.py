@@ -1,0 +1,107 @@
+"""``rollout demo`` and ``rollout local up``: the embedded local stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+_MOTO_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port)."
+
+
+@click.command()
+@click.option("--scenario", type=click.Choice(["good-canary", "bad-canary", "all"]),
+              default="all", show_default=True, help="Which demo rollout to run.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Progress to stderr; stdout ends with the result as one JSON line.")
+@click.option("--moto-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help=_MOTO_PORT_HELP)
+def demo(scenario: str, as_json: bool, moto_port: int) -> None:
+    """Start the local stack and run full rollouts against simulated viewers.
+
+    good-canary (0.5% errors, like stable) must end PROMOTED; bad-canary (8% errors) must
+    end ROLLED_BACK. Exit status 0 only when every scenario ends as expected.
+    """
+    from orchestrator.local.demo import SCENARIOS, run_scenario
+    from orchestrator.local.stack import LocalStack, PortInUse
+
+    names = list(SCENARIOS) if scenario == "all" else [scenario]
+    emit = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    try:
+        with LocalStack(moto_port=moto_port) as stack:
+            emit(f"local stack up: AWS endpoint {stack.endpoint_url}")
+            results = [run_scenario(stack, SCENARIOS[name], emit) for name in names]
+    except PortInUse as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for result in results:
+        mark = "as expected" if result["outcome"] == result["expected"] else "NOT AS EXPECTED"
+        emit(f"{result['scenario']}: {result['outcome']} ({mark}) in {result['seconds']}s; "
+             f"requests {result['requests']}, errors {result['errors']}")
+    if as_json:
+        click.echo(json.dumps(results if scenario == "all" else results[0]))
+    sys.exit(0 if all(r["outcome"] == r["expected"] for r in results) else 1)
+
+
+@click.group()
+def local() -> None:
+    """The embedded local stack (moto server, state machine, CloudFront emulator)."""
+
+
+@local.command()
+@click.option("--moto-port", type=click.IntRange(0, 65535), default=4566, show_default=True,
+              help=_MOTO_PORT_HELP)
+@click.option("--edge-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port of the CloudFront emulator on 127.0.0.1.")
+@click.option("--canary-error-rate", type=click.FloatRange(0, 1), default=0.005,
+              show_default=True, help="Share of requests the demo canary origin fails.")
+@click.option("--traffic/--no-traffic", default=True, show_default=True,
+              help="Drive simulated viewers through the emulator.")
+@click.option("--seconds", type=click.FloatRange(min=0), default=0,
+              help="Stop after this long (0 = until Ctrl-C).")
+def up(moto_port: int, edge_port: int, canary_error_rate: float, traffic: bool,
+       seconds: float) -> None:
+    """Run the local stack with the demo route for demo.edgeshift.test until stopped.
+
+    Then, from another shell: rollout --endpoint-url http://127.0.0.1:MOTO_PORT start
+    examples/plan.yaml, and curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:EDGE_PORT/app.js
+    """
+    from orchestrator.local.cloudfront import CloudFrontEmulator
+    from orchestrator.local.demo import demo_route
+    from orchestrator.local.origins import DemoOrigin
+    from orchestrator.local.stack import LocalStack, PortInUse, ensure_free
+    from orchestrator.local.traffic import TrafficGenerator
+
+    host = "demo.edgeshift.test"
+    try:
+        ensure_free(edge_port, "--edge-port")
+        stack = LocalStack(moto_port=moto_port).start()
+    except PortInUse as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    servers: list[Any] = []
+    try:
+        stable = DemoOrigin("v1", 0.005, seed=1).start()
+        canary = DemoOrigin("v2", canary_error_rate, seed=2).start()
+        edge = CloudFrontEmulator(default_origin_port=stable.port, port=edge_port).start()
+        servers = [edge, stable, canary]
+        stack.store().put_route(demo_route(host, stable.port, canary.port), expected_revision=None)
+        if traffic:
+            servers.insert(0, TrafficGenerator(edge.port, host, stack.client("cloudwatch"),
+                                               rate=100, max_seconds=seconds or 24 * 3600).start())
+        click.echo(f"AWS endpoint:        {stack.endpoint_url}")
+        click.echo(f"CloudFront emulator: {edge.url}  (Host: {host})")
+        click.echo(f"state machine:       {stack.state_machine_arn}")
+        click.echo("Ctrl-C to stop.", err=True)
+        deadline = time.monotonic() + seconds if seconds else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+        stack.stop()
