@@ -18,7 +18,11 @@ def handler(event: dict[str, Any], context: object) -> Any:
     """Return the request with the variant header (and maybe a new URI), or unchanged."""
     request = _request_of(event)
     try:
-        decision = decide(request, config.load(), rules.default_cache(), time.monotonic())
+        cfg = config.load()
+        # The variant header is ours: a viewer's own copy must never reach origin-request,
+        # or a pass-through would let anyone pick the canary.
+        request["headers"].pop(cfg.variant_header, None)
+        decision = decide(request, cfg, rules.default_cache(), time.monotonic())
         if decision is not None:
             header, value, uri = decision
             # Every lookup above can fail; these two assignments cannot, so a request is

@@ -260,3 +260,13 @@ def test_handler_reads_routes_from_a_real_table(
 def test_header_key_is_title_cased() -> None:
     """GIVEN a lower-case header name WHEN formatting for CloudFront THEN each word is capped."""
     assert viewer_request.header_key("x-edgeshift-variant") == "X-Edgeshift-Variant"
+
+
+def test_viewer_supplied_variant_header_is_dropped_on_pass_through(cf_event, monkeypatch):
+    """GIVEN a viewer sending the variant header itself WHEN no rule matches THEN the header is gone."""
+    from edge import rules, viewer_request
+
+    monkeypatch.setattr(rules, "default_cache", lambda: rules.RuleCache(lambda host: [], ttl_seconds=5))
+    event = cf_event(extra_headers={"X-Edgeshift-Variant": "canary"})
+    request = viewer_request.handler(event, None)
+    assert "x-edgeshift-variant" not in request["headers"]
