@@ -37,8 +37,12 @@ class RolloutService:
         self.store.create_rollout(
             rollout,
             AuditEvent(
-                rollout_id=rollout.rollout_id, seq=1, at=rollout.created_at, actor=actor,
-                kind="created", reason="rollout requested",
+                rollout_id=rollout.rollout_id,
+                seq=1,
+                at=rollout.created_at,
+                actor=actor,
+                kind="created",
+                reason="rollout requested",
                 detail={"plan": plan.model_dump(mode="json")},
             ),
         )
@@ -85,7 +89,12 @@ class RolloutService:
         """Never leave a lock behind for a rollout whose execution never started."""
         now = utcnow()
         after = rollout.model_copy(
-            update={"status": RolloutStatus.FAILED, "version": 2, "updated_at": now, "reason": reason}
+            update={
+                "status": RolloutStatus.FAILED,
+                "version": 2,
+                "updated_at": now,
+                "reason": reason,
+            }
         )
         event = AuditEvent(
             rollout_id=rollout.rollout_id, seq=2, at=now, actor=actor, kind="failed", reason=reason

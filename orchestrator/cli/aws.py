@@ -22,7 +22,7 @@ class Target:
     state_machine_arn: str | None = None
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)  # type: ignore[call-overload]
 
     def store(self) -> Store:
         return Store(self.client("dynamodb"), TableNames.from_env())

@@ -13,12 +13,22 @@ _MOTO_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free por
 
 
 @click.command()
-@click.option("--scenario", type=click.Choice(["good-canary", "bad-canary", "all"]),
-              default="all", show_default=True, help="Which demo rollout to run.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Progress to stderr; stdout ends with the result as one JSON line.")
-@click.option("--moto-port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help=_MOTO_PORT_HELP)
+@click.option(
+    "--scenario",
+    type=click.Choice(["good-canary", "bad-canary", "all"]),
+    default="all",
+    show_default=True,
+    help="Which demo rollout to run.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Progress to stderr; stdout ends with the result as one JSON line.",
+)
+@click.option(
+    "--moto-port", type=click.IntRange(0, 65535), default=0, show_default=True, help=_MOTO_PORT_HELP
+)
 def demo(scenario: str, as_json: bool, moto_port: int) -> None:
     """Start the local stack and run full rollouts against simulated viewers.
 
@@ -39,8 +49,10 @@ def demo(scenario: str, as_json: bool, moto_port: int) -> None:
         sys.exit(2)
     for result in results:
         mark = "as expected" if result["outcome"] == result["expected"] else "NOT AS EXPECTED"
-        emit(f"{result['scenario']}: {result['outcome']} ({mark}) in {result['seconds']}s; "
-             f"requests {result['requests']}, errors {result['errors']}")
+        emit(
+            f"{result['scenario']}: {result['outcome']} ({mark}) in {result['seconds']}s; "
+            f"requests {result['requests']}, errors {result['errors']}"
+        )
     if as_json:
         click.echo(json.dumps(results if scenario == "all" else results[0]))
     sys.exit(0 if all(r["outcome"] == r["expected"] for r in results) else 1)
@@ -52,18 +64,42 @@ def local() -> None:
 
 
 @local.command()
-@click.option("--moto-port", type=click.IntRange(0, 65535), default=4566, show_default=True,
-              help=_MOTO_PORT_HELP)
-@click.option("--edge-port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="Port of the CloudFront emulator on 127.0.0.1.")
-@click.option("--canary-error-rate", type=click.FloatRange(0, 1), default=0.005,
-              show_default=True, help="Share of requests the demo canary origin fails.")
-@click.option("--traffic/--no-traffic", default=True, show_default=True,
-              help="Drive simulated viewers through the emulator.")
-@click.option("--seconds", type=click.FloatRange(min=0), default=0,
-              help="Stop after this long (0 = until Ctrl-C).")
-def up(moto_port: int, edge_port: int, canary_error_rate: float, traffic: bool,
-       seconds: float) -> None:
+@click.option(
+    "--moto-port",
+    type=click.IntRange(0, 65535),
+    default=4566,
+    show_default=True,
+    help=_MOTO_PORT_HELP,
+)
+@click.option(
+    "--edge-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port of the CloudFront emulator on 127.0.0.1.",
+)
+@click.option(
+    "--canary-error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.005,
+    show_default=True,
+    help="Share of requests the demo canary origin fails.",
+)
+@click.option(
+    "--traffic/--no-traffic",
+    default=True,
+    show_default=True,
+    help="Drive simulated viewers through the emulator.",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Stop after this long (0 = until Ctrl-C).",
+)
+def up(
+    moto_port: int, edge_port: int, canary_error_rate: float, traffic: bool, seconds: float
+) -> None:
     """Run the local stack with the demo route for demo.edgeshift.test until stopped.
 
     Then, from another shell: rollout --endpoint-url http://127.0.0.1:MOTO_PORT start
@@ -90,8 +126,16 @@ def up(moto_port: int, edge_port: int, canary_error_rate: float, traffic: bool,
         servers = [edge, stable, canary]
         stack.store().put_route(demo_route(host, stable.port, canary.port), expected_revision=None)
         if traffic:
-            servers.insert(0, TrafficGenerator(edge.port, host, stack.client("cloudwatch"),
-                                               rate=100, max_seconds=seconds or 24 * 3600).start())
+            servers.insert(
+                0,
+                TrafficGenerator(
+                    edge.port,
+                    host,
+                    stack.client("cloudwatch"),
+                    rate=100,
+                    max_seconds=seconds or 24 * 3600,
+                ).start(),
+            )
         click.echo(f"AWS endpoint:        {stack.endpoint_url}")
         click.echo(f"CloudFront emulator: {edge.url}  (Host: {host})")
         click.echo(f"state machine:       {stack.state_machine_arn}")

@@ -24,18 +24,28 @@ def _fail(message: str, code: int) -> None:
 
 
 @click.group()
-@click.option("--endpoint-url", envvar="EDGESHIFT_ENDPOINT_URL", default=None,
-              help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up`. "
-                   "[env: EDGESHIFT_ENDPOINT_URL]")
+@click.option(
+    "--endpoint-url",
+    envvar="EDGESHIFT_ENDPOINT_URL",
+    default=None,
+    help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up`. "
+    "[env: EDGESHIFT_ENDPOINT_URL]",
+)
 @click.option("--region", envvar="AWS_REGION", default=None, help="AWS region. [env: AWS_REGION]")
-@click.option("--state-machine-arn", envvar="EDGESHIFT_STATE_MACHINE_ARN", default=None,
-              help="The rollout state machine; found by name when left out.")
+@click.option(
+    "--state-machine-arn",
+    envvar="EDGESHIFT_STATE_MACHINE_ARN",
+    default=None,
+    help="The rollout state machine; found by name when left out.",
+)
 @click.pass_context
-def cli(ctx: click.Context, endpoint_url: str | None, region: str | None,
-        state_machine_arn: str | None) -> None:
+def cli(
+    ctx: click.Context, endpoint_url: str | None, region: str | None, state_machine_arn: str | None
+) -> None:
     """Progressive rollouts for CloudFront: staged weights, bake windows, automatic analysis."""
-    ctx.obj = Target(endpoint_url, region or ("us-east-1" if endpoint_url else None),
-                     state_machine_arn)
+    ctx.obj = Target(
+        endpoint_url, region or ("us-east-1" if endpoint_url else None), state_machine_arn
+    )
 
 
 @cli.command()
@@ -59,8 +69,9 @@ def start(target: Target, plan_file: Path, actor: str | None, wait: bool) -> Non
     except InvalidPlan as exc:
         _fail(str(exc), EXIT_INVALID)
     try:
-        service = RolloutService(target.store(), target.client("stepfunctions"),
-                                 target.find_state_machine())
+        service = RolloutService(
+            target.store(), target.client("stepfunctions"), target.find_state_machine()
+        )
         rollout = service.start(plan, actor or f"cli:{getpass.getuser()}")
     except PlanRejected as exc:
         _fail(f"plan rejected: {exc}", EXIT_INVALID)
@@ -97,8 +108,10 @@ def status(target: Target, rollout_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
-                   f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}")
+        click.echo(
+            f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
+            f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}"
+        )
 
 
 from .local import demo, local  # noqa: E402 - registered after the group exists

@@ -18,7 +18,10 @@ from urllib.parse import urlsplit
 
 from .stack import LOOPBACK
 
-DISTRIBUTION = {"distributionDomainName": "d111111abcdef8.cloudfront.net", "distributionId": "EDFDVBD6EXAMPLE"}
+DISTRIBUTION = {
+    "distributionDomainName": "d111111abcdef8.cloudfront.net",
+    "distributionId": "EDFDVBD6EXAMPLE",
+}
 # The emulator only ever forwards to loopback: a route can never make it reach elsewhere.
 _ALLOWED_ORIGIN_HOSTS = {"127.0.0.1", "localhost"}
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -46,9 +49,14 @@ class CloudFrontEmulator:
         self.origin_request = origin_request.handler
         self.default_origin = {
             "custom": {
-                "domainName": LOOPBACK, "port": default_origin_port, "protocol": "http",
-                "path": "", "sslProtocols": ["TLSv1.2"], "readTimeout": 30,
-                "keepaliveTimeout": 5, "customHeaders": {},
+                "domainName": LOOPBACK,
+                "port": default_origin_port,
+                "protocol": "http",
+                "path": "",
+                "sslProtocols": ["TLSv1.2"],
+                "readTimeout": 30,
+                "keepaliveTimeout": 5,
+                "customHeaders": {},
             }
         }
         self.stats: Counter[str] = Counter()
@@ -82,8 +90,11 @@ class CloudFrontEmulator:
         """Run one request through the triggers; returns (status, headers, body)."""
         parts = urlsplit(path)
         request = {
-            "clientIp": client_ip, "headers": cf_headers(headers), "method": method,
-            "querystring": parts.query, "uri": parts.path or "/",
+            "clientIp": client_ip,
+            "headers": cf_headers(headers),
+            "method": method,
+            "querystring": parts.query,
+            "uri": parts.path or "/",
         }
         try:
             result = self.viewer_request(viewer_event("viewer-request", request), None)
@@ -122,7 +133,9 @@ class CloudFrontEmulator:
         return response.status, kept, body
 
     def _connection(self, port: int) -> http.client.HTTPConnection:
-        pool: dict[int, http.client.HTTPConnection] = self._connections.__dict__.setdefault("pool", {})
+        pool: dict[int, http.client.HTTPConnection] = self._connections.__dict__.setdefault(
+            "pool", {}
+        )
         if port not in pool:
             pool[port] = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
         return pool[port]

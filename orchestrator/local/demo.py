@@ -38,7 +38,9 @@ SCENARIOS = {
 def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
     def variant(name: str, version: str, port: int, weight: int) -> dict[str, Any]:
         return {
-            "name": name, "version": version, "weight": weight,
+            "name": name,
+            "version": version,
+            "weight": weight,
             "actions": {
                 "set_uri": "/releases/{version}{uri}",
                 "set_origin": {"domain": LOOPBACK, "port": port, "protocol": "http"},
@@ -46,8 +48,13 @@ def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
         }
 
     return RouteRule.model_validate(
-        {"host": host, "variants": [variant("canary", "v2", canary_port, 0),
-                                    variant("stable", "v1", stable_port, 10_000)]}
+        {
+            "host": host,
+            "variants": [
+                variant("canary", "v2", canary_port, 0),
+                variant("stable", "v1", stable_port, 10_000),
+            ],
+        }
     )
 
 
@@ -64,9 +71,13 @@ def demo_plan(route: RouteRule, bake: int = 6, interval: int = 2) -> RolloutPlan
                 {"weight": 100, "bake": bake, "interval": interval},
             ],
             "analysis": {
-                "namespace": NAMESPACE, "requests_metric": "Requests", "errors_metric": "Errors",
+                "namespace": NAMESPACE,
+                "requests_metric": "Requests",
+                "errors_metric": "Errors",
                 "dimensions": {"Host": "{host}", "Variant": "{variant}"},
-                "period": 1, "min_samples": 100, "tolerance": 0.02,
+                "period": 1,
+                "min_samples": 100,
+                "tolerance": 0.02,
             },
         }
     )
@@ -86,11 +97,15 @@ def run_scenario(
         traffic = TrafficGenerator(
             edge.port, scenario.host, stack.client("cloudwatch"), rate=600, max_seconds=timeout
         ).start()
-        service = RolloutService(stack.store(), stack.client("stepfunctions"), stack.state_machine_arn)
+        service = RolloutService(
+            stack.store(), stack.client("stepfunctions"), stack.state_machine_arn
+        )
         rollout = service.start(demo_plan(route), actor="demo")
         emit(f"[{scenario.name}] rollout {rollout.rollout_id} started: 10% -> 50% -> 100%")
         execution = execution_arn(stack, rollout.rollout_id)
-        final = _follow(service, execution, rollout.rollout_id, scenario.name, emit, started + timeout)
+        final = _follow(
+            service, execution, rollout.rollout_id, scenario.name, emit, started + timeout
+        )
     finally:
         if traffic:
             traffic.stop()
@@ -134,7 +149,9 @@ def _follow(
         if rollout.status.is_final:
             return rollout.status
         if execution_status != "RUNNING":
-            emit(f"[{name}] execution ended {execution_status}, rollout still {rollout.status.value}")
+            emit(
+                f"[{name}] execution ended {execution_status}, rollout still {rollout.status.value}"
+            )
             return RolloutStatus.FAILED
         if time.monotonic() > deadline:
             emit(f"[{name}] gave up waiting: rollout still {rollout.status.value}")
@@ -168,7 +185,8 @@ def _rate(counts: dict[str, int]) -> str:
 def stages_completed(events: list[AuditEvent], final: RolloutStatus) -> int:
     """Stages that passed their bake, plus the 100% stage when the rollout was promoted."""
     passed = sum(
-        1 for e in events
+        1
+        for e in events
         if e.kind == "analysis" and e.detail["decision"]["action"] in ("apply", "promote")
     )
     return passed + (1 if final is RolloutStatus.PROMOTED else 0)

@@ -65,13 +65,15 @@ class InProcessLambdas:
             self._original = lambda_models.LambdaFunction.invoke
             adapter = self
 
-            def invoke(function: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+            def invoke(
+                function: Any, body: Any, request_headers: Any, response_headers: Any
+            ) -> Any:
                 handler = adapter.handlers.get(function.function_name)
                 if handler is None:
                     return adapter._original(function, body, request_headers, response_headers)
                 return adapter.invoke(function, handler, body, response_headers)
 
-            lambda_models.LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+            lambda_models.LambdaFunction.invoke = invoke  # type: ignore[method-assign, assignment]
 
     def uninstall(self) -> None:
         with self._lock:
@@ -87,7 +89,7 @@ class InProcessLambdas:
         context = InvocationContext(function.function_name, function.function_arn)
         try:
             result = handler(event, context)
-        except Exception as exc:  # noqa: BLE001 - the Lambda service reports every error
+        except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
                 {

@@ -64,7 +64,7 @@ class LocalStack:
         return f"http://{LOOPBACK}:{self.moto_port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)  # type: ignore[call-overload]
 
     def store(self) -> Store:
         return Store(self.client("dynamodb"), self.tables)
@@ -162,8 +162,12 @@ class LocalStack:
         for placeholder, (suffix, dotted) in TASKS.items():
             name = f"edgeshift-{suffix}"
             arns[placeholder] = lambdas.create_function(
-                FunctionName=name, Runtime="python3.12", Role=role, Handler=dotted,
-                Code={"ZipFile": _PLACEHOLDER_ZIP}, Timeout=60,
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler=dotted,
+                Code={"ZipFile": _PLACEHOLDER_ZIP},
+                Timeout=60,
             )["FunctionArn"]
             handlers[name] = load_handler(dotted)
         self._lambdas = InProcessLambdas(handlers)

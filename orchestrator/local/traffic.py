@@ -21,7 +21,7 @@ from .stack import LOOPBACK
 NAMESPACE = "EdgeShift/Demo"
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Version/18.1",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 )
@@ -30,7 +30,10 @@ UNASSIGNED = "unassigned"
 
 def population(size: int) -> list[tuple[str, str]]:
     """Viewers from 198.18.0.0/15, the range reserved for benchmarks: never a real client."""
-    return [(f"198.{18 + i // 65536}.{i // 256 % 256}.{i % 256}", USER_AGENTS[i % 4]) for i in range(size)]
+    return [
+        (f"198.{18 + i // 65536}.{i // 256 % 256}.{i % 256}", USER_AGENTS[i % 4])
+        for i in range(size)
+    ]
 
 
 @dataclass
@@ -79,7 +82,9 @@ class TrafficGenerator:
         deadline = time.monotonic() + self.max_seconds
         for worker in range(self.workers):
             rng = random.Random(self.seed * 1000 + worker)
-            thread = threading.Thread(target=self._drive, args=(viewers, rng, deadline), daemon=True)
+            thread = threading.Thread(
+                target=self._drive, args=(viewers, rng, deadline), daemon=True
+            )
             self._threads.append(thread)
         self._threads.append(threading.Thread(target=self._publish_loop, daemon=True))
         for thread in self._threads:
@@ -111,7 +116,9 @@ class TrafficGenerator:
             time.sleep(max(0.0, pause - (time.monotonic() - started)))
         connection.close()
 
-    def _request(self, connection: http.client.HTTPConnection, ip: str, agent: str) -> tuple[str, bool]:
+    def _request(
+        self, connection: http.client.HTTPConnection, ip: str, agent: str
+    ) -> tuple[str, bool]:
         headers = {"Host": self.host, "User-Agent": agent, "X-Forwarded-For": ip}
         try:
             connection.request("GET", self.path, headers=headers)
@@ -133,10 +140,19 @@ class TrafficGenerator:
         now = time.time()
         data = []
         for variant, count in requests.items():
-            dimensions = [{"Name": "Host", "Value": self.host}, {"Name": "Variant", "Value": variant}]
+            dimensions = [
+                {"Name": "Host", "Value": self.host},
+                {"Name": "Variant", "Value": variant},
+            ]
             for name, value in (("Requests", count), ("Errors", errors[variant])):
                 data.append(
-                    {"MetricName": name, "Dimensions": dimensions, "Timestamp": now,
-                     "Value": float(value), "Unit": "Count", "StorageResolution": 1}
+                    {
+                        "MetricName": name,
+                        "Dimensions": dimensions,
+                        "Timestamp": now,
+                        "Value": float(value),
+                        "Unit": "Count",
+                        "StorageResolution": 1,
+                    }
                 )
         self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data)

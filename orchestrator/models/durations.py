@@ -21,7 +21,9 @@ def parse_duration(value: object) -> int:
         return int(value)
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError(f"{value!r} is not a duration: use seconds or a string like '90s', '10m', '3h'")
+    raise ValueError(
+        f"{value!r} is not a duration: use seconds or a string like '90s', '10m', '3h'"
+    )
 
 
 def format_duration(seconds: int) -> str:

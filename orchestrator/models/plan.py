@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -25,7 +26,9 @@ class Stage(Strict):
     @model_validator(mode="after")
     def _bake_holds_an_interval(self) -> Stage:
         if self.bake < self.interval:
-            raise ValueError(f"bake ({self.bake}s) must be at least one interval ({self.interval}s)")
+            raise ValueError(
+                f"bake ({self.bake}s) must be at least one interval ({self.interval}s)"
+            )
         return self
 
     @property
@@ -83,7 +86,7 @@ class RolloutPlan(Strict):
     @model_validator(mode="after")
     def _stages_climb(self) -> RolloutPlan:
         weights = [stage.weight for stage in self.stages]
-        for before, after in zip(weights, weights[1:], strict=False):
+        for before, after in pairwise(weights):
             if after <= before:
                 raise ValueError(f"stage weights must strictly increase, got {weights}")
         if weights[0] >= 100:

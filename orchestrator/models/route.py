@@ -14,7 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 FULL_WEIGHT = 10_000  # basis points
 _PATH_RULE = re.compile(r"^(default|exact:/\S*|prefix:/\S*)$")
-_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 Weight = Annotated[int, Field(ge=0, le=FULL_WEIGHT, description="basis points: 10000 = 100%")]
@@ -52,7 +54,9 @@ class Release(Strict):
     @classmethod
     def _name_is_a_slug(cls, value: str) -> str:
         if not _NAME.match(value):
-            raise ValueError("must be lowercase letters, digits, '-' or '_', starting with a letter")
+            raise ValueError(
+                "must be lowercase letters, digits, '-' or '_', starting with a letter"
+            )
         return value
 
 

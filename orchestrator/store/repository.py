@@ -165,7 +165,9 @@ class Store:
                         "TableName": self.tables.rollouts,
                         "Key": codec.lock_key(target.host, target.path_rule),
                         "ConditionExpression": "attribute_not_exists(pk) OR rollout_id = :me",
-                        "ExpressionAttributeValues": codec.to_attributes({":me": before.rollout_id}),
+                        "ExpressionAttributeValues": codec.to_attributes(
+                            {":me": before.rollout_id}
+                        ),
                     }
                 }
             )

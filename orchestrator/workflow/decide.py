@@ -48,7 +48,9 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
         return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
     elapsed = (now - rollout.stage_started_at).total_seconds()
     if elapsed < stage.bake:
-        return _bake(index, stage.bake - elapsed, stage.interval, f"baking, {verdict.outcome} so far")
+        return _bake(
+            index, stage.bake - elapsed, stage.interval, f"baking, {verdict.outcome} so far"
+        )
     if verdict.outcome is Outcome.PASS:
         return _advance(rollout, index)
     # Inconclusive: never promote on missing evidence; extend the bake if allowed.
@@ -56,7 +58,9 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     extension = stage.bake if policies.max_extension is None else policies.max_extension
     if policies.on_inconclusive == "extend" and elapsed < stage.bake + extension:
         left = stage.bake + extension - elapsed
-        return _bake(index, left, stage.interval, f"bake extended, no verdict yet: {verdict.reason}")
+        return _bake(
+            index, left, stage.interval, f"bake extended, no verdict yet: {verdict.reason}"
+        )
     return Decision(Action.ROLLBACK, index, 0, f"bake ended without a verdict: {verdict.reason}")
 
 
@@ -70,5 +74,8 @@ def _advance(rollout: Rollout, index: int) -> Decision:
     if following >= len(stages) or stages[following].weight >= 100:
         return Decision(Action.PROMOTE, index, 0, f"stage {index + 1} passed; promoting")
     return Decision(
-        Action.APPLY, following, 0, f"stage {index + 1} passed; moving to {stages[following].weight}%"
+        Action.APPLY,
+        following,
+        0,
+        f"stage {index + 1} passed; moving to {stages[following].weight}%",
     )

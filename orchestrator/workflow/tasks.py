@@ -58,8 +58,13 @@ def _commit(
     now = utcnow()
     after = before.model_copy(update={**changes, "version": before.version + 1, "updated_at": now})
     event = AuditEvent(
-        rollout_id=before.rollout_id, seq=after.version, at=now, actor=ACTOR, kind=kind,
-        reason=why, detail=detail,
+        rollout_id=before.rollout_id,
+        seq=after.version,
+        at=now,
+        actor=ACTOR,
+        kind=kind,
+        reason=why,
+        detail=detail,
     )
     _store().commit(before, after, event, route=route, release_lock=after.status.is_final)
     return after
@@ -104,8 +109,12 @@ def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _store().get_rollout(event["rollout_id"])
     if rollout.status is RolloutStatus.PENDING:
         _commit(
-            rollout, "started", "execution began", {"execution_arn": event.get("execution_arn")},
-            status=RolloutStatus.RUNNING, execution_arn=event.get("execution_arn"),
+            rollout,
+            "started",
+            "execution began",
+            {"execution_arn": event.get("execution_arn")},
+            status=RolloutStatus.RUNNING,
+            execution_arn=event.get("execution_arn"),
         )
     return _step(first_step())
 
@@ -119,10 +128,13 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _require_running(rollout)
         change = _route_change(rollout, stage.weight_bp)
         rollout = _commit(
-            rollout, "stage_applied", f"stage {index + 1}: canary at {stage.weight}%",
+            rollout,
+            "stage_applied",
+            f"stage {index + 1}: canary at {stage.weight}%",
             {"stage": index, "weights": _weights(change), "revision": change.rule.revision + 1},
             route=change,
-            stage_index=index, stage_started_at=utcnow(),
+            stage_index=index,
+            stage_started_at=utcnow(),
         )
     return _step(Decision(Action.BAKE, index, stage.interval, "stage applied"))
 
@@ -140,10 +152,16 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     decision = decide(rollout, verdict, now)
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
     _commit(
-        rollout, "analysis", decision.reason,
-        {"stage": rollout.stage_index, "weight": rollout.canary_weight_bp / 100,
-         "window": [start.isoformat(), now.isoformat()], "verdict": verdict.as_dict(),
-         "decision": decision.as_payload()},
+        rollout,
+        "analysis",
+        decision.reason,
+        {
+            "stage": rollout.stage_index,
+            "weight": rollout.canary_weight_bp / 100,
+            "window": [start.isoformat(), now.isoformat()],
+            "verdict": verdict.as_dict(),
+            "decision": decision.as_payload(),
+        },
     )
     return _step(decision)
 
@@ -151,7 +169,9 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _counts(rollout: Rollout, variant: str, start: datetime, end: datetime) -> Counts:
     release = rollout.plan.canary if variant == rollout.plan.canary.name else rollout.plan.stable
     context = QueryContext(
-        variant=variant, version=release.version, host=rollout.plan.target.host,
+        variant=variant,
+        version=release.version,
+        host=rollout.plan.target.host,
         rollout_id=rollout.rollout_id,
     )
     # Metrics land with a delay; one extra second keeps the window's end inclusive.
@@ -165,9 +185,13 @@ def promote(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _require_running(rollout)
         change = _route_change(rollout, FULL_WEIGHT, promote=True)
         rollout = _commit(
-            rollout, "promoted", f"every stage passed; {rollout.plan.canary.version} serves everyone",
-            {"weights": _weights(change), "version": rollout.plan.canary.version}, route=change,
-            status=RolloutStatus.PROMOTED, reason="every stage passed",
+            rollout,
+            "promoted",
+            f"every stage passed; {rollout.plan.canary.version} serves everyone",
+            {"weights": _weights(change), "version": rollout.plan.canary.version},
+            route=change,
+            status=RolloutStatus.PROMOTED,
+            reason="every stage passed",
         )
     return _step(Decision(Action.PROMOTE, rollout.stage_index, 0, "promoted"))
 
@@ -179,9 +203,13 @@ def rollback(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reason = _rollback_reason(rollout, event)
         change = _route_change(rollout, 0)
         rollout = _commit(
-            rollout, "rolled_back", reason,
-            {"weights": _weights(change), "error": event.get("error")}, route=change,
-            status=RolloutStatus.ROLLED_BACK, reason=reason,
+            rollout,
+            "rolled_back",
+            reason,
+            {"weights": _weights(change), "error": event.get("error")},
+            route=change,
+            status=RolloutStatus.ROLLED_BACK,
+            reason=reason,
         )
     return _step(Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason))
 
@@ -189,7 +217,8 @@ def rollback(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _rollback_reason(rollout: Rollout, event: dict[str, Any]) -> str:
     error = event.get("error")
     if error:
-        return f"task failed: {error.get('Error', 'unknown error')}: {str(error.get('Cause', ''))[:500]}"
+        cause = str(error.get("Cause", ""))[:500]
+        return f"task failed: {error.get('Error', 'unknown error')}: {cause}"
     return str(event.get("step", {}).get("reason") or "analysis decided to roll back")
 
 

@@ -27,7 +27,9 @@ def stack():
 @pytest.fixture(scope="module")
 def results(stack):
     lines: list[str] = []
-    outcome = {name: run_scenario(stack, scenario, lines.append) for name, scenario in SCENARIOS.items()}
+    outcome = {
+        name: run_scenario(stack, scenario, lines.append) for name, scenario in SCENARIOS.items()
+    }
     return outcome, lines
 
 
@@ -101,7 +103,10 @@ def test_cli_demo_json_contract():
     """`rollout demo --scenario bad-canary --json` ends stdout with one JSON object, exit 0."""
     run = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "demo", "--scenario", "bad-canary", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -119,7 +124,10 @@ def test_port_in_use_names_the_port_and_the_flag():
         port = busy.getsockname()[1]
         run = subprocess.run(
             [sys.executable, "-m", "orchestrator.cli", "demo", "--moto-port", str(port)],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert run.returncode == 2
     assert str(port) in run.stderr and "--moto-port" in run.stderr

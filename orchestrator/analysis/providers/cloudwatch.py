@@ -36,7 +36,9 @@ class CloudWatchProvider:
         except ValueError as exc:
             raise ProviderError(f"inconsistent counts for {context.variant}: {exc}") from exc
 
-    def _sums(self, queries: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, float]:
+    def _sums(
+        self, queries: list[dict[str, Any]], start: datetime, end: datetime
+    ) -> dict[str, float]:
         sums = {query["Id"]: 0.0 for query in queries}
         kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
         try:
