@@ -1,0 +1,85 @@
+"""The five Lambda functions the rollout state machine calls, one per Task state."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+# The placeholder -> handler table is the orchestrator's own, shared with the local stack, so
+# the deployed functions and the local dispatcher cannot drift apart. It is stdlib-only.
+from orchestrator.workflow.definition import TASKS
+from stacks.assets import orchestrator_code
+
+# Analyze queries metric backends over the network; the others do a few DynamoDB calls.
+_TIMEOUTS = {"Analyze": Duration.seconds(60)}
+
+
+def _state(placeholder: str) -> str:
+    return placeholder.removesuffix("FunctionArn")
+
+
+class RolloutTasks(Construct):
+    """One function per task, sharing one code asset; permissions are granted by the stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        routes_table_name: str,
+        rollouts_table_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        code = orchestrator_code()
+        # Keyed by placeholder (`BeginFunctionArn`), i.e. exactly what the ASL asks for.
+        self.functions: dict[str, lambda_.Function] = {}
+        for placeholder, (_suffix, handler) in TASKS.items():
+            state = _state(placeholder)
+            log_group = logs.LogGroup(
+                self,
+                f"{state}Logs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            self.functions[placeholder] = lambda_.Function(
+                self,
+                state,
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                handler=handler,
+                code=code,
+                memory_size=256,
+                timeout=_TIMEOUTS.get(state, Duration.seconds(30)),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                environment={
+                    "EDGESHIFT_ROUTES_TABLE": routes_table_name,
+                    "EDGESHIFT_ROLLOUTS_TABLE": rollouts_table_name,
+                    "POWERTOOLS_SERVICE_NAME": "edgeshift",
+                },
+            )
+
+    @property
+    def begin(self) -> lambda_.Function:
+        return self.functions["BeginFunctionArn"]
+
+    @property
+    def apply_stage(self) -> lambda_.Function:
+        return self.functions["ApplyStageFunctionArn"]
+
+    @property
+    def analyze(self) -> lambda_.Function:
+        return self.functions["AnalyzeFunctionArn"]
+
+    @property
+    def promote(self) -> lambda_.Function:
+        return self.functions["PromoteFunctionArn"]
+
+    @property
+    def rollback(self) -> lambda_.Function:
+        return self.functions["RollbackFunctionArn"]
+
+    def definition_substitutions(self) -> dict[str, str]:
+        """Each ASL placeholder -> the ARN of the function that serves it."""
+        return {placeholder: fn.function_arn for placeholder, fn in self.functions.items()}

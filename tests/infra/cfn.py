@@ -1,0 +1,49 @@
+"""Helpers for reading synthesized templates and assets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from aws_cdk.assertions import Template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_context() -> dict[str, Any]:
+    """The context cdk.json hands the app, so the tests synthesize what `cdk synth` would."""
+    context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    outdir: Path
+    orchestrator: Template
+    edge: Template
+    seconds: float
+
+    def asset(self, name: str) -> Path:
+        """A staged asset, by the file name CloudFormation's S3 key or Code.S3Key gives."""
+        return self.outdir / f"asset.{name}"
+
+
+def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> resource for every resource of one CloudFormation type."""
+    return cast(dict[str, dict[str, Any]], template.find_resources(kind))
+
+
+def statements_of(template: Template, role_logical_id: str) -> list[dict[str, Any]]:
+    """Every inline policy statement attached to one role."""
+    out: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        roles = policy["Properties"].get("Roles", [])
+        if {"Ref": role_logical_id} in roles:
+            out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
