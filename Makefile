@@ -26,6 +26,9 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
 
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check edge orchestrator stacks tests
 

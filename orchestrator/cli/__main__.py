@@ -1,3 +1,3 @@
-from orchestrator.cli.main import cli
+from orchestrator.cli.main import main
 
-cli()
+main()

@@ -22,7 +22,13 @@ class Target:
     state_machine_arn: str | None = None
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)  # type: ignore[call-overload]
+        session = boto3.Session(region_name=self.region)
+        if self.endpoint_url and session.get_credentials() is None:
+            # The local stack accepts any credentials; nobody should need real ones for it.
+            session = boto3.Session(
+                aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region
+            )
+        return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
     def store(self) -> Store:
         return Store(self.client("dynamodb"), TableNames.from_env())

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-_MOTO_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port)."
+_AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port)."
 
 
 @click.command()
@@ -27,9 +27,9 @@ _MOTO_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free por
     help="Progress to stderr; stdout ends with the result as one JSON line.",
 )
 @click.option(
-    "--moto-port", type=click.IntRange(0, 65535), default=0, show_default=True, help=_MOTO_PORT_HELP
+    "--aws-port", type=click.IntRange(0, 65535), default=0, show_default=True, help=_AWS_PORT_HELP
 )
-def demo(scenario: str, as_json: bool, moto_port: int) -> None:
+def demo(scenario: str, as_json: bool, aws_port: int) -> None:
     """Start the local stack and run full rollouts against simulated viewers.
 
     good-canary (0.5% errors, like stable) must end PROMOTED; bad-canary (8% errors) must
@@ -41,7 +41,7 @@ def demo(scenario: str, as_json: bool, moto_port: int) -> None:
     names = list(SCENARIOS) if scenario == "all" else [scenario]
     emit = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
-        with LocalStack(moto_port=moto_port) as stack:
+        with LocalStack(moto_port=aws_port) as stack:
             emit(f"local stack up: AWS endpoint {stack.endpoint_url}")
             results = [run_scenario(stack, SCENARIOS[name], emit) for name in names]
     except PortInUse as exc:
@@ -65,14 +65,14 @@ def local() -> None:
 
 @local.command()
 @click.option(
-    "--moto-port",
+    "--aws-port",
     type=click.IntRange(0, 65535),
     default=4566,
     show_default=True,
-    help=_MOTO_PORT_HELP,
+    help=_AWS_PORT_HELP,
 )
 @click.option(
-    "--edge-port",
+    "--cdn-port",
     type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
@@ -98,12 +98,12 @@ def local() -> None:
     help="Stop after this long (0 = until Ctrl-C).",
 )
 def up(
-    moto_port: int, edge_port: int, canary_error_rate: float, traffic: bool, seconds: float
+    aws_port: int, cdn_port: int, canary_error_rate: float, traffic: bool, seconds: float
 ) -> None:
     """Run the local stack with the demo route for demo.edgeshift.test until stopped.
 
-    Then, from another shell: rollout --endpoint-url http://127.0.0.1:MOTO_PORT start
-    examples/plan.yaml, and curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:EDGE_PORT/app.js
+    Then, from another shell: rollout --endpoint-url http://127.0.0.1:AWS_PORT start
+    examples/plan.yaml, and curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:CDN_PORT/app.js
     """
     from orchestrator.local.cloudfront import CloudFrontEmulator
     from orchestrator.local.demo import demo_route
@@ -113,8 +113,8 @@ def up(
 
     host = "demo.edgeshift.test"
     try:
-        ensure_free(edge_port, "--edge-port")
-        stack = LocalStack(moto_port=moto_port).start()
+        ensure_free(cdn_port, "--cdn-port")
+        stack = LocalStack(moto_port=aws_port).start()
     except PortInUse as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -122,7 +122,7 @@ def up(
     try:
         stable = DemoOrigin("v1", 0.005, seed=1).start()
         canary = DemoOrigin("v2", canary_error_rate, seed=2).start()
-        edge = CloudFrontEmulator(default_origin_port=stable.port, port=edge_port).start()
+        edge = CloudFrontEmulator(default_origin_port=stable.port, port=cdn_port).start()
         servers = [edge, stable, canary]
         stack.store().put_route(demo_route(host, stable.port, canary.port), expected_revision=None)
         if traffic:

@@ -118,3 +118,14 @@ from .local import demo, local  # noqa: E402 - registered after the group exists
 
 cli.add_command(demo)
 cli.add_command(local)
+
+
+def main() -> None:
+    """Entry point: AWS and connection failures become one line and exit status 1."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        cli(standalone_mode=True)
+    except (BotoCoreError, ClientError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -72,7 +72,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
-        ensure_free(self.moto_port, "--moto-port")
+        ensure_free(self.moto_port, "--aws-port")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.moto_port, verbose=False)
         self._server.start()

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .plan import RolloutPlan, Stage
+from .route import FULL_WEIGHT
 
 
 class RolloutStatus(StrEnum):
@@ -85,5 +86,10 @@ class Rollout(BaseModel):
 
     @property
     def canary_weight_bp(self) -> int:
+        """What the route gives the canary now: all after promotion, none after rollback."""
+        if self.status is RolloutStatus.PROMOTED:
+            return FULL_WEIGHT
+        if self.status is RolloutStatus.ROLLED_BACK:
+            return 0
         stage = self.stage
         return stage.weight_bp if stage else 0

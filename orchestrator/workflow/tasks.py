@@ -7,14 +7,12 @@ already done and answers the same way instead of doing it twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from orchestrator.analysis import Counts, judge
-from orchestrator.analysis.providers import CloudWatchProvider, MetricProvider, QueryContext
+from orchestrator.analysis import evaluate
 from orchestrator.models import (
     FULL_WEIGHT,
     AuditEvent,
@@ -36,11 +34,6 @@ ACTOR = "workflow"
 @cache
 def _store() -> Store:
     return Store()
-
-
-@cache
-def _provider() -> MetricProvider:
-    return CloudWatchProvider()
 
 
 def _step(decision: Decision) -> dict[str, Any]:
@@ -144,11 +137,8 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _store().get_rollout(event["rollout_id"])
     _require_running(rollout)
     now = utcnow()
-    spec = rollout.plan.analysis
     start = rollout.stage_started_at or now
-    canary = _counts(rollout, rollout.plan.canary.name, start, now)
-    baseline = _counts(rollout, rollout.plan.stable.name, start, now)
-    verdict = judge(canary, baseline, min_samples=spec.min_samples, tolerance=spec.tolerance)
+    verdict = evaluate(rollout, start, now)
     decision = decide(rollout, verdict, now)
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
     _commit(
@@ -164,18 +154,6 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
         },
     )
     return _step(decision)
-
-
-def _counts(rollout: Rollout, variant: str, start: datetime, end: datetime) -> Counts:
-    release = rollout.plan.canary if variant == rollout.plan.canary.name else rollout.plan.stable
-    context = QueryContext(
-        variant=variant,
-        version=release.version,
-        host=rollout.plan.target.host,
-        rollout_id=rollout.rollout_id,
-    )
-    # Metrics land with a delay; one extra second keeps the window's end inclusive.
-    return _provider().counts(rollout.plan.analysis, context, start, end + timedelta(seconds=1))
 
 
 @logger.inject_lambda_context
