@@ -117,17 +117,17 @@ def test_cli_demo_json_contract():
 
 
 def test_port_in_use_names_the_port_and_the_flag():
-    """A busy port for the local AWS endpoint is refused with the port and --moto-port."""
+    """A busy port for the local AWS endpoint is refused with the port and --aws-port."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         run = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "demo", "--moto-port", str(port)],
+            [sys.executable, "-m", "orchestrator.cli", "demo", "--aws-port", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
     assert run.returncode == 2
-    assert str(port) in run.stderr and "--moto-port" in run.stderr
+    assert str(port) in run.stderr and "--aws-port" in run.stderr
