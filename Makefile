@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench lint typecheck clean
+.PHONY: demo test bench synth edge-bundle lint typecheck clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeshift needs Python 3.11+; set PYTHON=python3.11 or newer")'
@@ -28,6 +28,14 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks
+
+# The Lambda@Edge zips the edge stack deploys (stdlib code and its config only).
+edge-bundle: $(VENV)/.dev-installed
+	$(BIN)/python -m stacks.bundle --out cdk.out/edge-bundle
+
+# CloudFormation templates in cdk.out/, offline and without AWS credentials.
+synth: $(VENV)/.dev-installed
+	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(BIN)/python -m stacks.app
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check edge orchestrator stacks tests
