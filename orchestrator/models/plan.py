@@ -23,6 +23,14 @@ class Stage(Strict):
     bake: Duration = Field(ge=1, le=7 * 86400, description="how long the stage is watched")
     interval: Duration = Field(ge=1, le=86400, description="time between two analyses")
 
+    @field_validator("weight")
+    @classmethod
+    def _whole_basis_points(cls, value: float) -> float:
+        # Routes hold basis points; a finer weight would be silently rounded (to 0 or 100%).
+        if abs(value * 100 - round(value * 100)) > 1e-6:
+            raise ValueError("must be a multiple of 0.01 (one basis point)")
+        return value
+
     @model_validator(mode="after")
     def _bake_holds_an_interval(self) -> Stage:
         if self.bake < self.interval:
@@ -83,14 +91,19 @@ class RolloutPlan(Strict):
     analysis: CloudWatchAnalysis
     policies: Policies = Policies()
 
-    @model_validator(mode="after")
-    def _stages_climb(self) -> RolloutPlan:
-        weights = [stage.weight for stage in self.stages]
+    @field_validator("stages")
+    @classmethod
+    def _stages_climb(cls, stages: list[Stage]) -> list[Stage]:
+        weights = [stage.weight for stage in stages]
         for before, after in pairwise(weights):
             if after <= before:
                 raise ValueError(f"stage weights must strictly increase, got {weights}")
-        if weights[0] >= 100:
+        if weights and weights[0] >= 100:
             raise ValueError("the first stage must be below 100%: a canary needs a baseline")
+        return stages
+
+    @model_validator(mode="after")
+    def _distinct_releases(self) -> RolloutPlan:
         if self.stable.name == self.canary.name:
             raise ValueError("stable and canary must have different names")
         return self

@@ -36,10 +36,11 @@ class RouteChange:
     rollout_id: str
 
     def applied(self) -> RouteRule:
-        variants = self.variants
-        return self.rule.model_copy(
-            update={
-                "variants": variants,
+        """The route as it will be stored; validated, so weights always cover everyone."""
+        return RouteRule.model_validate(
+            {
+                **self.rule.model_dump(),
+                "variants": [variant.model_dump() for variant in self.variants],
                 "salt": self.salt,
                 "rollout_id": self.rollout_id,
                 "revision": self.rule.revision + 1,

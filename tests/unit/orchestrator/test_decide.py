@@ -1,0 +1,219 @@
+"""Tests for orchestrator.workflow.decide: what the workflow does after each analysis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.workflow.decide import Action, decide, first_step
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+BAKE, INTERVAL = 600, 60
+
+
+def _plan(
+    weights: list[float],
+    *,
+    bake: int = BAKE,
+    interval: int = INTERVAL,
+    on_inconclusive: str = "extend",
+    max_extension: int | None = None,
+) -> RolloutPlan:
+    return RolloutPlan.model_validate(
+        {
+            "target": {"host": "shop.example.com"},
+            "stable": {"name": "stable", "version": "v1"},
+            "canary": {"name": "canary", "version": "v2"},
+            "stages": [{"weight": w, "bake": bake, "interval": interval} for w in weights],
+            "analysis": {"namespace": "N", "requests_metric": "R", "errors_metric": "E"},
+            "policies": {"on_inconclusive": on_inconclusive, "max_extension": max_extension},
+        }
+    )
+
+
+def _rollout(plan: RolloutPlan, stage_index: int, started: datetime | None = T0) -> Rollout:
+    return Rollout.start(plan, "t", now=T0 - timedelta(hours=1)).model_copy(
+        update={
+            "status": RolloutStatus.RUNNING,
+            "stage_index": stage_index,
+            "stage_started_at": started,
+        }
+    )
+
+
+def _verdict(outcome: Outcome) -> Verdict:
+    return Verdict(outcome, f"judged {outcome}", Counts(0, 1_000), Counts(0, 1_000))
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+PASS, FAIL, UNSURE = (_verdict(o) for o in (Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE))
+
+
+def test_first_step_applies_stage_zero() -> None:
+    """GIVEN a new rollout WHEN the workflow begins THEN it applies stage 0 without waiting."""
+    step = first_step()
+
+    assert (step.action, step.stage, step.wait_seconds) == (Action.APPLY, 0, 0)
+
+
+@pytest.mark.parametrize("elapsed", [0, 30, BAKE + 1_000])
+def test_fail_rolls_back_at_any_point_of_the_bake(elapsed: int) -> None:
+    """GIVEN a failing verdict WHEN decided early, mid or late in the bake THEN roll back."""
+    decision = decide(_rollout(_plan([10, 50]), 1), FAIL, _at(elapsed))
+
+    assert (decision.action, decision.stage, decision.wait_seconds) == (Action.ROLLBACK, 1, 0)
+    assert "judged fail" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "wait"), [(0, INTERVAL), (100, INTERVAL), (570, 30), (599.2, 1), (599.99, 1)]
+)
+@pytest.mark.parametrize("verdict", [PASS, UNSURE], ids=["pass", "inconclusive"])
+def test_mid_bake_keeps_baking_at_most_one_interval(
+    elapsed: float, wait: int, verdict: Verdict
+) -> None:
+    """GIVEN a stage still within its bake WHEN decided THEN bake for min(interval, remaining)."""
+    decision = decide(_rollout(_plan([10, 50]), 0), verdict, _at(elapsed))
+
+    assert (decision.action, decision.stage, decision.wait_seconds) == (Action.BAKE, 0, wait)
+
+
+def test_clock_before_stage_start_still_bakes_one_interval() -> None:
+    """GIVEN a clock behind the stage start WHEN decided THEN bake for one interval, no more."""
+    decision = decide(_rollout(_plan([10, 50]), 0), PASS, _at(-300))
+
+    assert (decision.action, decision.wait_seconds) == (Action.BAKE, INTERVAL)
+
+
+def test_pass_after_bake_applies_the_next_stage() -> None:
+    """GIVEN stage 1 of [10, 50, 100] baked and passing WHEN decided THEN apply stage 2."""
+    decision = decide(_rollout(_plan([10, 50, 100]), 0), PASS, _at(BAKE))
+
+    assert (decision.action, decision.stage, decision.wait_seconds) == (Action.APPLY, 1, 0)
+    assert "50.0%" in decision.reason
+
+
+def test_pass_before_a_100_percent_stage_promotes() -> None:
+    """GIVEN the last baked stage passes and the next one is 100% WHEN decided THEN promote."""
+    decision = decide(_rollout(_plan([10, 50, 100]), 1), PASS, _at(BAKE + 5))
+
+    assert (decision.action, decision.stage) == (Action.PROMOTE, 1)
+
+
+def test_pass_on_the_last_stage_promotes() -> None:
+    """GIVEN a plan [10, 50] whose last stage passes WHEN decided THEN promote."""
+    decision = decide(_rollout(_plan([10, 50]), 1), PASS, _at(BAKE))
+
+    assert (decision.action, decision.stage) == (Action.PROMOTE, 1)
+
+
+@pytest.mark.parametrize(
+    ("extension", "elapsed", "wait"),
+    [(None, BAKE, INTERVAL), (None, 2 * BAKE - 10, 10), (120, BAKE + 100, 20)],
+)
+def test_inconclusive_after_bake_extends_within_the_extension(
+    extension: int | None, elapsed: int, wait: int
+) -> None:
+    """GIVEN policy extend and time left in the extension WHEN inconclusive THEN bake more."""
+    plan = _plan([10, 50], max_extension=extension)
+
+    decision = decide(_rollout(plan, 0), UNSURE, _at(elapsed))
+
+    assert (decision.action, decision.stage, decision.wait_seconds) == (Action.BAKE, 0, wait)
+    assert decision.reason.startswith("bake extended")
+
+
+@pytest.mark.parametrize(("extension", "elapsed"), [(None, 2 * BAKE), (120, BAKE + 120), (0, BAKE)])
+def test_inconclusive_after_the_extension_rolls_back(extension: int | None, elapsed: int) -> None:
+    """GIVEN policy extend with the extension used up WHEN inconclusive THEN roll back."""
+    plan = _plan([10, 50], max_extension=extension)
+
+    decision = decide(_rollout(plan, 0), UNSURE, _at(elapsed))
+
+    assert (decision.action, decision.stage) == (Action.ROLLBACK, 0)
+    assert decision.reason.startswith("bake ended without a verdict")
+
+
+def test_inconclusive_with_rollback_policy_rolls_back_at_bake_end() -> None:
+    """GIVEN policy rollback WHEN the bake ends inconclusive THEN roll back at once."""
+    plan = _plan([10, 50], on_inconclusive="rollback", max_extension=3_600)
+
+    decision = decide(_rollout(plan, 0), UNSURE, _at(BAKE))
+
+    assert decision.action is Action.ROLLBACK
+
+
+@pytest.mark.parametrize(("index", "started"), [(-1, None), (-1, T0), (0, None), (7, T0)])
+def test_no_applied_stage_rolls_back(index: int, started: datetime | None) -> None:
+    """GIVEN no stage applied (or no start time) WHEN decided, even on pass THEN roll back."""
+    decision = decide(_rollout(_plan([10, 50]), index, started), PASS, _at(BAKE * 3))
+
+    assert decision.action is Action.ROLLBACK
+    assert decision.reason == "no stage is applied: nothing to judge"
+
+
+def test_decision_payload_is_plain_data() -> None:
+    """GIVEN a decision WHEN turned into a payload THEN the action is its string value."""
+    payload = decide(_rollout(_plan([10, 50]), 0), PASS, _at(0)).as_payload()
+
+    assert payload == {
+        "action": "bake",
+        "stage": 0,
+        "wait_seconds": INTERVAL,
+        "reason": "baking, pass so far",
+    }
+
+
+# -- properties --------------------------------------------------------------------------
+
+
+@st.composite
+def _situations(draw: st.DrawFn) -> tuple[Rollout, Verdict, datetime]:
+    count = draw(st.integers(min_value=1, max_value=5))
+    weights = sorted(draw(st.sets(st.integers(1, 99), min_size=count, max_size=count)))
+    if draw(st.booleans()):
+        weights.append(100)
+    interval = draw(st.integers(min_value=1, max_value=600))
+    bake = draw(st.integers(min_value=interval, max_value=4 * interval + 100))
+    plan = _plan(
+        [float(w) for w in weights],
+        bake=bake,
+        interval=interval,
+        on_inconclusive=draw(st.sampled_from(["extend", "rollback"])),
+        max_extension=draw(st.none() | st.integers(min_value=0, max_value=3 * bake)),
+    )
+    index = draw(st.integers(min_value=-1, max_value=len(weights)))
+    started = draw(st.none() | st.just(T0))
+    elapsed = draw(st.floats(min_value=-60, max_value=8 * bake + 1_000, allow_nan=False))
+    outcome = draw(st.sampled_from(list(Outcome)))
+    return _rollout(plan, index, started), _verdict(outcome), _at(elapsed)
+
+
+@given(_situations())
+def test_decide_invariants(situation: tuple[Rollout, Verdict, datetime]) -> None:
+    """GIVEN any rollout, verdict and clock WHEN decided THEN the safety invariants hold."""
+    rollout, verdict, now = situation
+
+    decision = decide(rollout, verdict, now)
+
+    if decision.action is Action.PROMOTE:
+        assert verdict.outcome is Outcome.PASS
+    if decision.action is Action.APPLY:
+        assert verdict.outcome is Outcome.PASS
+        assert decision.stage == rollout.stage_index + 1
+        assert rollout.plan.stages[decision.stage].weight < 100
+    if decision.action is Action.BAKE:
+        assert 1 <= decision.wait_seconds <= rollout.plan.stages[rollout.stage_index].interval
+        assert decision.stage == rollout.stage_index
+    if verdict.outcome is Outcome.FAIL:
+        assert decision.action is Action.ROLLBACK
+    if decision.action is not Action.BAKE:
+        assert decision.wait_seconds == 0
