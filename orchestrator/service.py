@@ -1,19 +1,33 @@
 """What the CLI, the API and the EventBridge starter all call: one place for the rules of
-starting and reading rollouts."""
+starting, reading and steering rollouts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus, utcnow
-from orchestrator.store import Store
+from orchestrator.events.bus import publish
+from orchestrator.models import (
+    AuditEvent,
+    ControlAction,
+    ControlRequest,
+    Rollout,
+    RolloutPlan,
+    RolloutStatus,
+    utcnow,
+)
+from orchestrator.store import IdempotentReplay, Store
+from orchestrator.workflow import transitions
+from orchestrator.workflow.decide import Action, Decision, advance
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
+
+MAX_REASON = 1000
 
 
 class PlanRejected(ValueError):
@@ -24,28 +38,49 @@ class PlanRejected(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+class ControlRefused(Exception):
+    """The request does not apply to the rollout as it is now; nothing was written."""
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was already used for a different plan."""
+
+
 @dataclass
 class RolloutService:
     store: Store
     sfn: SFNClient
     state_machine_arn: str
 
-    def start(self, plan: RolloutPlan, actor: str) -> Rollout:
-        """Check the plan against its route, take the target's lock, start the execution."""
+    # -- starting -----------------------------------------------------------------------------
+
+    def start(self, plan: RolloutPlan, actor: str, idempotency_key: str | None = None) -> Rollout:
+        """Check the plan against its route, take the target's lock, start the execution.
+
+        Repeating a start with the same ``idempotency_key`` and plan returns the first
+        rollout; the same key with another plan is refused.
+        """
+        fingerprint = hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
+        if idempotency_key and (earlier := self.store.idempotent_start(idempotency_key)):
+            return self._replay(idempotency_key, fingerprint, *earlier)
         self._check_route(plan)
         rollout = Rollout.start(plan, actor)
-        self.store.create_rollout(
-            rollout,
-            AuditEvent(
-                rollout_id=rollout.rollout_id,
-                seq=1,
-                at=rollout.created_at,
-                actor=actor,
-                kind="created",
-                reason="rollout requested",
-                detail={"plan": plan.model_dump(mode="json")},
-            ),
+        created = AuditEvent(
+            rollout_id=rollout.rollout_id,
+            seq=1,
+            at=rollout.created_at,
+            actor=actor,
+            kind="created",
+            reason="rollout requested",
+            detail={"plan": plan.model_dump(mode="json"), "idempotency_key": idempotency_key},
         )
+        claim = (idempotency_key, fingerprint) if idempotency_key else None
+        try:
+            self.store.create_rollout(rollout, created, claim)
+        except IdempotentReplay as replay:  # a concurrent twin won the key
+            return self._replay(
+                idempotency_key or "", fingerprint, replay.rollout_id, replay.fingerprint
+            )
         try:
             self.sfn.start_execution(
                 stateMachineArn=self.state_machine_arn,
@@ -57,11 +92,12 @@ class RolloutService:
             raise
         return rollout
 
-    def get(self, rollout_id: str) -> Rollout:
+    def _replay(self, key: str, fingerprint: str, rollout_id: str, earlier: str) -> Rollout:
+        if fingerprint != earlier:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was used for another plan (rollout {rollout_id})"
+            )
         return self.store.get_rollout(rollout_id)
-
-    def events(self, rollout_id: str) -> list[AuditEvent]:
-        return self.store.events(rollout_id)
 
     def _check_route(self, plan: RolloutPlan) -> None:
         target = plan.target
@@ -87,19 +123,152 @@ class RolloutService:
 
     def _abandon(self, rollout: Rollout, actor: str, reason: str) -> None:
         """Never leave a lock behind for a rollout whose execution never started."""
-        now = utcnow()
-        after = rollout.model_copy(
-            update={
-                "status": RolloutStatus.FAILED,
-                "version": 2,
-                "updated_at": now,
-                "reason": reason,
-            }
+        transitions.commit(
+            self.store,
+            rollout,
+            "failed",
+            reason,
+            actor=actor,
+            status=RolloutStatus.FAILED,
+            reason=reason,
         )
-        event = AuditEvent(
-            rollout_id=rollout.rollout_id, seq=2, at=now, actor=actor, kind="failed", reason=reason
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, rollout_id: str) -> Rollout:
+        return self.store.get_rollout(rollout_id)
+
+    def events(self, rollout_id: str) -> list[AuditEvent]:
+        return self.store.events(rollout_id)
+
+    # -- steering -----------------------------------------------------------------------------
+
+    def pause(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
+        """Hold traffic where it is at the next decision point, until resume or abort."""
+        rollout = self.get(rollout_id)
+        if rollout.status is not RolloutStatus.RUNNING:
+            raise ControlRefused(f"only a RUNNING rollout can be paused; it is {rollout.status}")
+        return self._request(rollout, ControlAction.PAUSE, actor, reason)
+
+    def resume(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
+        """Go on after a pause or an approval gate (or cancel a pause not yet honoured)."""
+        rollout = self.get(rollout_id)
+        if (
+            rollout.status is RolloutStatus.RUNNING
+            and rollout.control is not None
+            and (rollout.control.action is ControlAction.PAUSE)
+        ):
+            return transitions.commit(
+                self.store,
+                rollout,
+                "control_cancelled",
+                reason or "pause withdrawn",
+                actor=actor,
+                control=None,
+            )
+        if not rollout.status.is_waiting:
+            raise ControlRefused(f"nothing to resume: the rollout is {rollout.status}")
+        index = rollout.stage_index
+        step = (
+            advance(rollout, index)
+            if rollout.status is RolloutStatus.AWAITING_APPROVAL
+            else Decision(Action.BAKE, index, 1, f"resumed by {actor}")
         )
-        self.store.commit(rollout, after, event, release_lock=True)
+        after = transitions.commit(
+            self.store,
+            rollout,
+            "resumed",
+            reason or f"resumed by {actor}",
+            actor=actor,
+            detail={"next": step.as_payload()},
+            status=RolloutStatus.RUNNING,
+            task_token=None,
+        )
+        self._answer(rollout, output=step.as_payload())
+        publish("resumed", after)
+        return after
+
+    def abort(self, rollout_id: str, actor: str, reason: str) -> Rollout:
+        """Roll back now: at once when parked on a token, else at the next decision point."""
+        rollout = self._steerable(rollout_id, reason, "abort")
+        why = f"aborted by {actor}: {reason}"
+        if rollout.status.is_waiting:
+            after = transitions.commit(
+                self.store,
+                rollout,
+                "abort",
+                why,
+                actor=actor,
+                status=RolloutStatus.ROLLING_BACK,
+                reason=why,
+                task_token=None,
+            )
+            self._answer(rollout, error=why)
+            return after
+        return self._request(rollout, ControlAction.ABORT, actor, reason)
+
+    def promote(self, rollout_id: str, actor: str, reason: str) -> Rollout:
+        """Skip the remaining stages and make the canary the stable release."""
+        rollout = self._steerable(rollout_id, reason, "promote")
+        why = f"promoted by {actor}: {reason}"
+        if rollout.status.is_waiting:
+            after = transitions.commit(
+                self.store,
+                rollout,
+                "promote",
+                why,
+                actor=actor,
+                status=RolloutStatus.PROMOTING,
+                reason=why,
+                task_token=None,
+            )
+            self._answer(
+                rollout, output=Decision(Action.PROMOTE, rollout.stage_index, 0, why).as_payload()
+            )
+            return after
+        return self._request(rollout, ControlAction.PROMOTE, actor, reason)
+
+    def _steerable(self, rollout_id: str, reason: str, verb: str) -> Rollout:
+        if not reason.strip():
+            raise ValueError(f"reason: required to {verb} a rollout")
+        if len(reason) > MAX_REASON:
+            raise ValueError(f"reason: at most {MAX_REASON} characters")
+        rollout = self.get(rollout_id)
+        if rollout.status.is_final or rollout.status in (
+            RolloutStatus.PROMOTING,
+            RolloutStatus.ROLLING_BACK,
+        ):
+            raise ControlRefused(f"cannot {verb}: the rollout is already {rollout.status}")
+        return rollout
+
+    def _request(self, rollout: Rollout, action: ControlAction, actor: str, reason: str) -> Rollout:
+        if rollout.control is not None:
+            raise ControlRefused(
+                f"a {rollout.control.action} request by {rollout.control.actor} is pending"
+            )
+        request = ControlRequest(action=action, actor=actor, reason=reason, at=utcnow())
+        return transitions.commit(
+            self.store,
+            rollout,
+            "control_requested",
+            f"{action} requested by {actor}: {reason}",
+            actor=actor,
+            detail={"control": request.model_dump(mode="json")},
+            control=request,
+        )
+
+    def _answer(
+        self, rollout: Rollout, *, output: dict[str, Any] | None = None, error: str = ""
+    ) -> None:
+        """Complete the task token the execution is parked on."""
+        if not rollout.task_token:
+            raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
+        if output is not None:
+            self.sfn.send_task_success(taskToken=rollout.task_token, output=json.dumps(output))
+        else:
+            self.sfn.send_task_failure(
+                taskToken=rollout.task_token, error=transitions.ABORTED_ERROR, cause=error[:32000]
+            )
 
 
 def rollout_summary(rollout: Rollout) -> dict[str, Any]:
@@ -110,4 +279,5 @@ def rollout_summary(rollout: Rollout) -> dict[str, Any]:
         "stages": len(rollout.plan.stages),
         "canary_weight": rollout.canary_weight_bp / 100,
         "reason": rollout.reason,
+        "control": rollout.control.model_dump(mode="json") if rollout.control else None,
     }

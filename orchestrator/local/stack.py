@@ -66,6 +66,13 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)  # type: ignore[call-overload]
 
+    @property
+    def lambdas(self) -> InProcessLambdas:
+        """The in-process task handlers, by function name (tests wrap them to inject faults)."""
+        if self._lambdas is None:
+            raise RuntimeError("the local stack is not started")
+        return self._lambdas
+
     def store(self) -> Store:
         return Store(self.client("dynamodb"), self.tables)
 
@@ -125,6 +132,10 @@ class LocalStack:
             "EDGESHIFT_ROLLOUTS_TABLE": self.tables.rollouts,
             "EDGESHIFT_EDGE_CONFIG": str(self.edge_config_path),
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            # No X-Ray daemon and no EMF agent here; CloudFront invalidations are recorded only.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "EDGESHIFT_INVALIDATION": "record-only",
         }
         for name, value in env.items():
             self._saved_env.setdefault(name, os.environ.get(name))

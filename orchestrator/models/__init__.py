@@ -1,14 +1,27 @@
 """Domain models: routes the edge reads, plans people submit, rollouts the workflow drives."""
 
 from .durations import Duration, format_duration, parse_duration
-from .plan import CloudWatchAnalysis, Policies, RolloutPlan, Stage, Target
-from .rollout import AuditEvent, Rollout, RolloutStatus, new_rollout_id, utcnow
+from .plan import CloudWatchAnalysis, Invalidation, Policies, RolloutPlan, Stage, Target
+from .rollout import (
+    TRANSITIONS,
+    AuditEvent,
+    ControlAction,
+    ControlRequest,
+    Rollout,
+    RolloutStatus,
+    new_rollout_id,
+    utcnow,
+)
 from .route import FULL_WEIGHT, Release, RouteRule, SetOrigin, Variant, VariantActions
 
 __all__ = [
     "FULL_WEIGHT",
+    "TRANSITIONS",
     "AuditEvent",
+    "ControlAction",
+    "ControlRequest",
     "CloudWatchAnalysis",
+    "Invalidation",
     "Duration",
     "Policies",
     "Release",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,6 +22,9 @@ class Stage(Strict):
     weight: float = Field(gt=0, le=100, description="percent of users on the canary")
     bake: Duration = Field(ge=1, le=7 * 86400, description="how long the stage is watched")
     interval: Duration = Field(ge=1, le=86400, description="time between two analyses")
+    approval: bool = Field(
+        default=False, description="after a passing bake, wait for `rollout resume` to go on"
+    )
 
     @field_validator("weight")
     @classmethod
@@ -73,14 +76,58 @@ class CloudWatchAnalysis(Strict):
 
 
 class Policies(Strict):
-    on_inconclusive: Literal["extend", "rollback"] = Field(
+    on_inconclusive: Literal["extend", "pause", "rollback"] = Field(
         default="extend",
-        description="at the end of a bake without a verdict: keep baking up to max_extension, "
-        "then roll back; or roll back at once",
+        description="at the end of a bake without a verdict: keep baking up to max_extension "
+        "then roll back; pause for a person; or roll back at once",
     )
     max_extension: Duration | None = Field(
         default=None, ge=0, le=86400, description="extra bake time; default: one more bake"
     )
+    failure_limit: int = Field(
+        default=1, ge=1, le=10, description="failed analyses in a stage before rolling back"
+    )
+    stage_timeout: Duration | None = Field(
+        default=None, ge=1, le=7 * 86400, description="longest time in one stage, pauses included"
+    )
+    max_duration: Duration = Field(
+        default=7 * 86400, ge=1, le=30 * 86400, description="longest rollout before rolling back"
+    )
+    max_pause: Duration = Field(
+        default=86400, ge=1, le=30 * 86400, description="a pause longer than this rolls back"
+    )
+    approval_timeout: Duration = Field(
+        default=86400, ge=1, le=30 * 86400, description="an approval not given by then rolls back"
+    )
+
+
+class Invalidation(Strict):
+    """CloudFront paths to invalidate on rollback, so nobody keeps a cached canary."""
+
+    distribution_id: str = Field(pattern=r"^[A-Z0-9]{1,32}$")
+    paths: list[Annotated[str, Field(pattern=r"^/", max_length=4096)]] = Field(
+        min_length=1, max_length=15
+    )
+
+
+# Step Functions Standard keeps at most 25,000 history events per execution; a plan must
+# stay far below it, or a long rollout would fail in the middle of a stage.
+HISTORY_EVENT_LIMIT = 25_000
+HISTORY_EVENT_BUDGET = 10_000
+EVENTS_PER_LOOK = 9  # Wait (2) + Analyze task (5) + Decide choice (2)
+EVENTS_PER_STAGE = 5  # ApplyStage task
+EVENTS_FIXED = 24  # start, Begin, Promote or Rollback, end, one pause or approval
+
+
+def estimated_history_events(stages: list[Stage], policies: Policies) -> int:
+    total = EVENTS_FIXED
+    for stage in stages:
+        if stage.weight >= 100:
+            continue
+        extension = stage.bake if policies.max_extension is None else policies.max_extension
+        looks = -(-(stage.bake + extension) // stage.interval)
+        total += EVENTS_PER_STAGE + looks * EVENTS_PER_LOOK + (5 if stage.approval else 0)
+    return total
 
 
 class RolloutPlan(Strict):
@@ -90,6 +137,7 @@ class RolloutPlan(Strict):
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     analysis: CloudWatchAnalysis
     policies: Policies = Policies()
+    invalidation: Invalidation | None = None
 
     @field_validator("stages")
     @classmethod
@@ -101,6 +149,17 @@ class RolloutPlan(Strict):
         if weights and weights[0] >= 100:
             raise ValueError("the first stage must be below 100%: a canary needs a baseline")
         return stages
+
+    @model_validator(mode="after")
+    def _history_fits(self) -> RolloutPlan:
+        events = estimated_history_events(self.stages, self.policies)
+        if events > HISTORY_EVENT_BUDGET:
+            raise ValueError(
+                f"stages: about {events} Step Functions history events, over the budget of "
+                f"{HISTORY_EVENT_BUDGET} (the hard limit is {HISTORY_EVENT_LIMIT}); use longer "
+                "intervals or fewer stages"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_releases(self) -> RolloutPlan:

@@ -16,13 +16,61 @@ from .route import FULL_WEIGHT
 class RolloutStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    PROMOTING = "PROMOTING"
     PROMOTED = "PROMOTED"
+    ROLLING_BACK = "ROLLING_BACK"
     ROLLED_BACK = "ROLLED_BACK"
     FAILED = "FAILED"
 
     @property
     def is_final(self) -> bool:
-        return self in (RolloutStatus.PROMOTED, RolloutStatus.ROLLED_BACK, RolloutStatus.FAILED)
+        return not TRANSITIONS[self]
+
+    @property
+    def is_waiting(self) -> bool:
+        """Parked on a Step Functions task token until a person answers."""
+        return self in (RolloutStatus.PAUSED, RolloutStatus.AWAITING_APPROVAL)
+
+    def can_become(self, other: RolloutStatus) -> bool:
+        return other in TRANSITIONS[self]
+
+
+_S = RolloutStatus
+# The one table of legal status changes. Terminal states have no way out; rolling back is
+# reachable from every other state; FAILED means a rollback itself could not be completed.
+TRANSITIONS: dict[RolloutStatus, frozenset[RolloutStatus]] = {
+    _S.PENDING: frozenset({_S.RUNNING, _S.ROLLING_BACK, _S.FAILED}),
+    _S.RUNNING: frozenset(
+        {_S.PAUSED, _S.AWAITING_APPROVAL, _S.PROMOTING, _S.ROLLING_BACK, _S.FAILED}
+    ),
+    _S.PAUSED: frozenset({_S.RUNNING, _S.PROMOTING, _S.ROLLING_BACK, _S.FAILED}),
+    _S.AWAITING_APPROVAL: frozenset({_S.RUNNING, _S.PROMOTING, _S.ROLLING_BACK, _S.FAILED}),
+    _S.PROMOTING: frozenset({_S.PROMOTED, _S.ROLLING_BACK, _S.FAILED}),
+    _S.ROLLING_BACK: frozenset({_S.ROLLED_BACK, _S.FAILED}),
+    _S.PROMOTED: frozenset(),
+    _S.ROLLED_BACK: frozenset(),
+    _S.FAILED: frozenset(),
+}
+
+
+class ControlAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    PROMOTE = "promote"
+
+
+class ControlRequest(BaseModel):
+    """A person's request, written on the rollout and honoured at the next decision point."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: ControlAction
+    actor: str
+    reason: str = ""
+    at: datetime
 
 
 def utcnow() -> datetime:
@@ -64,6 +112,9 @@ class Rollout(BaseModel):
     created_by: str
     execution_arn: str | None = None
     reason: str = ""
+    control: ControlRequest | None = None
+    task_token: str | None = Field(default=None, description="set while PAUSED or awaiting approval")
+    failures: int = Field(default=0, ge=0, description="failed analyses in the current stage")
 
     @classmethod
     def start(cls, plan: RolloutPlan, actor: str, now: datetime | None = None) -> Rollout:

@@ -1,6 +1,8 @@
 """DynamoDB repositories: every write is conditional and every state change is audited."""
 
 from .errors import (
+    IdempotentReplay,
+    InvalidTransition,
     NotFoundError,
     StaleRolloutError,
     StaleRouteError,
@@ -12,6 +14,8 @@ from .repository import RouteChange, Store
 from .tables import TableNames, create_tables
 
 __all__ = [
+    "IdempotentReplay",
+    "InvalidTransition",
     "NotFoundError",
     "RouteChange",
     "StaleRolloutError",

@@ -23,6 +23,18 @@ class StaleRolloutError(StaleWriteError):
     pass
 
 
+class IdempotentReplay(StoreError):
+    """The idempotency key was used before, by rollout ``rollout_id``."""
+
+    def __init__(self, rollout_id: str, fingerprint: str) -> None:
+        self.rollout_id, self.fingerprint = rollout_id, fingerprint
+        super().__init__(f"idempotency key already used by rollout {rollout_id}")
+
+
+class InvalidTransition(StoreError):
+    """The status change is not in the transition table (e.g. out of a terminal state)."""
+
+
 class TargetLockedError(StoreError):
     """Another rollout holds the target: one active rollout per host and path rule."""
 

@@ -14,16 +14,20 @@ from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant
 
 from . import codec
 from .errors import (
+    IdempotentReplay,
     NotFoundError,
     StaleRolloutError,
     StaleRouteError,
     StaleWriteError,
+    StoreError,
     TargetLockedError,
 )
 from .tables import TableNames
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # the rollouts table's TTL attribute is expires_at
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,14 @@ class Store:
         )
         return item["Item"]["rollout_id"]["S"] if "Item" in item else None
 
-    def create_rollout(self, rollout: Rollout, event: AuditEvent) -> None:
-        """Write the rollout, take its target's lock and record the event, all or nothing."""
+    def create_rollout(
+        self, rollout: Rollout, event: AuditEvent, idempotency: tuple[str, str] | None = None
+    ) -> None:
+        """Write the rollout, take its target's lock and record the event, all or nothing.
+
+        ``idempotency`` is ``(key, fingerprint of the request)``: the key is claimed in the
+        same transaction, so a repeated start finds it and gets the first rollout back.
+        """
         target = rollout.plan.target
         lock = {
             **codec.lock_key(target.host, target.path_rule),
@@ -127,7 +137,36 @@ class Store:
             self._put(lock, "attribute_not_exists(pk)"),
             self._put(codec.event_item(event), "attribute_not_exists(pk)"),
         ]
-        self._transact(ops, rollout, lock_index=1)
+        if idempotency:
+            key, fingerprint = idempotency
+            claim = codec.to_attributes(
+                {
+                    "pk": f"IDEMPOTENCY#{key}",
+                    "sk": "START",
+                    "kind": "idempotency",
+                    "rollout_id": rollout.rollout_id,
+                    "fingerprint": fingerprint,
+                    "expires_at": int(rollout.created_at.timestamp()) + IDEMPOTENCY_TTL_SECONDS,
+                }
+            )
+            ops.insert(0, self._put(claim, "attribute_not_exists(pk)"))
+        try:
+            self._transact(ops, rollout, lock_index=2 if idempotency else 1)
+        except StoreError:
+            if idempotency and (earlier := self.idempotent_start(idempotency[0])):
+                raise IdempotentReplay(*earlier) from None
+            raise
+
+    def idempotent_start(self, key: str) -> tuple[str, str] | None:
+        """``(rollout_id, fingerprint)`` of the start that claimed ``key``, if any."""
+        item = self.client.get_item(
+            TableName=self.tables.rollouts,
+            Key=codec.to_attributes({"pk": f"IDEMPOTENCY#{key}", "sk": "START"}),
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        return item["rollout_id"]["S"], item["fingerprint"]["S"]
 
     def commit(
         self,

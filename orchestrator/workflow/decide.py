@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.analysis import Outcome, Verdict
-from orchestrator.models import Rollout
+from orchestrator.models import ControlAction, ControlRequest, Rollout
 
 
 class Action(StrEnum):
     APPLY = "apply"  # write the weights of ``stage``
     BAKE = "bake"  # wait ``wait_seconds`` more, then analyze again
+    PAUSE = "pause"  # park on a task token until resume, abort or promote (``wait_seconds`` max)
+    AWAIT_APPROVAL = "await_approval"  # the stage passed; a person says when to go on
     PROMOTE = "promote"
     ROLLBACK = "rollback"
 
@@ -41,41 +43,68 @@ def first_step() -> Decision:
 
 
 def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
+    """The next step. Order matters: a person's request first, then the hard limits, then
+    the evidence; and nothing promotes without a passing verdict or a person saying so."""
     stage, index = rollout.stage, rollout.stage_index
     if stage is None or rollout.stage_started_at is None:
         return Decision(Action.ROLLBACK, index, 0, "no stage is applied: nothing to judge")
-    if verdict.outcome is Outcome.FAIL:
-        return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
+    policies = rollout.plan.policies
+    if rollout.control is not None:
+        return _honour(rollout.control, index, policies.max_pause)
+    if (now - rollout.created_at).total_seconds() >= policies.max_duration:
+        return Decision(Action.ROLLBACK, index, 0, "the rollout outlived its max_duration")
     elapsed = (now - rollout.stage_started_at).total_seconds()
+    if verdict.outcome is Outcome.FAIL:
+        if rollout.failures + 1 >= policies.failure_limit:
+            return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
+        why = f"failed analysis {rollout.failures + 1} of {policies.failure_limit} allowed"
+        return _bake(index, stage.bake - elapsed, stage.interval, why)
+    if policies.stage_timeout is not None and elapsed >= policies.stage_timeout:
+        return Decision(Action.ROLLBACK, index, 0, "the stage outlived its stage_timeout")
     if elapsed < stage.bake:
         return _bake(
             index, stage.bake - elapsed, stage.interval, f"baking, {verdict.outcome} so far"
         )
     if verdict.outcome is Outcome.PASS:
-        return _advance(rollout, index)
-    # Inconclusive: never promote on missing evidence; extend the bake if allowed.
-    policies = rollout.plan.policies
+        if stage.approval:
+            reason = f"stage {index + 1} passed; waiting for approval to go on"
+            return Decision(Action.AWAIT_APPROVAL, index, policies.approval_timeout, reason)
+        return advance(rollout, index)
+    return _without_verdict(rollout, index, elapsed, verdict.reason)
+
+
+def _without_verdict(rollout: Rollout, index: int, elapsed: float, why: str) -> Decision:
+    """The bake is over and the evidence is not enough: never promote on missing evidence."""
+    stage, policies = rollout.plan.stages[index], rollout.plan.policies
     extension = stage.bake if policies.max_extension is None else policies.max_extension
     if policies.on_inconclusive == "extend" and elapsed < stage.bake + extension:
         left = stage.bake + extension - elapsed
-        return _bake(
-            index, left, stage.interval, f"bake extended, no verdict yet: {verdict.reason}"
-        )
-    return Decision(Action.ROLLBACK, index, 0, f"bake ended without a verdict: {verdict.reason}")
+        return _bake(index, left, stage.interval, f"bake extended, no verdict yet: {why}")
+    if policies.on_inconclusive == "pause":
+        return Decision(Action.PAUSE, index, policies.max_pause, f"paused, no verdict: {why}")
+    return Decision(Action.ROLLBACK, index, 0, f"bake ended without a verdict: {why}")
+
+
+def _honour(control: ControlRequest, index: int, max_pause: int) -> Decision:
+    by = f"by {control.actor}" + (f": {control.reason}" if control.reason else "")
+    if control.action is ControlAction.ABORT:
+        return Decision(Action.ROLLBACK, index, 0, f"aborted {by}")
+    if control.action is ControlAction.PROMOTE:
+        return Decision(Action.PROMOTE, index, 0, f"promoted {by}")
+    if control.action is ControlAction.PAUSE:
+        return Decision(Action.PAUSE, index, max_pause, f"paused {by}")
+    return Decision(Action.BAKE, index, 1, f"resumed {by}")
 
 
 def _bake(index: int, remaining: float, interval: int, reason: str) -> Decision:
     return Decision(Action.BAKE, index, max(1, min(interval, math.ceil(remaining))), reason)
 
 
-def _advance(rollout: Rollout, index: int) -> Decision:
+def advance(rollout: Rollout, index: int) -> Decision:
+    """The step after stage ``index`` passed: the next stage, or promotion."""
     following = index + 1
     stages = rollout.plan.stages
     if following >= len(stages) or stages[following].weight >= 100:
         return Decision(Action.PROMOTE, index, 0, f"stage {index + 1} passed; promoting")
-    return Decision(
-        Action.APPLY,
-        following,
-        0,
-        f"stage {index + 1} passed; moving to {stages[following].weight}%",
-    )
+    weight = stages[following].weight
+    return Decision(Action.APPLY, following, 0, f"stage {index + 1} passed; moving to {weight}%")

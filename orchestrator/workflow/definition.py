@@ -15,6 +15,8 @@ TASKS: dict[str, tuple[str, str]] = {
     "AnalyzeFunctionArn": ("analyze", "orchestrator.workflow.tasks.analyze"),
     "PromoteFunctionArn": ("promote", "orchestrator.workflow.tasks.promote"),
     "RollbackFunctionArn": ("rollback", "orchestrator.workflow.tasks.rollback"),
+    "HoldFunctionArn": ("hold", "orchestrator.workflow.tasks.hold"),
+    "RecordFailureFunctionArn": ("record-failure", "orchestrator.workflow.tasks.record_failure"),
 }
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 

@@ -1,8 +1,9 @@
 """Lambda handlers for the state machine's tasks.
 
-Each task loads the rollout, does one idempotent step and returns the next
-``Decision`` as ``{action, stage, wait_seconds, reason}``: a retried task finds its work
-already done and answers the same way instead of doing it twice.
+Each task loads the rollout, does one idempotent step and returns the next ``Decision``
+as ``{action, stage, wait_seconds, reason}``: a retried task finds its work already done
+and answers the same way instead of doing it twice. Every change is one conditional
+DynamoDB transaction with its audit event (see ``orchestrator.store``).
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
-from orchestrator.analysis import evaluate
-from orchestrator.models import (
-    FULL_WEIGHT,
-    AuditEvent,
-    Release,
-    Rollout,
-    RolloutStatus,
-    RouteRule,
-    Variant,
-    utcnow,
-)
-from orchestrator.store import RouteChange, Store, StoreError
+from orchestrator.analysis import Outcome, evaluate
+from orchestrator.events.bus import publish
+from orchestrator.models import Rollout, RolloutStatus, utcnow
+from orchestrator.store import Store, StoreError
 
+from . import transitions
 from .decide import Action, Decision, decide, first_step
 
 logger = Logger(service="edgeshift-workflow")
+tracer = Tracer(service="edgeshift-workflow")
+metrics = Metrics(namespace="EdgeShift", service="edgeshift-workflow")
 ACTOR = "workflow"
+
+
+class RolloutNotActive(StoreError):
+    """The rollout is not in a state this task may act on (e.g. aborted meanwhile)."""
 
 
 @cache
@@ -36,170 +37,219 @@ def _store() -> Store:
     return Store()
 
 
-def _step(decision: Decision) -> dict[str, Any]:
-    return decision.as_payload()
-
-
-def _commit(
-    before: Rollout,
-    kind: str,
-    why: str,
-    detail: dict[str, Any],
-    route: RouteChange | None = None,
-    **changes: Any,
-) -> Rollout:
-    now = utcnow()
-    after = before.model_copy(update={**changes, "version": before.version + 1, "updated_at": now})
-    event = AuditEvent(
-        rollout_id=before.rollout_id,
-        seq=after.version,
-        at=now,
-        actor=ACTOR,
-        kind=kind,
-        reason=why,
-        detail=detail,
-    )
-    _store().commit(before, after, event, route=route, release_lock=after.status.is_final)
-    return after
-
-
-def _route_change(rollout: Rollout, canary_weight: int, *, promote: bool = False) -> RouteChange:
-    """Canary first, so its bucket range starts at 0 and only grows (sticky, monotonic).
-
-    A release without actions keeps the route's actions for that variant (usually only the
-    version changes, and templates like ``/releases/{version}{uri}`` follow it). Promotion
-    makes the canary's release the new stable at 100%, so the next rollout starts from it.
-    """
-    target, plan = rollout.plan.target, rollout.plan
-    rule = _store().get_route(target.host, target.path_rule)
-    if rule is None:
-        raise StoreError(f"route {target.host} {target.path_rule} disappeared")
-    canary = _variant(plan.canary, rule, plan.canary.name, 0 if promote else canary_weight)
-    stable_release = plan.canary if promote else plan.stable
-    stable_actions_from = plan.canary.name if promote else plan.stable.name
-    stable = _variant(
-        stable_release.model_copy(update={"name": plan.stable.name}),
-        rule,
-        stable_actions_from,
-        FULL_WEIGHT - canary.weight,
-    )
-    return RouteChange(
-        rule=rule, variants=[canary, stable], salt=rollout.salt, rollout_id=rollout.rollout_id
-    )
-
-
-def _variant(release: Release, rule: RouteRule, actions_of: str, weight: int) -> Variant:
-    actions = release.actions or rule.variant(actions_of).actions
-    return Variant(name=release.name, version=release.version, actions=actions, weight=weight)
-
-
-def _weights(change: RouteChange) -> dict[str, int]:
-    return {variant.name: variant.weight for variant in change.variants}
-
-
-@logger.inject_lambda_context
-def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _load(event: dict[str, Any]) -> Rollout:
     rollout = _store().get_rollout(event["rollout_id"])
+    logger.append_keys(rollout_id=rollout.rollout_id, status=rollout.status.value)
+    return rollout
+
+
+def _lambda(handler: Any) -> Any:
+    """The powertools decorators every task wears, in the order they must nest."""
+    return logger.inject_lambda_context(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
+
+
+@_lambda
+def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    rollout = _load(event)
     if rollout.status is RolloutStatus.PENDING:
-        _commit(
+        rollout = transitions.commit(
+            _store(),
             rollout,
             "started",
             "execution began",
-            {"execution_arn": event.get("execution_arn")},
+            actor=ACTOR,
+            detail={"execution_arn": event.get("execution_arn")},
             status=RolloutStatus.RUNNING,
             execution_arn=event.get("execution_arn"),
         )
-    return _step(first_step())
+        publish("started", rollout)
+    return first_step().as_payload()
 
 
-@logger.inject_lambda_context
+@_lambda
 def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    rollout = _store().get_rollout(event["rollout_id"])
+    rollout = _load(event)
     index = int(event["step"]["stage"])
     stage = rollout.plan.stages[index]
-    if rollout.stage_index != index:  # a retry after success finds the stage applied
-        _require_running(rollout)
-        change = _route_change(rollout, stage.weight_bp)
-        rollout = _commit(
-            rollout,
-            "stage_applied",
-            f"stage {index + 1}: canary at {stage.weight}%",
-            {"stage": index, "weights": _weights(change), "revision": change.rule.revision + 1},
-            route=change,
-            stage_index=index,
-            stage_started_at=utcnow(),
-        )
-    return _step(Decision(Action.BAKE, index, stage.interval, "stage applied"))
+    if rollout.stage_index == index:  # a retry after success finds the stage applied
+        return Decision(Action.BAKE, index, stage.interval, "stage applied").as_payload()
+    _require(rollout, RolloutStatus.RUNNING)
+    if rollout.control is not None:  # never widen with a person's request pending
+        return Decision(Action.BAKE, rollout.stage_index, 1, "control request first").as_payload()
+    change = transitions.route_change(_store(), rollout, stage.weight_bp)
+    rollout = transitions.commit(
+        _store(),
+        rollout,
+        "stage_applied",
+        f"stage {index + 1}: canary at {stage.weight}%",
+        actor=ACTOR,
+        route=change,
+        detail={"stage": index, "weights": transitions.weights(change)},
+        stage_index=index,
+        stage_started_at=utcnow(),
+        failures=0,
+    )
+    publish("stage_applied", rollout)
+    metrics.add_metric(name="StageApplied", unit=MetricUnit.Count, value=1)
+    return Decision(Action.BAKE, index, stage.interval, "stage applied").as_payload()
 
 
-@logger.inject_lambda_context
+@_lambda
 def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    rollout = _store().get_rollout(event["rollout_id"])
-    _require_running(rollout)
+    rollout = _load(event)
+    _require(rollout, RolloutStatus.RUNNING)
     now = utcnow()
     start = rollout.stage_started_at or now
     verdict = evaluate(rollout, start, now)
     decision = decide(rollout, verdict, now)
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
-    _commit(
+    changes: dict[str, Any] = {"control": None}
+    if verdict.outcome is Outcome.FAIL:
+        changes["failures"] = rollout.failures + 1
+    if decision.action is Action.PROMOTE:
+        changes.update(status=RolloutStatus.PROMOTING, reason=decision.reason)
+    elif decision.action is Action.ROLLBACK:
+        changes.update(status=RolloutStatus.ROLLING_BACK, reason=decision.reason)
+    transitions.commit(
+        _store(),
         rollout,
         "analysis",
         decision.reason,
-        {
+        actor=ACTOR,
+        detail={
             "stage": rollout.stage_index,
             "weight": rollout.canary_weight_bp / 100,
             "window": [start.isoformat(), now.isoformat()],
             "verdict": verdict.as_dict(),
             "decision": decision.as_payload(),
+            "control": rollout.control.model_dump(mode="json") if rollout.control else None,
         },
+        **changes,
     )
-    return _step(decision)
+    metrics.add_metric(name=f"Verdict_{verdict.outcome.value}", unit=MetricUnit.Count, value=1)
+    return decision.as_payload()
 
 
-@logger.inject_lambda_context
+@_lambda
+def hold(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Record the task token; the execution then waits until a person answers or it expires."""
+    rollout = _load(event)
+    step: dict[str, Any] = dict(event["step"])
+    waiting = (
+        RolloutStatus.AWAITING_APPROVAL
+        if step["action"] == Action.AWAIT_APPROVAL.value
+        else RolloutStatus.PAUSED
+    )
+    if rollout.task_token == event["task_token"]:
+        return step
+    _require(rollout, RolloutStatus.RUNNING)
+    if rollout.control is not None and rollout.control.action.value == "abort":
+        raise RolloutNotActive(f"aborted by {rollout.control.actor}: {rollout.control.reason}")
+    kind = "awaiting_approval" if waiting is RolloutStatus.AWAITING_APPROVAL else "paused"
+    rollout = transitions.commit(
+        _store(),
+        rollout,
+        kind,
+        step["reason"],
+        actor=ACTOR,
+        detail={"stage": rollout.stage_index, "timeout_seconds": step["wait_seconds"]},
+        status=waiting,
+        task_token=event["task_token"],
+        control=None,
+        reason=step["reason"],
+    )
+    publish(kind, rollout)
+    return step
+
+
+@_lambda
 def promote(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    rollout = _store().get_rollout(event["rollout_id"])
+    rollout = _load(event)
     if rollout.status is not RolloutStatus.PROMOTED:
-        _require_running(rollout)
-        change = _route_change(rollout, FULL_WEIGHT, promote=True)
-        rollout = _commit(
+        _require(rollout, RolloutStatus.PROMOTING, RolloutStatus.RUNNING)
+        change = transitions.route_change(_store(), rollout, 0, promote=True)
+        version = rollout.plan.canary.version
+        rollout = transitions.commit(
+            _store(),
             rollout,
             "promoted",
-            f"every stage passed; {rollout.plan.canary.version} serves everyone",
-            {"weights": _weights(change), "version": rollout.plan.canary.version},
+            f"{version} is the new stable for everyone",
+            actor=ACTOR,
             route=change,
+            detail={"weights": transitions.weights(change), "version": version},
             status=RolloutStatus.PROMOTED,
-            reason="every stage passed",
+            reason=rollout.reason or "every stage passed",
+            control=None,
+            task_token=None,
         )
-    return _step(Decision(Action.PROMOTE, rollout.stage_index, 0, "promoted"))
+        publish("promoted", rollout)
+        metrics.add_metric(name="Promoted", unit=MetricUnit.Count, value=1)
+    return Decision(Action.PROMOTE, rollout.stage_index, 0, rollout.reason).as_payload()
 
 
-@logger.inject_lambda_context
+@_lambda
 def rollback(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    rollout = _store().get_rollout(event["rollout_id"])
-    if rollout.status is not RolloutStatus.ROLLED_BACK:
-        reason = _rollback_reason(rollout, event)
-        change = _route_change(rollout, 0)
-        rollout = _commit(
+    rollout = _load(event)
+    if rollout.status.is_final:
+        logger.warning("rollback of a finished rollout ignored")
+        return Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason).as_payload()
+    reason = transitions.rollback_reason(rollout, event)
+    if rollout.status is not RolloutStatus.ROLLING_BACK:  # visible while the route is written
+        rollout = transitions.commit(
+            _store(),
             rollout,
-            "rolled_back",
+            "rolling_back",
             reason,
-            {"weights": _weights(change), "error": event.get("error")},
-            route=change,
-            status=RolloutStatus.ROLLED_BACK,
+            actor=ACTOR,
+            detail={"error": event.get("error")},
+            status=RolloutStatus.ROLLING_BACK,
             reason=reason,
+            task_token=None,
         )
-    return _step(Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason))
+    change = transitions.route_change(_store(), rollout, 0)
+    invalidation = transitions.invalidate(rollout)
+    rollout = transitions.commit(
+        _store(),
+        rollout,
+        "rolled_back",
+        rollout.reason,
+        actor=ACTOR,
+        route=change,
+        detail={"weights": transitions.weights(change), "invalidation": invalidation},
+        status=RolloutStatus.ROLLED_BACK,
+        control=None,
+    )
+    publish("rolled_back", rollout)
+    metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
+    return Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason).as_payload()
 
 
-def _rollback_reason(rollout: Rollout, event: dict[str, Any]) -> str:
-    error = event.get("error")
-    if error:
-        cause = str(error.get("Cause", ""))[:500]
-        return f"task failed: {error.get('Error', 'unknown error')}: {cause}"
-    return str(event.get("step", {}).get("reason") or "analysis decided to roll back")
+@_lambda
+def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """After the rollback's retries: FAILED, lock kept, loud (event, metric, alarm)."""
+    rollout = _load(event)
+    error = event.get("rollback_error") or {}
+    reason = (
+        f"rollback failed: {error.get('Error', 'unknown')}: {str(error.get('Cause', ''))[:300]}"
+    )
+    if not rollout.status.is_final:
+        rollout = transitions.commit(
+            _store(),
+            rollout,
+            "failed",
+            reason,
+            actor=ACTOR,
+            detail={"error": error},
+            status=RolloutStatus.FAILED,
+            reason=reason,
+            keep_lock=True,
+        )
+    publish("failed", rollout)
+    metrics.add_metric(name="RollbackFailed", unit=MetricUnit.Count, value=1)
+    return {"status": rollout.status.value}
 
 
-def _require_running(rollout: Rollout) -> None:
-    if rollout.status is not RolloutStatus.RUNNING:
-        raise StoreError(f"rollout {rollout.rollout_id} is {rollout.status}, not RUNNING")
+def _require(rollout: Rollout, *allowed: RolloutStatus) -> None:
+    if rollout.status not in allowed:
+        names = " or ".join(status.value for status in allowed)
+        raise RolloutNotActive(f"rollout {rollout.rollout_id} is {rollout.status}, not {names}")
