@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,27 @@ from .dispatch import InProcessLambdas, load_handler
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialize_dynamodb() -> None:
+    """moto's DynamoDB is not thread-safe: a transaction deep-copies tables while other
+    request threads write them ("dictionary changed size during iteration"). DynamoDB
+    itself isolates requests, so the local stack runs moto's DynamoDB one call at a time."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_edgeshift_serialized", False):
+        return
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return unlocked(self)
+
+    call_action._edgeshift_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 class PortInUse(RuntimeError):
@@ -81,6 +103,7 @@ class LocalStack:
 
         ensure_free(self.moto_port, "--aws-port")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        _serialize_dynamodb()
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.moto_port, verbose=False)
         self._server.start()
         self.moto_port = self._server.get_host_and_port()[1]
