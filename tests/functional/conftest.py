@@ -72,3 +72,13 @@ def route() -> RouteRule:
             ],
         }
     )
+
+
+@pytest.fixture
+def lambda_context():
+    """The attributes of a Lambda context that powertools reads."""
+    from orchestrator.local.dispatch import InvocationContext
+
+    return InvocationContext(
+        "edgeshift-test", "arn:aws:lambda:us-east-1:123456789012:function:edgeshift-test"
+    )
