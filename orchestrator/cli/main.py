@@ -52,8 +52,15 @@ def cli(
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--actor", default=None, help="Who is starting it (recorded in the audit trail).")
 @click.option("--wait", is_flag=True, help="Follow the rollout until it ends.")
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Retrying with the same key returns the same rollout instead of a second one.",
+)
 @click.pass_obj
-def start(target: Target, plan_file: Path, actor: str | None, wait: bool) -> None:
+def start(
+    target: Target, plan_file: Path, actor: str | None, wait: bool, idempotency_key: str | None
+) -> None:
     """Validate PLAN_FILE (YAML or JSON) and start a rollout of it.
 
     Nothing is written when the plan is invalid or its target is busy.
@@ -61,7 +68,7 @@ def start(target: Target, plan_file: Path, actor: str | None, wait: bool) -> Non
     import getpass
 
     from orchestrator.plans import InvalidPlan, load_plan
-    from orchestrator.service import PlanRejected, RolloutService
+    from orchestrator.service import IdempotencyConflict, PlanRejected, RolloutService
     from orchestrator.store import TargetLockedError
 
     try:
@@ -72,10 +79,10 @@ def start(target: Target, plan_file: Path, actor: str | None, wait: bool) -> Non
         service = RolloutService(
             target.store(), target.client("stepfunctions"), target.find_state_machine()
         )
-        rollout = service.start(plan, actor or f"cli:{getpass.getuser()}")
+        rollout = service.start(plan, actor or f"cli:{getpass.getuser()}", idempotency_key)
     except PlanRejected as exc:
         _fail(f"plan rejected: {exc}", EXIT_INVALID)
-    except TargetLockedError as exc:
+    except (TargetLockedError, IdempotencyConflict) as exc:
         _fail(str(exc), EXIT_CONFLICT)
     except StateMachineNotFound as exc:
         _fail(str(exc), EXIT_NOT_FOUND)
@@ -112,6 +119,95 @@ def status(target: Target, rollout_id: str, as_json: bool) -> None:
             f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
             f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}"
         )
+
+
+def _actor(actor: str | None) -> str:
+    import getpass
+
+    return actor or f"cli:{getpass.getuser()}"
+
+
+def _steer(target: Target, verb: str, rollout_id: str, actor: str | None, reason: str) -> None:
+    """Run one control command with the documented exit statuses."""
+    from orchestrator.service import ControlRefused, RolloutService, rollout_summary
+    from orchestrator.store import NotFoundError, StaleWriteError
+
+    service = RolloutService(target.store(), target.client("stepfunctions"), "")
+    try:
+        rollout = getattr(service, verb)(rollout_id, _actor(actor), reason)
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    except (ControlRefused, StaleWriteError) as exc:
+        _fail(f"{verb} refused: {exc}", EXIT_CONFLICT)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    click.echo(json.dumps(rollout_summary(rollout)))
+
+
+_ACTOR = click.option("--actor", default=None, help="Who asks (recorded in the audit trail).")
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@_ACTOR
+@click.pass_obj
+def pause(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+    """Hold traffic at the current weights from the next decision point on."""
+    _steer(target, "pause", rollout_id, actor, reason)
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@_ACTOR
+@click.pass_obj
+def resume(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+    """Go on after a pause, or approve a stage that waits for approval."""
+    _steer(target, "resume", rollout_id, actor, reason)
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
+@_ACTOR
+@click.pass_obj
+def abort(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+    """Roll back now: stable for everyone (at once when paused, else at the next look)."""
+    _steer(target, "abort", rollout_id, actor, reason)
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
+@_ACTOR
+@click.pass_obj
+def promote(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+    """Skip the remaining stages: the canary becomes the stable release for everyone."""
+    _steer(target, "promote", rollout_id, actor, reason)
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per audit event.")
+@click.pass_obj
+def history(target: Target, rollout_id: str, as_json: bool) -> None:
+    """The audit trail: every change, who made it, why, with the analysis evidence."""
+    from orchestrator.store import NotFoundError
+
+    store = target.store()
+    try:
+        store.get_rollout(rollout_id)
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    for event in store.events(rollout_id):
+        if as_json:
+            click.echo(event.model_dump_json())
+        else:
+            click.echo(
+                f"{event.seq:>4} {event.at:%Y-%m-%d %H:%M:%S} {event.kind:<18} "
+                f"{event.actor:<24} {event.reason}"
+            )
 
 
 from .local import demo, local  # noqa: E402 - registered after the group exists
