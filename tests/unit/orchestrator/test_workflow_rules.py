@@ -1,0 +1,200 @@
+"""The status transition table and the decide() rules for people's requests, approval
+gates, failure limits and timeouts."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.local.demo import demo_plan, demo_route
+from orchestrator.models import (
+    TRANSITIONS,
+    ControlAction,
+    ControlRequest,
+    Rollout,
+    RolloutPlan,
+    RolloutStatus,
+)
+from orchestrator.models.plan import HISTORY_EVENT_BUDGET, estimated_history_events
+from orchestrator.plans import InvalidPlan, parse_plan
+from orchestrator.workflow.decide import Action, decide
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+S = RolloutStatus
+
+
+def _plan(approval: bool = False, **policies) -> RolloutPlan:
+    document = demo_plan(demo_route("shop.example.com", 1, 2)).model_dump(mode="json")
+    document["stages"] = [
+        {"weight": 10, "bake": 600, "interval": 60, "approval": approval},
+        {"weight": 50, "bake": 600, "interval": 60},
+        {"weight": 100, "bake": 60, "interval": 60},
+    ]
+    document["policies"] = {**document.get("policies", {}), **policies}
+    return RolloutPlan.model_validate(document)
+
+
+def _running(plan: RolloutPlan, **update) -> Rollout:
+    base = Rollout.start(plan, "t", now=T0 - timedelta(minutes=5))
+    fields = {"status": S.RUNNING, "stage_index": 0, "stage_started_at": T0, **update}
+    return base.model_copy(update=fields)
+
+
+def _verdict(outcome: Outcome) -> Verdict:
+    return Verdict(outcome, f"judged {outcome}", Counts(0, 5000), Counts(0, 5000))
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+# -- the transition table ----------------------------------------------------------------
+
+
+def test_terminal_states_have_no_way_out():
+    """PROMOTED, ROLLED_BACK and FAILED are terminal: no transition leaves them."""
+    assert {s for s in S if s.is_final} == {S.PROMOTED, S.ROLLED_BACK, S.FAILED}
+
+
+@pytest.mark.parametrize("status", [s for s in S if not s.is_final])
+def test_rolling_back_is_reachable_from_every_live_state(status):
+    """Whatever a live rollout is doing, it can start rolling back (or fail trying)."""
+    assert status.can_become(S.ROLLING_BACK) or status is S.ROLLING_BACK
+    assert status.can_become(S.FAILED)
+
+
+def _reachable(start: RolloutStatus) -> set[RolloutStatus]:
+    seen, queue = {start}, deque([start])
+    while queue:
+        for nxt in TRANSITIONS[queue.popleft()] - seen:
+            seen.add(nxt)
+            queue.append(nxt)
+    return seen
+
+
+def test_every_state_is_reachable_from_pending_and_every_path_ends():
+    """Breadth-first from PENDING reaches all states; every live state can reach an end."""
+    assert _reachable(S.PENDING) == set(S)
+    for status in S:
+        assert any(end.is_final for end in _reachable(status))
+
+
+def test_promotion_only_through_promoting():
+    """Nothing becomes PROMOTED except a PROMOTING rollout: the route write is its own step."""
+    assert [s for s in S if s.can_become(S.PROMOTED)] == [S.PROMOTING]
+
+
+# -- decide: people first ----------------------------------------------------------------
+
+
+@given(
+    outcome=st.sampled_from(list(Outcome)),
+    seconds=st.integers(0, 5000),
+    action=st.sampled_from([ControlAction.ABORT, ControlAction.PROMOTE, ControlAction.PAUSE]),
+)
+def test_a_pending_control_request_wins_over_any_verdict(outcome, seconds, action):
+    """A person's pending request decides, whatever the evidence and the clock say."""
+    request = ControlRequest(action=action, actor="oncall", reason="why", at=T0)
+    decision = decide(_running(_plan(), control=request), _verdict(outcome), _at(seconds))
+    expected = {
+        ControlAction.ABORT: Action.ROLLBACK,
+        ControlAction.PROMOTE: Action.PROMOTE,
+        ControlAction.PAUSE: Action.PAUSE,
+    }[action]
+    assert decision.action is expected and "oncall" in decision.reason
+
+
+def test_pause_waits_at_most_max_pause():
+    """A pause parks the rollout for at most the plan's max_pause."""
+    request = ControlRequest(action=ControlAction.PAUSE, actor="oncall", at=T0)
+    decision = decide(
+        _running(_plan(max_pause=900), control=request), _verdict(Outcome.PASS), _at(30)
+    )
+    assert (decision.action, decision.wait_seconds) == (Action.PAUSE, 900)
+
+
+# -- decide: gates, limits and timeouts ---------------------------------------------------
+
+
+def test_a_passing_stage_with_approval_waits_for_a_person():
+    """After a passing bake, an approval stage asks instead of advancing."""
+    decision = decide(
+        _running(_plan(approval=True, approval_timeout=3600)), _verdict(Outcome.PASS), _at(600)
+    )
+    assert (decision.action, decision.wait_seconds) == (Action.AWAIT_APPROVAL, 3600)
+
+
+def test_approval_is_never_asked_for_a_stage_that_did_not_pass():
+    """An inconclusive end of bake on an approval stage extends, it does not ask a person."""
+    decision = decide(_running(_plan(approval=True)), _verdict(Outcome.INCONCLUSIVE), _at(600))
+    assert decision.action is Action.BAKE
+
+
+def test_failure_limit_tolerates_earlier_failures():
+    """With failure_limit 3, the first two failed looks keep baking; the third rolls back."""
+    plan = _plan(failure_limit=3)
+    fail = _verdict(Outcome.FAIL)
+    assert decide(_running(plan, failures=0), fail, _at(60)).action is Action.BAKE
+    assert decide(_running(plan, failures=1), fail, _at(120)).action is Action.BAKE
+    assert decide(_running(plan, failures=2), fail, _at(180)).action is Action.ROLLBACK
+
+
+def test_inconclusive_with_pause_policy_asks_a_person():
+    """on_inconclusive: pause parks the rollout at the end of the bake."""
+    decision = decide(
+        _running(_plan(on_inconclusive="pause")), _verdict(Outcome.INCONCLUSIVE), _at(600)
+    )
+    assert decision.action is Action.PAUSE
+
+
+def test_stage_timeout_and_max_duration_roll_back():
+    """A stage past stage_timeout, or a rollout past max_duration, rolls back."""
+    unsure = _verdict(Outcome.INCONCLUSIVE)
+    assert decide(_running(_plan(stage_timeout=700)), unsure, _at(700)).action is Action.ROLLBACK
+    decision = decide(_running(_plan(max_duration=600)), _verdict(Outcome.PASS), _at(400))
+    assert decision.action is Action.ROLLBACK and "max_duration" in decision.reason
+
+
+@given(
+    outcome=st.sampled_from(list(Outcome)),
+    seconds=st.integers(0, 100_000),
+    failures=st.integers(0, 5),
+    approval=st.booleans(),
+)
+def test_nothing_promotes_without_a_pass_or_a_person(outcome, seconds, failures, approval):
+    """Without a control request, PROMOTE, APPLY and AWAIT_APPROVAL need a PASS verdict."""
+    decision = decide(
+        _running(_plan(approval=approval), failures=failures), _verdict(outcome), _at(seconds)
+    )
+    if decision.action in (Action.PROMOTE, Action.APPLY, Action.AWAIT_APPROVAL):
+        assert outcome is Outcome.PASS
+
+
+# -- plan validation of the Step Functions history -----------------------------------------
+
+
+def test_a_plan_that_would_overflow_the_execution_history_is_refused():
+    """Ten-second looks over a week-long bake exceed the history budget; the error says so."""
+    document = _plan().model_dump(mode="json")
+    document["stages"] = [{"weight": 10, "bake": "7d", "interval": 10}]
+    with pytest.raises(InvalidPlan) as caught:
+        parse_plan(json.dumps(document))
+    assert any("history events" in rule for _, rule in caught.value.problems)
+
+
+def test_a_three_hour_plan_with_one_minute_looks_fits_easily():
+    """Plaid's three-hour bake, checked every minute, stays far under the budget."""
+    plan = _plan()
+    document = plan.model_dump(mode="json")
+    document["stages"] = [
+        {"weight": 5, "bake": "3h", "interval": "1m"},
+        {"weight": 100, "bake": 60, "interval": 60},
+    ]
+    plan = RolloutPlan.model_validate(document)
+    assert estimated_history_events(plan.stages, plan.policies) < HISTORY_EVENT_BUDGET / 2
