@@ -9,6 +9,7 @@ import os
 import socket
 import tempfile
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,8 @@ class LocalStack:
         ensure_free(self.moto_port, "--aws-port")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb()
+        # Tasks that record no metric in an invocation are normal; powertools warns each time.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.moto_port, verbose=False)
         self._server.start()
         self.moto_port = self._server.get_host_and_port()[1]
