@@ -228,6 +228,28 @@ class RolloutService:
             return after
         return self._request(rollout, ControlAction.PROMOTE, actor, reason)
 
+    def recover(self, rollout_id: str, actor: str, reason: str) -> Rollout:
+        """Finish a rollback that failed: stable for everyone, then free the target.
+
+        Only for FAILED rollouts, whose lock was kept on purpose; the route write is
+        conditional on its revision like every other, and the whole step is audited.
+        """
+        if not reason.strip():
+            raise ValueError("reason: required to recover a rollout")
+        rollout = self.get(rollout_id)
+        if rollout.status is not RolloutStatus.FAILED:
+            raise ControlRefused(f"only a FAILED rollout needs recovering; it is {rollout.status}")
+        change = transitions.route_change(self.store, rollout, 0)
+        return transitions.commit(
+            self.store,
+            rollout,
+            "recovered",
+            f"recovered by {actor}: {reason}",
+            actor=actor,
+            route=change,
+            detail={"weights": transitions.weights(change)},
+        )
+
     def _steerable(self, rollout_id: str, reason: str, verb: str) -> Rollout:
         if not reason.strip():
             raise ValueError(f"reason: required to {verb} a rollout")

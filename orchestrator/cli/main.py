@@ -189,6 +189,16 @@ def promote(target: Target, rollout_id: str, reason: str, actor: str | None) -> 
 
 @cli.command()
 @click.argument("rollout_id")
+@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
+@_ACTOR
+@click.pass_obj
+def recover(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+    """Finish a FAILED rollback by hand: stable for everyone, then free the target."""
+    _steer(target, "recover", rollout_id, actor, reason)
+
+
+@cli.command()
+@click.argument("rollout_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per audit event.")
 @click.pass_obj
 def history(target: Target, rollout_id: str, as_json: bool) -> None:

@@ -57,8 +57,9 @@ class Scenario:
         return RolloutPlan.model_validate(document)
 
 
-def wait_for(service: RolloutService, rollout_id: str, check: Callable[[Rollout], bool],
-             timeout: float = 30) -> Rollout:
+def wait_for(
+    service: RolloutService, rollout_id: str, check: Callable[[Rollout], bool], timeout: float = 30
+) -> Rollout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rollout = service.get(rollout_id)
@@ -73,6 +74,7 @@ def abort_during_bake(scenario: Scenario) -> Callable[[RolloutService, str], Non
         wait_for(service, rollout_id, lambda r: r.stage_index == 0)
         scenario.notes["aborted_at"] = time.monotonic()
         service.abort(rollout_id, "oncall@example.com", "error budget burning on checkout")
+
     return steer
 
 
@@ -86,17 +88,22 @@ def pause_then_resume(scenario: Scenario) -> Callable[[RolloutService, str], Non
         scenario.notes["stage_while_paused"] = service.get(rollout_id).stage_index
         assert paused.task_token
         service.resume(rollout_id, "oncall@example.com", "dashboard is fine")
+
     return steer
 
 
 def approve(scenario: Scenario) -> Callable[[RolloutService, str], None]:
     def steer(service: RolloutService, rollout_id: str) -> None:
-        waiting = wait_for(service, rollout_id,
-                           lambda r: r.status is RolloutStatus.AWAITING_APPROVAL or r.status.is_final)
+        waiting = wait_for(
+            service,
+            rollout_id,
+            lambda r: r.status is RolloutStatus.AWAITING_APPROVAL or r.status.is_final,
+        )
         scenario.notes["approval_status"] = waiting.status
         if waiting.status is RolloutStatus.AWAITING_APPROVAL:
             time.sleep(1)
             service.resume(rollout_id, "release-manager@example.com", "approved")
+
     return steer
 
 
@@ -111,7 +118,10 @@ for s in [
     Scenario("abort"),
     Scenario("pause"),
     Scenario("approval", approval_stage=0),
-    *[Scenario(f"fault-{task}", fail_tasks=(task,)) for task in ("begin", "apply-stage", "analyze", "promote")],
+    *[
+        Scenario(f"fault-{task}", fail_tasks=(task,))
+        for task in ("begin", "apply-stage", "analyze", "promote")
+    ],
     Scenario("fault-hold", approval_stage=0, fail_tasks=("hold",)),
     Scenario("rollback-fails", fail_tasks=("analyze", "rollback")),
 ]:
@@ -154,14 +164,24 @@ def outcomes(stack, service):
     feeders = []
     for scenario in SCENARIOS.values():
         stack.store().put_route(demo_route(scenario.host, 1, 2), expected_revision=None)
-        feeders.append(MetricsFeeder(stack.store(), stack.client("cloudwatch"), scenario.host,
-                                     scenario.canary_errors, max_seconds=150).start())
+        feeders.append(
+            MetricsFeeder(
+                stack.store(),
+                stack.client("cloudwatch"),
+                scenario.host,
+                scenario.canary_errors,
+                max_seconds=150,
+            ).start()
+        )
+
     def run(scenario: Scenario) -> None:
         scenario.rollout = service.start(scenario.plan(), "tests")
         if scenario.steer:
             scenario.steer(service, scenario.rollout.rollout_id)
-        scenario.final = wait_for(service, scenario.rollout.rollout_id,
-                                  lambda r: r.status.is_final, timeout=120)
+        scenario.final = wait_for(
+            service, scenario.rollout.rollout_id, lambda r: r.status.is_final, timeout=120
+        )
+
     try:
         with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
             for future in [pool.submit(run, s) for s in SCENARIOS.values()]:
@@ -179,7 +199,8 @@ def _events(service, scenario):
 def _execution_status(stack, scenario) -> str:
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:")
     return stack.client("stepfunctions").describe_execution(
-        executionArn=f"{arn}:{scenario.rollout.rollout_id}")["status"]
+        executionArn=f"{arn}:{scenario.rollout.rollout_id}"
+    )["status"]
 
 
 def test_bad_canary_rolls_back_within_an_interval_of_the_first_look(outcomes, service):
@@ -232,7 +253,9 @@ def test_approval_gate_waits_for_a_person(outcomes, service):
     events = _events(service, scenario)
     kinds = [e.kind for e in events]
     resumed = kinds.index("resumed")
-    second_stage = [i for i, e in enumerate(events) if e.kind == "stage_applied" and e.detail["stage"] == 1]
+    second_stage = [
+        i for i, e in enumerate(events) if e.kind == "stage_applied" and e.detail["stage"] == 1
+    ]
     assert kinds.index("awaiting_approval") < resumed < second_stage[0]
     assert events[resumed].actor == "release-manager@example.com"
 
@@ -258,6 +281,11 @@ def test_a_failing_rollback_fails_loudly_and_keeps_the_lock(outcomes, service, s
     while _execution_status(stack, scenario) == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _execution_status(stack, scenario) == "FAILED"
+    # The runbook's way out: recover finishes the rollback by hand and frees the target.
+    recovered = service.recover(scenario.rollout.rollout_id, "oncall", "route checked by hand")
+    assert recovered.status is RolloutStatus.FAILED
+    assert service.store.get_route(scenario.host).weights()["canary"] == 0
+    assert service.store.lock_holder(scenario.host, "default") is None
 
 
 def test_concurrent_starts_on_one_target_run_exactly_one(stack, service):
