@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 MAX_REASON = 1000
+ACTIVE = frozenset(s for s in RolloutStatus if not s.is_final)
 
 
 class PlanRejected(ValueError):
@@ -139,7 +140,27 @@ class RolloutService:
         return self.store.get_rollout(rollout_id)
 
     def events(self, rollout_id: str) -> list[AuditEvent]:
+        self.store.get_rollout(rollout_id)  # NotFoundError for an unknown id, not an empty list
         return self.store.events(rollout_id)
+
+    def list(
+        self,
+        *,
+        host: str | None = None,
+        path_rule: str = "default",
+        statuses: frozenset[RolloutStatus] = frozenset(),
+        limit: int = 50,
+        after: str | None = None,
+    ) -> tuple[list[Rollout], str | None]:
+        """Newest first, optionally for one target and some statuses; paginated."""
+        if not 1 <= limit <= 100:
+            raise ValueError("limit: must be between 1 and 100")
+        return self.store.list_rollouts(
+            target=f"{host}#{path_rule}" if host else None,
+            statuses=frozenset(s.value for s in statuses),
+            limit=limit,
+            after=after,
+        )
 
     # -- steering -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ their document as JSON next to the few attributes that conditions and queries ne
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 from typing import Any
@@ -79,6 +80,21 @@ def rollout_item(rollout: Rollout) -> dict[str, Any]:
 
 def rollout_from_item(item: dict[str, Any]) -> Rollout:
     return Rollout.model_validate_json(item["doc"]["S"])
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    """An opaque page token for callers; it only ever goes back into ``decode_cursor``."""
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def decode_cursor(token: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("next_token: not a token this API returned") from exc
+    if not isinstance(key, dict) or not all(isinstance(v, dict) for v in key.values()):
+        raise ValueError("next_token: not a token this API returned")
+    return key
 
 
 def event_item(event: AuditEvent) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from .errors import (
     StoreError,
     TargetLockedError,
 )
-from .tables import TableNames
+from .tables import BY_KIND_INDEX, BY_TARGET_INDEX, TableNames
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -112,6 +112,38 @@ class Store:
             if "LastEvaluatedKey" not in page:
                 return events
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def list_rollouts(
+        self,
+        *,
+        target: str | None = None,
+        statuses: frozenset[str] = frozenset(),
+        limit: int = 50,
+        after: str | None = None,
+    ) -> tuple[list[Rollout], str | None]:
+        """Newest first; ``target`` is ``host#path_rule``. Returns a page and the next cursor
+        (a page may hold fewer than ``limit`` items when ``statuses`` filters some out)."""
+        index, key = (BY_TARGET_INDEX, target) if target else (BY_KIND_INDEX, "rollout")
+        kwargs: dict[str, Any] = {
+            "TableName": self.tables.rollouts,
+            "IndexName": index[0],
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": index[1]},
+            "ExpressionAttributeValues": codec.to_attributes({":v": key}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if statuses:
+            names = {f":s{i}": status for i, status in enumerate(sorted(statuses))}
+            kwargs["FilterExpression"] = f"#s IN ({', '.join(names)})"
+            kwargs["ExpressionAttributeNames"]["#s"] = "status"
+            kwargs["ExpressionAttributeValues"].update(codec.to_attributes(names))
+        if after:
+            kwargs["ExclusiveStartKey"] = codec.decode_cursor(after)
+        page = self.client.query(**kwargs)
+        rollouts = [codec.rollout_from_item(item) for item in page["Items"]]
+        cursor = page.get("LastEvaluatedKey")
+        return rollouts, codec.encode_cursor(cursor) if cursor else None
 
     def lock_holder(self, host: str, path_rule: str) -> str | None:
         item = self.client.get_item(

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 
 ROUTES_KEY = ("host", "path_rule")
 ROLLOUTS_KEY = ("pk", "sk")
+# Listing without scans: every rollout item carries kind="rollout", its target and created_at.
+BY_KIND_INDEX = ("by-kind", "kind", "created_at")
+BY_TARGET_INDEX = ("by-target", "target", "created_at")
+ROLLOUT_INDEXES = (BY_KIND_INDEX, BY_TARGET_INDEX)
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,31 @@ def _key_schema(partition: str, sort: str) -> dict[str, Any]:
     }
 
 
+def _indexes() -> dict[str, Any]:
+    attributes = {attr for _, pk, sk in ROLLOUT_INDEXES for attr in (pk, sk)}
+    return {
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name, pk, sk in ROLLOUT_INDEXES
+        ],
+        "ExtraAttributes": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+    }
+
+
 def create_tables(client: DynamoDBClient, names: TableNames) -> None:
     """Create both tables (local stack and tests; in AWS the CDK app owns them)."""
     existing = set(client.list_tables()["TableNames"])
-    for name, key in ((names.routes, ROUTES_KEY), (names.rollouts, ROLLOUTS_KEY)):
-        if name not in existing:
-            client.create_table(TableName=name, **_key_schema(*key))
+    if names.routes not in existing:
+        client.create_table(TableName=names.routes, **_key_schema(*ROUTES_KEY))
+    if names.rollouts not in existing:
+        schema = _key_schema(*ROLLOUTS_KEY)
+        indexes = _indexes()
+        schema["AttributeDefinitions"] += indexes.pop("ExtraAttributes")
+        client.create_table(TableName=names.rollouts, **schema, **indexes)
