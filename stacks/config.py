@@ -16,6 +16,10 @@ HOSTS = "edgeshift:hosts"
 PRIMARY_REGION = "edgeshift:primaryRegion"
 REPLICA_REGIONS = "edgeshift:replicaRegions"
 DATADOG_SECRET_NAME = "edgeshift:datadogSecretName"
+DATADOG_SITE = "edgeshift:datadogSite"
+DISTRIBUTION = "edgeshift:distribution"
+ROUTED_PATHS = "edgeshift:routedPaths"
+POWERTOOLS_VERSION = "edgeshift:powertoolsLayerVersion"
 
 # Lambda@Edge functions and CloudFront configuration live in us-east-1 only.
 EDGE_REGION = "us-east-1"
@@ -31,6 +35,37 @@ _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(\*\.)?({_LABEL}\.)+{_LABEL}$")
 # Secrets Manager's own name alphabet.
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# The sites Datadog documents; the API host is api.<site>.
+DATADOG_SITES = frozenset(
+    {
+        "datadoghq.com",
+        "us3.datadoghq.com",
+        "us5.datadoghq.com",
+        "datadoghq.eu",
+        "ap1.datadoghq.com",
+        "ap2.datadoghq.com",
+        "ddog-gov.com",
+    }
+)
+_DISTRIBUTION_ID = re.compile(r"^E[A-Z0-9]{5,20}$")
+# CloudFront path patterns: a leading slash (or a bare *), URL characters, * and ? wildcards.
+_PATH_PATTERN = re.compile(r"^(/[A-Za-z0-9_\-.*$/~\"'@:+?&=!]*|\*)$")
+# ACM certificates for CloudFront must live in us-east-1.
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+_VERSION = re.compile(r"^(latest|\d+\.\d+\.\d+)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistributionConfig:
+    """Either an existing distribution (by id) or a demo one this app creates."""
+
+    existing_id: str | None = None
+    demo_origin_domain: str | None = None
+    certificate_arn: str | None = None
+
+    @property
+    def is_demo(self) -> bool:
+        return self.existing_id is None
 
 
 class ContextError(ValueError):
@@ -47,6 +82,10 @@ class AppConfig:
     primary_region: str
     replica_regions: tuple[str, ...]
     datadog_secret_name: str
+    datadog_site: str = "datadoghq.com"
+    distribution: DistributionConfig
+    routed_paths: tuple[str, ...]
+    powertools_layer_version: str = "latest"
     routes_table_name: str = ROUTES_TABLE_NAME
     rollouts_table_name: str = ROLLOUTS_TABLE_NAME
 
@@ -78,17 +117,68 @@ class AppConfig:
             raise ContextError(
                 DATADOG_SECRET_NAME, f"{secret!r} is not a Secrets Manager secret name"
             )
+        site = get(DATADOG_SITE) or "datadoghq.com"
+        if site not in DATADOG_SITES:
+            raise ContextError(DATADOG_SITE, f"{site!r} is not one of {sorted(DATADOG_SITES)}")
+        paths = _string_list(ROUTED_PATHS, get(ROUTED_PATHS), allow_empty=False)
+        for path in paths:
+            if not _PATH_PATTERN.match(path):
+                raise ContextError(ROUTED_PATHS, f"{path!r} is not a CloudFront path pattern")
+        powertools = get(POWERTOOLS_VERSION) or "latest"
+        if not isinstance(powertools, str) or not _VERSION.match(powertools):
+            raise ContextError(
+                POWERTOOLS_VERSION, f"{powertools!r} is neither 'latest' nor a version like 3.4.0"
+            )
         return cls(
             hosts=hosts,
             primary_region=primary,
             replica_regions=replicas,
             datadog_secret_name=secret,
+            datadog_site=site,
+            distribution=_distribution(get(DISTRIBUTION)),
+            routed_paths=paths,
+            powertools_layer_version=powertools,
         )
 
 
 def from_mapping(context: Mapping[str, Any]) -> AppConfig:
     """Validate a plain dict of context values (tests, scripts)."""
     return AppConfig.from_context(context.get)
+
+
+def _distribution(value: Any) -> DistributionConfig:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ContextError(DISTRIBUTION, f"not a valid JSON object ({exc.msg})") from exc
+    if not isinstance(value, dict):
+        raise ContextError(
+            DISTRIBUTION, 'expected {"id": "E..."} or {"demoOriginDomain": "origin.example.com"}'
+        )
+    unknown = value.keys() - {"id", "demoOriginDomain", "certificateArn"}
+    if unknown:
+        raise ContextError(DISTRIBUTION, f"unknown fields {sorted(unknown)}")
+    existing, origin = value.get("id"), value.get("demoOriginDomain")
+    if (existing is None) == (origin is None):
+        raise ContextError(DISTRIBUTION, "set exactly one of 'id' and 'demoOriginDomain'")
+    if existing is not None and (
+        not isinstance(existing, str) or not _DISTRIBUTION_ID.match(existing)
+    ):
+        raise ContextError(DISTRIBUTION, f"id {existing!r} is not a CloudFront distribution id")
+    if origin is not None and (not isinstance(origin, str) or not _HOST.match(origin)):
+        raise ContextError(DISTRIBUTION, f"demoOriginDomain {origin!r} is not a DNS name")
+    certificate = value.get("certificateArn")
+    if certificate is not None:
+        if existing is not None:
+            raise ContextError(DISTRIBUTION, "certificateArn applies to the demo distribution only")
+        if not isinstance(certificate, str) or not _CERTIFICATE_ARN.match(certificate):
+            raise ContextError(
+                DISTRIBUTION, f"certificateArn {certificate!r} is not an ACM ARN in us-east-1"
+            )
+    return DistributionConfig(
+        existing_id=existing, demo_origin_domain=origin, certificate_arn=certificate
+    )
 
 
 def _string_list(key: str, value: Any, *, allow_empty: bool) -> tuple[str, ...]:

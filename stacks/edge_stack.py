@@ -5,22 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from stacks.assets import edge_code
-
-# Trigger name -> handler module in edge/.
-EDGE_TRIGGERS = {
-    "ViewerRequest": "viewer_request",
-    "OriginRequest": "origin_request",
-}
+from stacks import bundle
+from stacks.assets import ARCHITECTURE, RUNTIME, edge_code
+from stacks.config import AppConfig
+from stacks.routing import RolloutRouting
 
 
 class EdgeFunctions(Construct):
-    """Viewer- and origin-request functions sharing one role and one bundle.
+    """The edge triggers (viewer-request, origin-request, viewer-response) on one role and zip.
 
     Lambda@Edge rules shape every setting here: us-east-1 only, a published version (never
     $LATEST), x86_64, no environment variables, no layers, no X-Ray, and viewer triggers are
@@ -51,16 +51,17 @@ class EdgeFunctions(Construct):
                 ),
             ],
         )
-        code = edge_code(table=routes_table_name, regions=table_regions)
+        code = edge_code(table=routes_table_name, regions=tuple(table_regions))
         self.functions: dict[str, lambda_.Function] = {}
         self.versions: dict[str, lambda_.IVersion] = {}
-        for trigger, module in EDGE_TRIGGERS.items():
+        # viewer_response joins as soon as edge/viewer_response.py exists.
+        for trigger, handler in bundle.triggers().items():
             fn = lambda_.Function(
                 self,
                 trigger,
-                runtime=lambda_.Runtime.PYTHON_3_12,
-                architecture=lambda_.Architecture.X86_64,
-                handler=f"edge.{module}.handler",
+                runtime=RUNTIME,
+                architecture=ARCHITECTURE,
+                handler=handler,
                 code=code,
                 role=self.role,
                 memory_size=128,
@@ -73,29 +74,81 @@ class EdgeFunctions(Construct):
 
 class EdgeStack(Stack):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        routes_table_name: str,
-        table_regions: Sequence[str],
-        **kwargs: Any,
+        self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.edge = EdgeFunctions(
             self,
             "Functions",
-            routes_table_name=routes_table_name,
-            table_regions=table_regions,
+            routes_table_name=config.routes_table_name,
+            table_regions=config.table_regions,
         )
         # The table lives in another stack (and region); build its ARNs from name and regions
         # rather than through a cross-region reference. Read-only: the edge never writes.
         tables = [
             self.format_arn(
-                service="dynamodb", region=region, resource="table", resource_name=routes_table_name
+                service="dynamodb",
+                region=region,
+                resource="table",
+                resource_name=config.routes_table_name,
             )
-            for region in table_regions
+            for region in config.table_regions
         ]
         self.edge.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:Query"], resources=tables)
+        )
+        self.routing = RolloutRouting(
+            self, "Routing", versions=self.edge.versions, variant_header=bundle.variant_header()
+        )
+        self.distribution: cloudfront.Distribution | None = None
+        self.viewer_certificate_is_default = config.distribution.certificate_arn is None
+        if config.distribution.is_demo:
+            self.distribution = self._demo_distribution(config)
+            CfnOutput(self, "DistributionDomainName", value=self.distribution.domain_name)
+        else:
+            # CloudFormation can only change a distribution it owns: for an existing one the
+            # stack publishes what to attach, and the README shows the update-distribution call.
+            CfnOutput(self, "DistributionId", value=str(config.distribution.existing_id))
+        CfnOutput(self, "CachePolicyId", value=self.routing.cache_policy.cache_policy_id)
+        for trigger, version in self.edge.versions.items():
+            CfnOutput(self, f"{trigger}VersionArn", value=version.function_arn)
+
+    def _demo_distribution(self, config: AppConfig) -> cloudfront.Distribution:
+        demo = config.distribution
+        origin = origins.HttpOrigin(
+            str(demo.demo_origin_domain),
+            protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+        )
+        certificate = (
+            acm.Certificate.from_certificate_arn(self, "Certificate", demo.certificate_arn)
+            if demo.certificate_arn
+            else None
+        )
+        # Everything but the routed paths is served as usual, without paying for Lambda@Edge;
+        # routing "*" means the default behaviour itself runs the rollout.
+        default = (
+            self.routing.behavior(origin)
+            if "*" in config.routed_paths
+            else cloudfront.BehaviorOptions(
+                origin=origin,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+            )
+        )
+        return cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="edgeshift demo: routed paths run the rollout, the rest does not",
+            default_behavior=default,
+            additional_behaviors={
+                path: self.routing.behavior(origin) for path in config.routed_paths if path != "*"
+            },
+            # The rules match on the viewer's host, so the hosts are the aliases when a
+            # certificate covers them; otherwise routes use the *.cloudfront.net name.
+            domain_names=list(config.hosts) if certificate else None,
+            certificate=certificate,
+            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
         )

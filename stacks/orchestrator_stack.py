@@ -1,19 +1,31 @@
-"""Tables, task functions and the rollout state machine: everything that moves traffic weights."""
+"""Tables, functions, state machine, API, events and alarms: everything that moves weights."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import ArnFormat, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from orchestrator.workflow.definition import DEFINITION_PATH
+from stacks.alarms import RolloutAlarms
+from stacks.api import API_HANDLER, RolloutApi
+from stacks.assets import dependency_layers, orchestrator_code
 from stacks.config import AppConfig
+from stacks.events import EVENTS_HANDLER, ReleasePublished
+from stacks.functions import FunctionSettings, orchestrator_function
 from stacks.tables import RolloutTables
 from stacks.tasks import RolloutTasks
 from stacks.workflow import RolloutStateMachine
+
+STATE_MACHINE_ENV = "EDGESHIFT_STATE_MACHINE_ARN"
+# Must equal orchestrator.events.bus.SOURCE and orchestrator.events.release.PLAN_PREFIX (a test
+# checks); not imported, because those modules pull pydantic and YAML into every synth.
+LIFECYCLE_SOURCE = "edgeshift.rollouts"
+PLAN_PREFIX = "/edgeshift/plans/"
 
 
 class OrchestratorStack(Stack):
@@ -28,22 +40,51 @@ class OrchestratorStack(Stack):
             rollouts_table_name=config.rollouts_table_name,
             replica_regions=config.replica_regions,
         )
-        self.tasks = RolloutTasks(
-            self,
-            "Tasks",
-            routes_table_name=config.routes_table_name,
-            rollouts_table_name=config.rollouts_table_name,
+        settings = FunctionSettings(
+            code=orchestrator_code(),
+            layers=dependency_layers(self, powertools_version=config.powertools_layer_version),
+            environment={
+                "EDGESHIFT_ROUTES_TABLE": config.routes_table_name,
+                "EDGESHIFT_ROLLOUTS_TABLE": config.rollouts_table_name,
+                "POWERTOOLS_SERVICE_NAME": "edgeshift",
+            },
         )
+        self.tasks = RolloutTasks(self, "Tasks", settings=settings)
         self.workflow = RolloutStateMachine(
             self,
             "Rollout",
             definition_file=DEFINITION_PATH,
             substitutions=self.tasks.definition_substitutions(),
         )
-        self._grant(config)
+        machine_arn = {STATE_MACHINE_ENV: self.workflow.state_machine.state_machine_arn}
+        self.api_handler = orchestrator_function(
+            self, "ApiHandler", handler=API_HANDLER, settings=settings, environment=machine_arn
+        )
+        self.api = RolloutApi(self, "Control", handler=self.api_handler)
+        self.events_handler = orchestrator_function(
+            self,
+            "ReleaseHandler",
+            handler=EVENTS_HANDLER,
+            settings=settings,
+            environment=machine_arn,
+        )
+        self.release_published = ReleasePublished(
+            self, "ReleasePublished", handler=self.events_handler
+        )
+        self.alarms = RolloutAlarms(
+            self,
+            "Alarms",
+            state_machine=self.workflow.state_machine,
+            execution_logs=self.workflow.log_group,
+        )
+        self._grant_tasks(config)
+        self._grant_starters()
+        self._grant_lifecycle_events()
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "ApiUrl", value=self.api.api.url)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
 
-    def _grant(self, config: AppConfig) -> None:
+    def _grant_tasks(self, config: AppConfig) -> None:
         routes, rollouts, tasks = self.tables.routes, self.tables.rollouts, self.tasks
         # Every task commits its state change and audit event to the rollouts table; only the
         # three that move traffic touch routes (same transaction). Begin and Analyze never do.
@@ -56,12 +97,86 @@ class OrchestratorStack(Stack):
         tasks.analyze.add_to_role_policy(
             iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
         )
+        # A reference only: the secret (keys "api_key" and "app_key") is created by the user.
         datadog = secretsmanager.Secret.from_secret_name_v2(
             self, "DatadogSecret", config.datadog_secret_name
         )
         datadog.grant_read(tasks.analyze)
+        # Plans name one secret per key; keeping them under the configured name as a folder
+        # (e.g. edgeshift/datadog/api-key) keeps this grant to edgeshift's secrets only.
+        tasks.analyze.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[
+                    self.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{config.datadog_secret_name}/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         tasks.analyze.add_environment("EDGESHIFT_DATADOG_SECRET_NAME", datadog.secret_name)
+        tasks.analyze.add_environment("DD_SITE", config.datadog_site)
+
+        # A rollback drops cached canary copies from the distribution the plan names; plans
+        # may target any distribution of the account, and invalidation is its only action.
+        tasks.rollback.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudfront:CreateInvalidation"],
+                resources=[
+                    self.format_arn(
+                        service="cloudfront",
+                        region="",
+                        resource="distribution",
+                        resource_name="*",
+                    )
+                ],
+            )
+        )
 
         # The ASL is loaded from a file, so CDK cannot infer what it calls: grant exactly the five.
         for fn in tasks.functions.values():
             fn.grant_invoke(self.workflow.state_machine)
+
+    def _grant_starters(self) -> None:
+        machine = self.workflow.state_machine
+        starters: tuple[lambda_.Function, ...] = (self.api_handler, self.events_handler)
+        for fn in starters:
+            # Starting a rollout takes the target's lock and writes the rollout item; the
+            # routes are read to check the target exists. Weights move only via the tasks.
+            self.tables.rollouts.grant_read_write_data(fn)
+            self.tables.routes.grant_read_data(fn)
+            machine.grant_start_execution(fn)
+        # Operators inspect executions and resume a paused one (it waits on a task token).
+        # Abort and pause are control requests on the rollout item: no StopExecution.
+        machine.grant(self.api_handler, "states:ListExecutions")
+        machine.grant_execution(
+            self.api_handler, "states:DescribeExecution", "states:GetExecutionHistory"
+        )
+        machine.grant_task_response(self.api_handler)
+        # Release events name a plan template kept in Parameter Store.
+        self.events_handler.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[
+                    self.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=f"{PLAN_PREFIX.strip('/')}/*",
+                    )
+                ],
+            )
+        )
+
+    def _grant_lifecycle_events(self) -> None:
+        """Every function may announce rollout changes on the default bus, under our source."""
+        bus = self.format_arn(service="events", resource="event-bus", resource_name="default")
+        publish = iam.PolicyStatement(
+            actions=["events:PutEvents"],
+            resources=[bus],
+            conditions={"StringEquals": {"events:source": LIFECYCLE_SOURCE}},
+        )
+        for fn in (*self.tasks.functions.values(), self.api_handler, self.events_handler):
+            fn.add_to_role_policy(publish)

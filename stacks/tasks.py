@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 # The placeholder -> handler table is the orchestrator's own, shared with the local stack, so
 # the deployed functions and the local dispatcher cannot drift apart. It is stdlib-only.
 from orchestrator.workflow.definition import TASKS
-from stacks.assets import orchestrator_code
+from stacks.functions import FunctionSettings, orchestrator_function
 
 # Analyze queries metric backends over the network; the others do a few DynamoDB calls.
 _TIMEOUTS = {"Analyze": Duration.seconds(60)}
@@ -23,41 +22,18 @@ def _state(placeholder: str) -> str:
 class RolloutTasks(Construct):
     """One function per task, sharing one code asset; permissions are granted by the stack."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        routes_table_name: str,
-        rollouts_table_name: str,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: FunctionSettings) -> None:
         super().__init__(scope, construct_id)
-        code = orchestrator_code()
         # Keyed by placeholder (`BeginFunctionArn`), i.e. exactly what the ASL asks for.
         self.functions: dict[str, lambda_.Function] = {}
         for placeholder, (_suffix, handler) in TASKS.items():
             state = _state(placeholder)
-            log_group = logs.LogGroup(
-                self,
-                f"{state}Logs",
-                retention=logs.RetentionDays.ONE_MONTH,
-                removal_policy=RemovalPolicy.DESTROY,
-            )
-            self.functions[placeholder] = lambda_.Function(
+            self.functions[placeholder] = orchestrator_function(
                 self,
                 state,
-                runtime=lambda_.Runtime.PYTHON_3_12,
                 handler=handler,
-                code=code,
-                memory_size=256,
+                settings=settings,
                 timeout=_TIMEOUTS.get(state, Duration.seconds(30)),
-                tracing=lambda_.Tracing.ACTIVE,
-                log_group=log_group,
-                environment={
-                    "EDGESHIFT_ROUTES_TABLE": routes_table_name,
-                    "EDGESHIFT_ROLLOUTS_TABLE": rollouts_table_name,
-                    "POWERTOOLS_SERVICE_NAME": "edgeshift",
-                },
             )
 
     @property

@@ -24,6 +24,7 @@ class Synthesized:
     orchestrator: Template
     edge: Template
     seconds: float
+    nag_errors: tuple[str, ...] = ()
 
     def asset(self, name: str) -> Path:
         """A staged asset, by the file name CloudFormation's S3 key or Code.S3Key gives."""
@@ -43,6 +44,16 @@ def statements_of(template: Template, role_logical_id: str) -> list[dict[str, An
         if {"Ref": role_logical_id} in roles:
             out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
     return out
+
+
+def functions_by_handler(template: Template, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Handler -> function properties (plus its logical id as "id"), for matching handlers."""
+    functions = resources(template, "AWS::Lambda::Function")
+    return {
+        f["Properties"]["Handler"]: {"id": i, **f["Properties"]}
+        for i, f in functions.items()
+        if f["Properties"]["Handler"].startswith(prefix)
+    }
 
 
 def as_list(value: Any) -> list[Any]:

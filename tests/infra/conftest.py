@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
-from stacks.app import build_app
+from stacks.app import build_app, nag_errors
 
 from .cfn import Synthesized, default_context
 
@@ -19,7 +19,13 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     started = time.perf_counter()
     app = build_app(default_context(), outdir=str(outdir))
     stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
-    app.synth()
+    assembly = app.synth()
     orchestrator = Template.from_stack(stacks["EdgeshiftOrchestrator"])
     edge = Template.from_stack(stacks["EdgeshiftEdge"])
-    return Synthesized(outdir, orchestrator, edge, time.perf_counter() - started)
+    return Synthesized(
+        outdir,
+        orchestrator,
+        edge,
+        time.perf_counter() - started,
+        nag_errors=tuple(nag_errors(assembly)),
+    )

@@ -5,14 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_cdk import App, Environment
+from aws_cdk.assertions import Template
 
 from orchestrator.store.tables import TableNames
 from stacks.app import build_app
-from stacks.config import ROLLOUTS_TABLE_NAME, ROUTES_TABLE_NAME, ContextError, from_mapping
+from stacks.config import (
+    EDGE_REGION,
+    ROLLOUTS_TABLE_NAME,
+    ROUTES_TABLE_NAME,
+    ContextError,
+    from_mapping,
+)
+from stacks.edge_stack import EdgeStack
 
 from .cfn import default_context
 
 pytestmark = pytest.mark.infra
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+CERT_EU = CERT.replace("us-east-1", "eu-west-1")
 
 
 def _context(**overrides: Any) -> dict[str, Any]:
@@ -51,6 +63,27 @@ def test_martian_replica_region_names_the_key() -> None:
         ({"primaryRegion": "earth"}, "edgeshift:primaryRegion"),
         ({"datadogSecretName": ""}, "edgeshift:datadogSecretName"),
         ({"datadogSecretName": None}, "edgeshift:datadogSecretName"),
+        ({"datadogSecretName": "edgeshift/data dog"}, "edgeshift:datadogSecretName"),
+        ({"datadogSite": "datadoghq.org"}, "edgeshift:datadogSite"),
+        ({"distribution": None}, "edgeshift:distribution"),
+        ({"distribution": {}}, "edgeshift:distribution"),
+        (
+            {"distribution": {"id": "E2ABCDEF12", "demoOriginDomain": "o.example.com"}},
+            "edgeshift:distribution",
+        ),
+        ({"distribution": {"id": "not-an-id"}}, "edgeshift:distribution"),
+        ({"distribution": {"demoOriginDomain": "https://o.example.com"}}, "edgeshift:distribution"),
+        (
+            {"distribution": {"demoOriginDomain": "o.example.com", "certificateArn": CERT_EU}},
+            "edgeshift:distribution",
+        ),
+        ({"distribution": {"demoOriginDomain": "o.example.com", "certificateArn": CERT}}, None),
+        ({"distribution": '{"id": "E2ABCDEF12"}'}, None),
+        ({"routedPaths": []}, "edgeshift:routedPaths"),
+        ({"routedPaths": ["app/*"]}, "edgeshift:routedPaths"),
+        ({"routedPaths": None}, "edgeshift:routedPaths"),
+        ({"powertoolsLayerVersion": "3.x"}, "edgeshift:powertoolsLayerVersion"),
+        ({"powertoolsLayerVersion": "3.4.0"}, None),
     ],
 )
 def test_context_values_are_checked(overrides: dict[str, Any], key: str | None) -> None:
@@ -76,3 +109,16 @@ def test_table_names_match_the_store_defaults() -> None:
 def test_synth_stays_within_budget(synthesized: Any) -> None:
     """Synthesizing both stacks takes well under a minute on these machines."""
     assert synthesized.seconds < 60
+
+
+def test_existing_distribution_gets_outputs_instead_of_a_new_distribution() -> None:
+    """With an existing distribution id the edge stack creates none and exports what to attach."""
+    app = App()
+    config = from_mapping(_context(distribution={"id": "E2ABCDEF12"}))
+    stack = EdgeStack(app, "Edge", config=config, env=Environment(region=EDGE_REGION))
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::CloudFront::Distribution", 0)
+    template.resource_count_is("AWS::CloudFront::CachePolicy", 1)
+    outputs = template.find_outputs("*")
+    assert outputs["DistributionId"]["Value"] == "E2ABCDEF12"
+    assert {"CachePolicyId", "ViewerRequestVersionArn", "OriginRequestVersionArn"} <= outputs.keys()

@@ -7,18 +7,26 @@ from typing import Any
 
 import pytest
 
+from stacks import bundle
 from stacks.config import ROUTES_TABLE_NAME
 
-from .cfn import Synthesized, as_list, default_context, resources, statements_of
+from .cfn import (
+    Synthesized,
+    as_list,
+    default_context,
+    functions_by_handler,
+    resources,
+    statements_of,
+)
 
 pytestmark = pytest.mark.infra
 
-HANDLERS = {"edge.viewer_request.handler", "edge.origin_request.handler"}
+# viewer_response is deployed as soon as edge/viewer_response.py exists.
+HANDLERS = set(bundle.triggers().values())
 
 
 def _edge_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
-    functions = resources(synthesized.edge, "AWS::Lambda::Function")
-    return {f["Properties"]["Handler"]: {"id": i, **f["Properties"]} for i, f in functions.items()}
+    return functions_by_handler(synthesized.edge)
 
 
 def _role(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
@@ -27,11 +35,13 @@ def _role(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
 
 
 def test_edge_functions_respect_lambda_at_edge_limits(synthesized: Synthesized) -> None:
-    """Both triggers run python3.12 with 128 MB, 5 s and no environment variables."""
+    """Every trigger runs python3.12 with 128 MB, 5 s, no environment variables, no layers."""
     functions = _edge_functions(synthesized)
     assert set(functions) == HANDLERS
+    assert {"edge.viewer_request.handler", "edge.origin_request.handler"} <= HANDLERS
     for fn in functions.values():
         assert "Environment" not in fn
+        assert "Layers" not in fn
         assert fn["MemorySize"] == 128
         assert fn["Timeout"] == 5
         assert fn["Runtime"] == "python3.12"
@@ -89,4 +99,64 @@ def test_edge_bundle_carries_the_deployed_config_and_nothing_else(
         *default_context()["edgeshift:replicaRegions"],
     ]
     assert config["endpoint_url"] is None
+    assert config["variant_header"] == bundle.variant_header()
     assert sum(p.stat().st_size for p in asset.rglob("*") if p.is_file()) < 1_000_000
+    assert not list(asset.rglob("__pycache__"))
+
+
+def _distribution(synthesized: Synthesized) -> dict[str, Any]:
+    (distribution,) = resources(synthesized.edge, "AWS::CloudFront::Distribution").values()
+    config: dict[str, Any] = distribution["Properties"]["DistributionConfig"]
+    return config
+
+
+def test_cache_policy_keys_on_the_variant_header_and_host(synthesized: Synthesized) -> None:
+    """Each variant gets its own cache entries; Host is forwarded for origin-request's lookup."""
+    (policy,) = resources(synthesized.edge, "AWS::CloudFront::CachePolicy").values()
+    key = policy["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["HeadersConfig"]["HeaderBehavior"] == "whitelist"
+    assert sorted(key["HeadersConfig"]["Headers"]) == sorted([bundle.variant_header(), "host"])
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+
+
+def test_only_routed_behaviours_run_the_edge_functions(synthesized: Synthesized) -> None:
+    """The configured paths run every trigger's version; the default behaviour runs none."""
+    config = _distribution(synthesized)
+    (policy_id,) = resources(synthesized.edge, "AWS::CloudFront::CachePolicy")
+    versions = {
+        v["Properties"]["FunctionName"]["Ref"]: i
+        for i, v in resources(synthesized.edge, "AWS::Lambda::Version").items()
+    }
+    routed = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert set(routed) == set(default_context()["edgeshift:routedPaths"])
+    for behavior in routed.values():
+        assert behavior["CachePolicyId"] == {"Ref": policy_id}
+        associations = {
+            a["EventType"]: a["LambdaFunctionARN"]["Ref"]
+            for a in behavior["LambdaFunctionAssociations"]
+        }
+        assert set(associations.values()) == set(versions.values())
+        assert {"viewer-request", "origin-request"} <= associations.keys()
+        assert "IncludeBody" not in json.dumps(behavior)
+    default = config["DefaultCacheBehavior"]
+    assert "LambdaFunctionAssociations" not in default
+    assert default["CachePolicyId"] != {"Ref": policy_id}
+
+
+def test_demo_distribution_serves_https_from_the_context_origin(synthesized: Synthesized) -> None:
+    """The demo origin comes from context and is reached over TLS 1.2 only."""
+    config = _distribution(synthesized)
+    (origin,) = config["Origins"]
+    expected = default_context()["edgeshift:distribution"]["demoOriginDomain"]
+    assert origin["DomainName"] == expected
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert origin["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_edge_outputs_name_what_an_existing_distribution_needs(synthesized: Synthesized) -> None:
+    """Cache policy id and one version ARN per trigger are stack outputs."""
+    outputs = synthesized.edge.find_outputs("*")
+    assert "CachePolicyId" in outputs
+    triggers = set(bundle.triggers())
+    assert {f"{t}VersionArn" for t in triggers} <= outputs.keys()

@@ -10,9 +10,16 @@ import pytest
 from aws_cdk.assertions import Match
 
 from orchestrator.store.tables import ROLLOUTS_KEY, ROUTES_KEY, TableNames
-from orchestrator.workflow.definition import TASKS
+from orchestrator.workflow.definition import DEFINITION_PATH, TASKS, render
 
-from .cfn import Synthesized, as_list, default_context, resources, statements_of
+from .cfn import (
+    Synthesized,
+    as_list,
+    default_context,
+    functions_by_handler,
+    resources,
+    statements_of,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -36,9 +43,8 @@ def _state_machine(synthesized: Synthesized) -> dict[str, Any]:
 
 
 def _task_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
-    """Handler -> function properties, for the five task functions."""
-    functions = resources(synthesized.orchestrator, "AWS::Lambda::Function")
-    return {f["Properties"]["Handler"]: {"id": i, **f["Properties"]} for i, f in functions.items()}
+    """Handler -> function properties, for the state machine's task functions."""
+    return functions_by_handler(synthesized.orchestrator, "orchestrator.workflow.tasks.")
 
 
 def test_routes_table_is_global_with_a_replica_per_context_region(synthesized: Synthesized) -> None:
@@ -84,32 +90,36 @@ def test_state_machine_is_standard_traced_and_fully_logged(synthesized: Synthesi
     )
 
 
-def test_definition_resolves_to_the_rollout_states_with_no_placeholder_left(
-    synthesized: Synthesized,
-) -> None:
-    """Applying the substitutions CloudFormation will apply leaves every state and no `${...}`."""
+def test_definition_is_the_asl_file_after_substitution(synthesized: Synthesized) -> None:
+    """The deployed definition is the very file the local stack runs, placeholders filled."""
     machine = _state_machine(synthesized)
-    definition = synthesized.asset(machine["DefinitionS3Location"]["Key"]).read_text()
-    substitutions = machine["DefinitionSubstitutions"]
+    staged = synthesized.asset(machine["DefinitionS3Location"]["Key"]).read_text()
+    assert staged == DEFINITION_PATH.read_text()
+
     functions = resources(synthesized.orchestrator, "AWS::Lambda::Function")
     resolved = {}
-    for name, value in substitutions.items():
+    for name, value in machine["DefinitionSubstitutions"].items():
         logical_id, attribute = value["Fn::GetAtt"]
         assert attribute == "Arn" and logical_id in functions
         resolved[name] = f"arn:aws:lambda:us-east-1:123456789012:function:{logical_id}"
-
-    text = re.sub(r"\$\{(\w+)\}", lambda m: resolved.get(m.group(1), m.group(0)), definition)
+    # render() refuses a missing or an unknown placeholder, so the two sets are equal.
+    text = render(resolved)
 
     assert not re.search(r"\$\{[^}]*\}", text)
     states = json.loads(text)["States"]
     assert set(STATES) <= states.keys()
-    for state in ("Begin", "ApplyStage", "Analyze", "Promote", "Rollback"):
-        target = states[state]["Parameters"]["FunctionName"]
-        handler = functions[target.rsplit(":", 1)[1]]["Properties"]["Handler"]
-        assert handler == f"orchestrator.workflow.tasks.{_snake(state)}"
+    for placeholder, (_suffix, handler) in TASKS.items():
+        targets = [
+            state["Parameters"]["FunctionName"]
+            for state in states.values()
+            if state.get("Parameters", {}).get("FunctionName") == resolved[placeholder]
+        ]
+        assert targets, f"no state calls {placeholder}"
+        logical_id = targets[0].rsplit(":", 1)[1]
+        assert functions[logical_id]["Properties"]["Handler"] == handler
 
 
-def test_state_machine_may_invoke_the_five_tasks_and_nothing_else(synthesized: Synthesized) -> None:
+def test_state_machine_may_invoke_the_tasks_and_nothing_else(synthesized: Synthesized) -> None:
     """The state machine role's lambda:InvokeFunction covers exactly the task functions."""
     role_id = _state_machine(synthesized)["RoleArn"]["Fn::GetAtt"][0]
     invoked: set[str] = set()
@@ -158,13 +168,15 @@ def test_only_traffic_moving_tasks_can_touch_routes(
 
 
 def test_task_code_asset_holds_only_the_orchestrator_package(synthesized: Synthesized) -> None:
-    """The shared zip carries `orchestrator/` and none of .venv, tests, edge, stacks or dotfiles."""
+    """The shared zip carries `orchestrator/` without the local stack, bytecode or dotfiles."""
     fn = next(iter(_task_functions(synthesized).values()))
     asset = synthesized.asset(fn["Code"]["S3Key"].removesuffix(".zip"))
     top_level = {p.name for p in asset.iterdir()}
     assert top_level == {"orchestrator"}
     assert (asset / "orchestrator" / "workflow" / "rollout.asl.json").is_file()
+    assert not (asset / "orchestrator" / "local").exists()
     assert not list(asset.rglob("__pycache__"))
+    assert not [p for p in asset.rglob(".*")]
 
 
 def _snake(state: str) -> str:

@@ -1,0 +1,128 @@
+"""The Lambda@Edge bundle: the stdlib `edge` package plus a `config.json` written at build time.
+
+Lambda@Edge forbids environment variables and layers, so the deployment facts (routes table,
+its regions) travel inside the zip. Stdlib only, so `make edge-bundle` needs neither CDK nor
+Node; the CDK app stages the same tree through `stage()`.
+
+    python -m stacks.bundle --out cdk.out/edge-bundle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EDGE_DIR = REPO_ROOT / "edge"
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+# CloudFront's limit for viewer triggers, which share this zip with origin-request.
+MAX_ZIP_BYTES = 1_048_576
+ZIP_NAME = "edge.zip"
+# Trigger -> module in edge/. viewer_response is optional while it is being written.
+TRIGGER_MODULES = {
+    "ViewerRequest": "viewer_request",
+    "OriginRequest": "origin_request",
+    "ViewerResponse": "viewer_response",
+}
+# A fixed timestamp makes the zip byte-for-byte reproducible (zip cannot store 1970).
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_SKIP = ("__pycache__", "*.pyc", "tests", "config.json", ".*")
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be built as Lambda@Edge requires."""
+
+
+def triggers(edge_dir: Path = EDGE_DIR) -> dict[str, str]:
+    """Trigger -> handler string, for every trigger whose module exists in edge/."""
+    return {
+        trigger: f"edge.{module}.handler"
+        for trigger, module in TRIGGER_MODULES.items()
+        if (edge_dir / f"{module}.py").is_file()
+    }
+
+
+def edge_config(*, table: str, regions: Sequence[str]) -> dict[str, Any]:
+    """The repository's edge tuning (TTL, header, timeouts) with the deployment facts filled in."""
+    config: dict[str, Any] = json.loads((EDGE_DIR / "config.json").read_text())
+    # endpoint_url points the local stack at moto; deployed functions use the real endpoints.
+    config.update(table=table, regions=list(regions), endpoint_url=None)
+    return config
+
+
+def variant_header() -> str:
+    """The header viewer-request sets; the cache policy must key on exactly this name."""
+    header: str = json.loads((EDGE_DIR / "config.json").read_text())["variant_header"]
+    return header.lower()
+
+
+def stage(target: Path, config: Mapping[str, Any]) -> Path:
+    """Write `edge/` with `config.json` into `target`; the handlers import as `edge.*`."""
+    package = target / "edge"
+    shutil.copytree(EDGE_DIR, package, ignore=shutil.ignore_patterns(*_SKIP), dirs_exist_ok=True)
+    (package / "config.json").write_text(json.dumps(dict(config), indent=2) + "\n")
+    return package
+
+
+def zip_files(entries: Iterable[tuple[str, Path]], zip_path: Path) -> Path:
+    """Write (name in zip, source file) pairs reproducibly: sorted, fixed times and modes."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, source in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, source.read_bytes())
+    return zip_path
+
+
+def write_zip(tree: Path, zip_path: Path) -> Path:
+    """Zip a staged tree; refuse a zip CloudFront would reject."""
+    files = (p for p in tree.rglob("*") if p.is_file() and p != zip_path)
+    zip_files(((p.relative_to(tree).as_posix(), p) for p in files), zip_path)
+    size = zip_path.stat().st_size
+    if size > MAX_ZIP_BYTES:
+        raise BundleError(f"{zip_path} is {size} bytes; Lambda@Edge viewer triggers allow 1 MB")
+    return zip_path
+
+
+def build(out: Path, *, table: str, regions: Sequence[str]) -> Path:
+    """Stage the bundle under `out` (cleared first) and zip it to `out/edge.zip`."""
+    if out.exists():
+        shutil.rmtree(out)
+    tree = out / "tree"
+    stage(tree, edge_config(table=table, regions=regions))
+    return write_zip(tree, out / ZIP_NAME)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Imported here so `stage()` stays importable without the app's settings module.
+    from stacks.config import ContextError, from_mapping
+
+    parser = argparse.ArgumentParser(prog="python -m stacks.bundle", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="directory for edge.zip")
+    parser.add_argument(
+        "--cdk-json", type=Path, default=CDK_JSON, help="where to read the app's context"
+    )
+    args = parser.parse_args(argv)
+    try:
+        context = json.loads(args.cdk_json.read_text()).get("context", {})
+        config = from_mapping(context)
+        zip_path = build(args.out, table=config.routes_table_name, regions=config.table_regions)
+    except (ContextError, BundleError, OSError, ValueError) as exc:
+        print(f"edge bundle: {exc}", file=sys.stderr)
+        return 1
+    handlers = ", ".join(triggers().values())
+    print(f"{zip_path} ({zip_path.stat().st_size} bytes): {handlers}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

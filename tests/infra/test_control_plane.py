@@ -1,0 +1,143 @@
+"""The control API, the release-published rule and what their functions may do."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestrator.events.bus import SOURCE
+from orchestrator.events.release import DETAIL_TYPE, PLAN_PREFIX
+from stacks.api import API_HANDLER, BURST_LIMIT, RATE_LIMIT
+from stacks.events import EVENTS_HANDLER, RELEASE_DETAIL_TYPE
+from stacks.orchestrator_stack import LIFECYCLE_SOURCE
+from stacks.orchestrator_stack import PLAN_PREFIX as STACK_PLAN_PREFIX
+
+from .cfn import Synthesized, as_list, functions_by_handler, resources, statements_of
+
+pytestmark = pytest.mark.infra
+
+
+def _function(synthesized: Synthesized, handler: str) -> dict[str, Any]:
+    return functions_by_handler(synthesized.orchestrator)[handler]
+
+
+def _statements(synthesized: Synthesized, handler: str) -> list[dict[str, Any]]:
+    role_id = _function(synthesized, handler)["Role"]["Fn::GetAtt"][0]
+    return statements_of(synthesized.orchestrator, role_id)
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for s in statements for action in as_list(s["Action"])}
+
+
+def test_every_api_method_requires_aws_iam(synthesized: Synthesized) -> None:
+    """No method of the control API is open: each one uses SigV4 (AWS_IAM)."""
+    methods = resources(synthesized.orchestrator, "AWS::ApiGateway::Method").values()
+    assert len(methods) >= 9
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"]["RequestValidatorId"]
+
+
+def test_api_methods_all_go_to_the_api_handler(synthesized: Synthesized) -> None:
+    """Every method proxies to the Lambda whose handler is orchestrator.api.handler.handler."""
+    api_id = _function(synthesized, API_HANDLER)["id"]
+    for method in resources(synthesized.orchestrator, "AWS::ApiGateway::Method").values():
+        integration = method["Properties"]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert api_id in json.dumps(integration["Uri"])
+
+
+def test_api_stage_logs_access_traces_and_throttles(synthesized: Synthesized) -> None:
+    """The stage writes JSON access logs, enables X-Ray, and throttles every method."""
+    (stage,) = resources(synthesized.orchestrator, "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"][1] == "Arn"
+    log_format = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"caller", "user", "ip", "status", "resourcePath"} <= log_format.keys()
+    assert props["TracingEnabled"] is True
+    (settings,) = props["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert settings["ThrottlingRateLimit"] == RATE_LIMIT
+    assert settings["ThrottlingBurstLimit"] == BURST_LIMIT
+    assert settings["LoggingLevel"] == "INFO"
+    assert settings["DataTraceEnabled"] is False
+
+
+def test_control_functions_can_start_but_never_write_routes(synthesized: Synthesized) -> None:
+    """API and event handlers start executions and read routes; weights move only via tasks."""
+    for handler in (API_HANDLER, EVENTS_HANDLER):
+        statements = _statements(synthesized, handler)
+        actions = _actions(statements)
+        assert "states:StartExecution" in actions
+        assert not {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & {
+            a
+            for s in statements
+            if "Routes" in json.dumps(s["Resource"])
+            for a in as_list(s["Action"])
+        }
+        assert "states:StopExecution" not in actions
+        fn = _function(synthesized, handler)
+        assert "EDGESHIFT_STATE_MACHINE_ARN" in fn["Environment"]["Variables"]
+    assert "states:SendTaskSuccess" in _actions(_statements(synthesized, API_HANDLER))
+    assert "states:SendTaskSuccess" not in _actions(_statements(synthesized, EVENTS_HANDLER))
+
+
+def test_release_published_rule_targets_the_event_handler(synthesized: Synthesized) -> None:
+    """The rule matches "Release Published" and retries into a dead-letter queue."""
+    (rule,) = resources(synthesized.orchestrator, "AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["EventPattern"]["detail-type"] == [RELEASE_DETAIL_TYPE] == [DETAIL_TYPE]
+    (target,) = props["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0] == _function(synthesized, EVENTS_HANDLER)["id"]
+    assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in resources(
+        synthesized.orchestrator, "AWS::SQS::Queue"
+    )
+
+
+def test_event_handler_reads_only_plan_templates(synthesized: Synthesized) -> None:
+    """ssm:GetParameter is limited to the plan prefix the release handler reads."""
+    assert STACK_PLAN_PREFIX == PLAN_PREFIX
+    (statement,) = [
+        s for s in _statements(synthesized, EVENTS_HANDLER) if "ssm:GetParameter" in s["Action"]
+    ]
+    assert json.dumps(statement["Resource"]).endswith(f':parameter{PLAN_PREFIX}*"]]}}')
+
+
+def test_lifecycle_events_are_limited_to_the_rollouts_source(synthesized: Synthesized) -> None:
+    """Every orchestrator function may PutEvents on the default bus, only as edgeshift.rollouts."""
+    assert LIFECYCLE_SOURCE == SOURCE
+    for handler in functions_by_handler(synthesized.orchestrator, "orchestrator."):
+        (statement,) = [
+            s for s in _statements(synthesized, handler) if "events:PutEvents" in s["Action"]
+        ]
+        assert statement["Condition"] == {"StringEquals": {"events:source": SOURCE}}
+        assert "event-bus/default" in json.dumps(statement["Resource"])
+
+
+def test_only_rollback_may_invalidate_and_only_analyze_reads_datadog(
+    synthesized: Synthesized,
+) -> None:
+    """CreateInvalidation belongs to Rollback, Secrets Manager reads to Analyze, nothing more."""
+    for handler in functions_by_handler(synthesized.orchestrator, "orchestrator."):
+        actions = _actions(_statements(synthesized, handler))
+        assert ("cloudfront:CreateInvalidation" in actions) is handler.endswith(".rollback")
+        assert ("secretsmanager:GetSecretValue" in actions) is handler.endswith(".analyze")
+    analyze = _function(synthesized, "orchestrator.workflow.tasks.analyze")
+    assert analyze["Environment"]["Variables"]["DD_SITE"] == "datadoghq.com"
+    assert analyze["Environment"]["Variables"]["EDGESHIFT_DATADOG_SECRET_NAME"]
+
+
+def test_orchestrator_functions_carry_both_dependency_layers(synthesized: Synthesized) -> None:
+    """Powertools' public layer (resolved from SSM at deploy) and the vendored one."""
+    template = synthesized.orchestrator.to_json()
+    (parameter,) = [
+        name
+        for name, p in template["Parameters"].items()
+        if p["Default"].startswith("/aws/service/powertools/python/x86_64/python3.12/")
+    ]
+    (vendored,) = resources(synthesized.orchestrator, "AWS::Lambda::LayerVersion")
+    for fn in functions_by_handler(synthesized.orchestrator, "orchestrator.").values():
+        assert fn["Layers"] == [{"Ref": parameter}, {"Ref": vendored}]
