@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant
+from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant, utcnow
 
 from . import codec
 from .errors import (
@@ -64,22 +64,62 @@ class Store:
         item = self.client.get_item(TableName=self.tables.routes, Key=key, ConsistentRead=True)
         return codec.route_from_item(item["Item"]) if "Item" in item else None
 
-    def put_route(self, rule: RouteRule, *, expected_revision: int | None) -> RouteRule:
-        """Create (``expected_revision=None``) or replace a route at a known revision."""
+    def get_routes(self, host: str) -> list[RouteRule]:
+        """All of a host's rules, in one query like the edge reads them."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.tables.routes,
+            "KeyConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": "host"},
+            "ExpressionAttributeValues": codec.to_attributes({":h": host}),
+            "ConsistentRead": True,
+        }
+        rules: list[RouteRule] = []
+        while True:
+            page = self.client.query(**kwargs)
+            rules += [codec.route_from_item(item) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return rules
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put_route(
+        self,
+        rule: RouteRule,
+        *,
+        expected_revision: int | None,
+        actor: str = "system",
+        reason: str = "",
+    ) -> RouteRule:
+        """Create (``expected_revision=None``) or replace a route at a known revision, with an
+        audit event under ``ROUTE#host#path_rule`` in the same transaction."""
         stored = rule.model_copy(update={"revision": (expected_revision or 0) + 1})
         if expected_revision is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(host)"}
+            route_op = self._put(
+                codec.route_item(stored), "attribute_not_exists(host)", table=self.tables.routes
+            )
         else:
-            condition = {
-                "ConditionExpression": "revision = :rev",
-                "ExpressionAttributeValues": codec.to_attributes({":rev": expected_revision}),
+            route_op = self._put(
+                codec.route_item(stored),
+                "revision = :rev",
+                codec.to_attributes({":rev": expected_revision}),
+                table=self.tables.routes,
+            )
+        audit = codec.to_attributes(
+            {
+                "pk": f"ROUTE#{rule.host}#{rule.path_rule}",
+                "sk": f"EVENT#{stored.revision:08d}",
+                "kind": "route_event",
+                "actor": actor,
+                "reason": reason,
+                "at": utcnow().isoformat(),
+                "doc": stored.model_dump_json(),
             }
+        )
         try:
-            self.client.put_item(
-                TableName=self.tables.routes, Item=codec.route_item(stored), **condition
+            self.client.transact_write_items(
+                TransactItems=[route_op, self._put(audit, "attribute_not_exists(pk)")]  # type: ignore[list-item]
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 raise StaleRouteError(
                     f"route {rule.host} {rule.path_rule} changed since revision {expected_revision}"
                 ) from exc

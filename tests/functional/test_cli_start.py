@@ -37,8 +37,9 @@ def aws() -> Iterator[dict[str, Any]]:
 
 
 def _items(store: Store) -> list[dict[str, Any]]:
+    """Rollout-side items (rollouts, locks, their events); route audit records excluded."""
     items: list[dict[str, Any]] = store.client.scan(TableName=store.tables.rollouts)["Items"]
-    return items
+    return [item for item in items if not item["pk"]["S"].startswith("ROUTE#")]
 
 
 def _seed_route(store: Store) -> None:

@@ -88,9 +88,9 @@ def test_task_handlers_are_importable_names() -> None:
 def test_every_task_but_rollback_catches_all_errors_into_rollback(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    """GIVEN the task states WHEN any of them but Rollback fails THEN it is caught to Rollback."""
+    """GIVEN the task states WHEN any of them but the rollback path fails THEN -> Rollback."""
     for name, state in _tasks(states).items():
-        if name == "Rollback":
+        if name in ("Rollback", "RecordFailure"):
             continue
         catchers = state.get("Catch", [])
         assert any(
@@ -101,14 +101,17 @@ def test_every_task_but_rollback_catches_all_errors_into_rollback(
 def test_rollback_retries_everything_then_fails_loudly(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    """GIVEN the Rollback task WHEN it keeps failing THEN it retries, then RollbackFailed."""
-    rollback = states["Rollback"]
+    """GIVEN the Rollback task WHEN it keeps failing THEN it retries, records FAILED, then Fail."""
+    rollback, record = states["Rollback"], states["RecordFailure"]
 
     assert any(
         "States.ALL" in r["ErrorEquals"] and r["MaxAttempts"] >= 1 for r in rollback["Retry"]
     )
-    assert [c["Next"] for c in rollback["Catch"]] == ["RollbackFailed"]
+    assert [c["Next"] for c in rollback["Catch"]] == ["RecordFailure"]
     assert "States.ALL" in rollback["Catch"][0]["ErrorEquals"]
+    # Recording the failure may fail too; the execution still ends in the Fail state.
+    assert record["Next"] == "RollbackFailed"
+    assert [c["Next"] for c in record["Catch"]] == ["RollbackFailed"]
     assert states["RollbackFailed"]["Type"] == "Fail"
 
 
@@ -128,7 +131,7 @@ def test_choice_defaults_to_rollback(states: dict[str, dict[str, Any]]) -> None:
 
 
 def test_choice_covers_every_decision_action(states: dict[str, dict[str, Any]]) -> None:
-    """GIVEN decide's four actions WHEN routed by the Choice THEN each has its own branch."""
+    """GIVEN decide's actions WHEN routed by the Choice THEN each has its own branch."""
     from orchestrator.workflow.decide import Action
 
     routes = {c["StringEquals"]: c["Next"] for c in states["Decide"]["Choices"]}
@@ -136,6 +139,8 @@ def test_choice_covers_every_decision_action(states: dict[str, dict[str, Any]]) 
     assert routes == {
         Action.BAKE.value: "Wait",
         Action.APPLY.value: "ApplyStage",
+        Action.PAUSE.value: "Paused",
+        Action.AWAIT_APPROVAL.value: "AwaitApproval",
         Action.PROMOTE.value: "Promote",
         Action.ROLLBACK.value: "Rollback",
     }
