@@ -23,8 +23,15 @@ class EdgeConfig:
     """What the edge needs to find the routes table; immutable after load."""
 
     __slots__ = (
+        "debug_header",
         "endpoint_url",
+        "force_cookie",
+        "force_header",
+        "force_secret",
+        "host_header",
+        "max_stale_seconds",
         "regions",
+        "sticky_header",
         "table",
         "timeout_seconds",
         "ttl_seconds",
@@ -39,7 +46,14 @@ class EdgeConfig:
         ttl_seconds: float = 5.0,
         variant_header: str = "x-edgeshift-variant",
         endpoint_url: str | None = None,
-        timeout_seconds: float = 0.5,
+        timeout_seconds: float = 0.3,
+        max_stale_seconds: float = 300.0,
+        sticky_header: str = "x-edgeshift-sticky-key",
+        host_header: str = "x-edgeshift-host",
+        debug_header: str | None = None,
+        force_header: str = "x-edgeshift-force",
+        force_cookie: str = "edgeshift-force",
+        force_secret: str | None = None,
     ) -> None:
         self.table = table
         self.regions = regions
@@ -47,9 +61,25 @@ class EdgeConfig:
         self.variant_header = variant_header
         self.endpoint_url = endpoint_url
         self.timeout_seconds = timeout_seconds
+        # Past this age a table outage stops serving stale rules: everyone gets stable.
+        self.max_stale_seconds = max_stale_seconds
+        # Carries a freshly minted sticky id from viewer-request to viewer-response.
+        self.sticky_header = sticky_header
+        # Carries the viewer's host to origin-request, where Host is the origin's unless the
+        # distribution forwards it; the origin request policy must forward this header.
+        self.host_header = host_header
+        # None turns the debug response header off (production default).
+        self.debug_header = debug_header
+        self.force_header = force_header
+        self.force_cookie = force_cookie
+        # None turns forced variants off everywhere, whatever a rule says.
+        self.force_secret = force_secret
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        shown = {name: getattr(self, name) for name in self.__slots__}
+        if self.force_secret:
+            shown["force_secret"] = "***"  # the secret must never reach a log line
+        fields = ", ".join(f"{name}={value!r}" for name, value in shown.items())
         return f"EdgeConfig({fields})"
 
 
@@ -82,16 +112,23 @@ def parse(raw: Any) -> EdgeConfig:
         or not all(isinstance(r, str) and r for r in regions)
     ):
         raise ConfigError("regions must be a non-empty list of region names")
-    endpoint = raw.get("endpoint_url")
-    if endpoint is not None and not isinstance(endpoint, str):
-        raise ConfigError("endpoint_url must be a string or null")
+    force = raw.get("force_secret")
+    if force is not None and (not isinstance(force, str) or len(force) < 16):
+        raise ConfigError("force_secret must be null or a string of at least 16 characters")
     return EdgeConfig(
         table=_text(raw, "table", defaults.table),
         regions=tuple(regions),
         ttl_seconds=_seconds(raw, "ttl_seconds", defaults.ttl_seconds),
         variant_header=_text(raw, "variant_header", defaults.variant_header).lower(),
-        endpoint_url=endpoint or None,
+        endpoint_url=_optional_text(raw, "endpoint_url"),
         timeout_seconds=_seconds(raw, "timeout_seconds", defaults.timeout_seconds),
+        max_stale_seconds=_seconds(raw, "max_stale_seconds", defaults.max_stale_seconds),
+        sticky_header=_text(raw, "sticky_header", defaults.sticky_header).lower(),
+        host_header=_text(raw, "host_header", defaults.host_header).lower(),
+        debug_header=(_optional_text(raw, "debug_header") or "").lower() or None,
+        force_header=_text(raw, "force_header", defaults.force_header).lower(),
+        force_cookie=_text(raw, "force_cookie", defaults.force_cookie),
+        force_secret=force,
     )
 
 
@@ -109,6 +146,13 @@ def _text(raw: dict[str, Any], key: str, default: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key} must be a non-empty string")
     return value
+
+
+def _optional_text(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string or null")
+    return value or None
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:

@@ -1,13 +1,17 @@
 """A CloudFront emulator: real Lambda@Edge event dicts through the real edge handlers.
 
-Per request: viewer-request (may answer by itself), then origin-request (may switch the
-origin), then a fetch from the origin the request ends up with. There is no cache, so
-every request is a miss and runs origin-request, the worst case for the functions.
-``X-Forwarded-For`` supplies the viewer IP so one loopback client can play many viewers.
+Per request, in CloudFront's order: viewer-request (may answer by itself, and then nothing
+else runs), origin-request (may switch the origin, or answer), a fetch from the origin the
+request ends up with, then viewer-response on that response, which sees the request as
+viewer-request left it. As in CloudFront, viewer-response is skipped when the origin answers
+400 or more. There is no cache, so every request is a miss and runs origin-request, the worst
+case for the functions. ``X-Forwarded-For`` supplies the viewer IP so one loopback client can
+play many viewers. S3 origins are not emulated (502): the local stack uses custom origins.
 """
 
 from __future__ import annotations
 
+import copy
 import http.client
 import threading
 import uuid
@@ -28,10 +32,16 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 def viewer_event(
-    event_type: str, request: dict[str, Any], request_id: str | None = None
+    event_type: str,
+    request: dict[str, Any],
+    request_id: str | None = None,
+    response: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     config = {**DISTRIBUTION, "eventType": event_type, "requestId": request_id or uuid.uuid4().hex}
-    return {"Records": [{"cf": {"config": config, "request": request}}]}
+    cf: dict[str, Any] = {"config": config, "request": request}
+    if response is not None:
+        cf["response"] = response
+    return {"Records": [{"cf": cf}]}
 
 
 def cf_headers(pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -43,10 +53,11 @@ def cf_headers(pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
 
 class CloudFrontEmulator:
     def __init__(self, default_origin_port: int, *, port: int = 0) -> None:
-        from edge import origin_request, viewer_request
+        from edge import origin_request, viewer_request, viewer_response
 
         self.viewer_request = viewer_request.handler
         self.origin_request = origin_request.handler
+        self.viewer_response = viewer_response.handler
         self.default_origin = {
             "custom": {
                 "domainName": LOOPBACK,
@@ -96,20 +107,38 @@ class CloudFrontEmulator:
             "querystring": parts.query,
             "uri": parts.path or "/",
         }
+        request_id = uuid.uuid4().hex
         try:
-            result = self.viewer_request(viewer_event("viewer-request", request), None)
-            if "status" in result:  # a generated response: CloudFront answers without the origin
+            result = self.viewer_request(viewer_event("viewer-request", request, request_id), None)
+            if "status" in result:  # generated: CloudFront answers at once, no other trigger
+                self.count("generated_responses")
                 return _generated(result)
-            result["origin"] = self.default_origin
-            result = self.origin_request(viewer_event("origin-request", result), None)
+            # viewer-response sees the request as viewer-request left it, not the origin's copy.
+            viewed = copy.deepcopy(result)
+            result["origin"] = copy.deepcopy(self.default_origin)
+            result = self.origin_request(viewer_event("origin-request", result, request_id), None)
             if "status" in result:
-                return _generated(result)
+                status, out_headers, body = _generated(result)
+            else:
+                status, out_headers, body = self._fetch(result)
+            if status >= 400:  # CloudFront does not run viewer-response for these
+                return status, out_headers, body
+            response = {
+                "status": str(status),
+                "statusDescription": http.client.responses.get(status, ""),
+                "headers": cf_headers(out_headers),
+            }
+            event = viewer_event("viewer-response", viewed, request_id, response)
+            final = self.viewer_response(event, None)
+            return int(final["status"]), _pairs(final["headers"]), body
         except Exception:  # CloudFront answers 502 when a function fails; count it loudly
             self.count("function_errors")
             return 502, [("content-type", "text/plain")], b"LambdaExecutionError\n"
-        return self._fetch(result)
 
     def _fetch(self, request: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        if "custom" not in request["origin"]:
+            self.count("origin_refused")
+            return 502, [("content-type", "text/plain")], b"S3 origins are not emulated\n"
         origin = request["origin"]["custom"]
         if origin["domainName"] not in _ALLOWED_ORIGIN_HOSTS:
             self.count("origin_refused")
@@ -166,6 +195,20 @@ class CloudFrontEmulator:
         return Handler
 
 
+def _pairs(headers: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:
+    """CloudFront's header map back to HTTP lines, every value of a repeated header kept."""
+    return [
+        (entry.get("key") or name, entry["value"])
+        for name, values in headers.items()
+        if name not in _HOP_BY_HOP
+        for entry in values
+    ]
+
+
 def _generated(response: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    headers = [(v[0]["key"], v[0]["value"]) for v in response.get("headers", {}).values()]
-    return int(response["status"]), headers, str(response.get("body", "")).encode()
+    body = response.get("body", "")
+    if response.get("bodyEncoding") == "base64":
+        import base64
+
+        return int(response["status"]), _pairs(response.get("headers", {})), base64.b64decode(body)
+    return int(response["status"]), _pairs(response.get("headers", {})), str(body).encode()

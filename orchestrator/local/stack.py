@@ -168,6 +168,9 @@ class LocalStack:
             os.environ[name] = value
 
     def _provision(self) -> None:
+        # moto keeps its backends per process, not per server: start from a clean slate so
+        # a second stack in the same process (tests) does not meet the first one's resources.
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         requests.post(
             f"{self.endpoint_url}/moto-api/config",
             json={"stepfunctions": {"execute_state_machine": True}},

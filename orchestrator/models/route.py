@@ -1,23 +1,65 @@
 """A route: what the edge reads for one host and path rule.
 
-The item shape is the contract with ``edge/``: variants are stored canary first, so
-the canary's bucket range always starts at 0 and raising its weight never moves a
-canary user back to stable.
+The item in the routes table (partition key ``host``, sort key ``path_rule``) is the only
+contract between the orchestrator and ``edge/``; it is a native DynamoDB map of
+``RouteRule.model_dump(mode="json", exclude_none=True)``::
+
+    host          "www.example.com"
+    path_rule     "default" | "exact:/path" | "prefix:/path"  (exact > longest prefix > default)
+    variants      [{name, version, weight (basis points), actions}], canary first, sum 10000
+    salt          per rollout: each rollout picks a different cohort
+    rollout_id, revision
+    stickiness    optional {key: "ip_ua" | "cookie" | "header", name, max_age}; ip_ua if absent
+    cache_control optional Cache-Control value viewer-response sets on this rule's responses
+    allow_forced  optional bool: QA may force a variant with a signed token (edge secret)
+
+Variants are stored canary first, so the canary's bucket range always starts at 0 and raising
+its weight never moves a canary user back to stable. Actions per variant: ``set_uri``,
+``set_querystring``, ``set_headers`` (viewer-request), ``set_origin`` (origin-request, custom
+or S3), ``redirect`` or ``respond`` (a generated response; alone, since it ends the request).
+Everything here is checked when written, naming the field; the edge checks the same limits
+again when it reads an item (``edge/actions.py``) and skips a rule that fails them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 FULL_WEIGHT = 10_000  # basis points
+# Lambda@Edge limit for a response generated in a viewer trigger, headers and body together.
+MAX_VIEWER_RESPONSE_BYTES = 40 * 1024
 _PATH_RULE = re.compile(r"^(default|exact:/\S*|prefix:/\S*)$")
 _HOST = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_S3_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3[a-z0-9.-]*\.amazonaws\.com$")
+
+# Kept equal to edge/actions.py by tests/unit/orchestrator/test_route_actions.py.
+BASE_FIELDS = frozenset({"uri", "version", "variant", "host"})
+QUERY_FIELDS = BASE_FIELDS | {"querystring"}
+DISALLOWED_HEADERS = frozenset(
+    {"connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization"}
+    | {"proxy-connection", "trailer", "upgrade", "x-cache", "x-real-ip"}
+)
+DISALLOWED_PREFIXES = ("proxy-", "x-accel-", "x-amz-cf-", "x-amzn-", "x-edge-")
+READ_ONLY_HEADERS = frozenset({"content-length", "host", "transfer-encoding", "via"})
+RESERVED_PREFIX = "x-edgeshift-"
 
 Weight = Annotated[int, Field(ge=0, le=FULL_WEIGHT, description="basis points: 10000 = 100%")]
 
@@ -28,16 +70,176 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_template(value: str, allowed: frozenset[str] = BASE_FIELDS) -> str:
+    """Every ``{...}`` in ``value`` names a known field or ``{header:<name>}``."""
+    for found in _TEMPLATE_FIELD.finditer(value):
+        name, sep, header = found.group(1).partition(":")
+        if (sep and name == "header" and _TOKEN.match(header)) or (not sep and name in allowed):
+            continue
+        known = ", ".join(f"{{{f}}}" for f in sorted(allowed))
+        raise ValueError(
+            f"unknown template field {found.group(0)}; known: {known}, {{header:NAME}}"
+        )
+    return value
+
+
+def check_header_name(name: str, *, request: bool = True) -> str:
+    lowered = name.lower()
+    if not _TOKEN.match(name):
+        raise ValueError(f"{name!r} is not a valid header name")
+    if lowered in DISALLOWED_HEADERS or lowered.startswith(DISALLOWED_PREFIXES):
+        raise ValueError(f"{name!r} is a header CloudFront does not let Lambda@Edge set")
+    if request and lowered in READ_ONLY_HEADERS:
+        raise ValueError(f"{name!r} is read-only in viewer-request")
+    if lowered.startswith(RESERVED_PREFIX):
+        raise ValueError(f"{name!r} is reserved for the edge ({RESERVED_PREFIX}*)")
+    return name
+
+
+Template = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(check_template)]
+
+
+def _query_template(value: str) -> str:
+    return check_template(value, QUERY_FIELDS)
+
+
+QueryTemplate = Annotated[
+    str, Field(min_length=1, max_length=2048), AfterValidator(_query_template)
+]
+UriTemplate = Annotated[
+    str, Field(min_length=1, max_length=2048, pattern=r"^/"), AfterValidator(check_template)
+]
+HeaderTemplates = Annotated[dict[str, Template], Field(max_length=20)]
+
+
 class SetOrigin(Strict):
+    """Where a variant's cache misses go: a custom origin (default) or an S3 bucket."""
+
+    kind: Literal["custom", "s3"] = "custom"
     domain: str = Field(min_length=1, max_length=253)
     port: int = Field(default=443, ge=1, le=65535)
     protocol: Literal["http", "https"] = "https"
-    path: str = Field(default="", max_length=255, pattern=r"^(/[^?#]*)?$")
+    path: str = Field(default="", max_length=255, pattern=r"^(/[^?#]*[^/?#])?$")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    auth_method: Literal["none", "origin-access-identity"] | None = None
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> SetOrigin:
+        if self.kind == "s3":
+            return self._check_s3()
+        if ":" in self.domain:
+            raise ValueError("domain: cannot hold a colon (the port goes in port)")
+        if _is_ip(self.domain) and not _is_ip(self.domain, loopback=True):
+            # CloudFront wants a DNS name; loopback is accepted only for the local stack.
+            raise ValueError("domain: CloudFront custom origins need a DNS name, not an IP")
+        if self.port not in (80, 443) and self.port < 1024:
+            raise ValueError("port: CloudFront allows 80, 443 or 1024-65535")
+        if self.region is not None or self.auth_method is not None:
+            raise ValueError("region and auth_method apply to S3 origins only")
+        return self
+
+    def _check_s3(self) -> SetOrigin:
+        if {"port", "protocol"} & self.model_fields_set:
+            raise ValueError("port and protocol apply to custom origins only")
+        if len(self.domain) > 128 or not _S3_DOMAIN.match(self.domain):
+            raise ValueError(
+                "domain: an S3 origin is a lowercase bucket domain, e.g. b.s3.amazonaws.com"
+            )
+        if self.auth_method == "origin-access-identity" and self.region is None:
+            raise ValueError("region: required with auth_method 'origin-access-identity'")
+        return self
+
+
+class Redirect(Strict):
+    status: Literal[301, 302, 307, 308] = 302
+    location: QueryTemplate
+    keep_querystring: bool = True
+
+    @field_validator("location")
+    @classmethod
+    def _absolute_or_rooted(cls, value: str) -> str:
+        if not value.startswith(("/", "https://", "http://")):
+            raise ValueError("must start with '/', 'https://' or 'http://'")
+        return value
+
+
+class Respond(Strict):
+    """A synthetic response from viewer-request; CloudFront caps it at 40 KB."""
+
+    status: int = Field(default=200, ge=200, le=599)
+    body: str = ""
+    content_type: str = Field(default="text/plain; charset=utf-8", min_length=1, max_length=256)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("headers")
+    @classmethod
+    def _settable(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            check_header_name(name, request=False)
+        return value
+
+    @model_validator(mode="after")
+    def _fits_a_viewer_trigger(self) -> Respond:
+        size = len(self.body.encode()) + len(self.content_type) + len("content-type: \r\n")
+        size += sum(len(k.encode()) + len(v.encode()) + 4 for k, v in self.headers.items())
+        if size > MAX_VIEWER_RESPONSE_BYTES:
+            raise ValueError(
+                f"body: the response is {size} bytes with headers; viewer triggers allow "
+                f"{MAX_VIEWER_RESPONSE_BYTES}"
+            )
+        return self
 
 
 class VariantActions(Strict):
-    set_uri: str | None = Field(default=None, min_length=1, max_length=1024, pattern=r"^/")
+    set_uri: UriTemplate | None = None
+    set_querystring: QueryTemplate | None = None
+    set_headers: HeaderTemplates | None = None
     set_origin: SetOrigin | None = None
+    redirect: Redirect | None = None
+    respond: Respond | None = None
+
+    @field_validator("set_querystring")
+    @classmethod
+    def _no_question_mark(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("?"):
+            raise ValueError("leave out the leading '?'")
+        return value
+
+    @field_validator("set_headers")
+    @classmethod
+    def _settable_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
+            check_header_name(name)
+            if _CONTROL.search(text):
+                raise ValueError(f"{name!r}: header values cannot hold control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _generated_response_stands_alone(self) -> VariantActions:
+        present = [name for name, value in self if value is not None]
+        terminal = [name for name in present if name in ("redirect", "respond")]
+        if terminal and len(present) > 1:
+            others = ", ".join(n for n in present if n != terminal[0])
+            raise ValueError(f"{terminal[0]} answers the request itself; remove {others}")
+        return self
+
+
+class Stickiness(Strict):
+    """What identifies a viewer for assignment. ``ip_ua`` needs nothing from the viewer."""
+
+    key: Literal["ip_ua", "cookie", "header"] = "ip_ua"
+    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TOKEN.pattern)
+    max_age: int = Field(default=30 * 86_400, ge=60, le=400 * 86_400)
+
+    @model_validator(mode="after")
+    def _named_when_needed(self) -> Stickiness:
+        if self.key != "ip_ua" and self.name is None:
+            raise ValueError(f"name: the {self.key} to read is required for key '{self.key}'")
+        if self.key == "ip_ua" and self.name is not None:
+            raise ValueError("name: only cookie and header stickiness read a name")
+        if self.key == "header" and self.name is not None:
+            check_header_name(self.name)
+        return self
 
 
 class Release(Strict):
@@ -88,6 +290,11 @@ class RouteRule(Strict):
     salt: str = Field(default="", max_length=128)
     rollout_id: str | None = None
     revision: int = Field(default=0, ge=0)
+    stickiness: Stickiness | None = None
+    cache_control: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[\x20-\x7e]+$"
+    )
+    allow_forced: StrictBool = False
 
     @model_validator(mode="after")
     def _weights_cover_everyone(self) -> RouteRule:
@@ -107,3 +314,11 @@ class RouteRule(Strict):
 
     def weights(self) -> dict[str, int]:
         return {v.name: v.weight for v in self.variants}
+
+
+def _is_ip(value: str, *, loopback: bool = False) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return address.is_loopback if loopback else True

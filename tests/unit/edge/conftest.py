@@ -133,19 +133,27 @@ def make_cf_event(
     client_ip: str = "203.0.113.7",
     user_agent: str = "Mozilla/5.0",
     extra_headers: dict[str, str] | None = None,
+    event_type: str | None = None,
 ) -> dict[str, Any]:
-    """A CloudFront Lambda@Edge event shaped like the ones AWS documents."""
+    """A CloudFront Lambda@Edge request event shaped like the ones AWS documents.
+
+    ``eventType`` is left out unless given, so one event can go through several handlers
+    (each accepts an event without it); ``test_edge_event_shapes`` uses AWS's own examples.
+    """
     headers = {
         "host": [{"key": "Host", "value": host}],
         "user-agent": [{"key": "User-Agent", "value": user_agent}],
     }
     for name, value in (extra_headers or {}).items():
         headers[name.lower()] = [{"key": name, "value": value}]
+    cf_config = {"distributionId": "EDFDVBD6EXAMPLE"}
+    if event_type is not None:
+        cf_config["eventType"] = event_type
     return {
         "Records": [
             {
                 "cf": {
-                    "config": {"distributionId": "EDFDVBD6EXAMPLE", "eventType": "viewer-request"},
+                    "config": cf_config,
                     "request": {
                         "clientIp": client_ip,
                         "headers": headers,

@@ -117,3 +117,87 @@ def test_viewer_key_is_ip_and_user_agent() -> None:
 
     assert assign.viewer_key(request) == "203.0.113.7|curl/8.5"
     assert assign.viewer_key({"clientIp": "203.0.113.7", "headers": {}}) == "203.0.113.7|"
+
+
+# -- distribution properties -------------------------------------------------------------
+
+
+def _chi_square_critical(df: int, quantile: float) -> float:
+    """Upper ``quantile`` of the chi-square distribution, by Wilson-Hilferty.
+
+    The cube-root normal approximation is within 0.1% of the exact quantile for df >= 100
+    (stdlib only, no scipy); both uses below have df of 99 and 9999.
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(quantile)
+    return float(df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3)
+
+
+def _keys(count: int) -> list[str]:
+    # Fixed, viewer-shaped keys: the test is deterministic, so it passes or fails every run.
+    return [f"198.{18 + i // 65536}.{i // 256 % 256}.{i % 256}|Mozilla/5.0" for i in range(count)]
+
+
+@pytest.mark.parametrize("bins", [assign.BUCKETS, 100])
+def test_buckets_are_uniform_by_chi_square(bins: int) -> None:
+    """GIVEN 100k viewer keys and one salt WHEN bucketed THEN the counts per bucket (and per
+    1% band, which catches coarse skew with more power) pass a chi-square goodness-of-fit
+    test at the 99.9% quantile: a fair hash fails it once in a thousand salts."""
+    keys = _keys(100_000)
+    counts = [0] * bins
+    for key in keys:
+        counts[assign.bucket_of("r-uniform", key) * bins // assign.BUCKETS] += 1
+    expected = len(keys) / bins
+
+    statistic = sum((c - expected) ** 2 / expected for c in counts)
+
+    assert statistic < _chi_square_critical(bins - 1, 0.999)
+
+
+def test_chi_square_critical_value_matches_known_quantiles() -> None:
+    """GIVEN the approximation WHEN compared with tabulated quantiles THEN within 0.1%."""
+    # Tabulated upper quantiles (NIST/SEMATECH e-Handbook, table 1.3.6.7.4): df=100, p=0.999
+    # is 149.449; df=100, p=0.95 is 124.342.
+    assert _chi_square_critical(100, 0.999) == pytest.approx(149.449, rel=1e-3)
+    assert _chi_square_critical(100, 0.95) == pytest.approx(124.342, rel=1e-3)
+
+
+def test_known_buckets_never_change() -> None:
+    """GIVEN fixed key and salt pairs WHEN bucketed THEN the published values: a change to
+    the hash would silently move every viewer to another cohort on the next deploy."""
+    assert assign.bucket_of("r-2024-06-01", "203.0.113.7|Mozilla/5.0") == 2139
+    assert assign.bucket_of("", "") == 4368
+    assert assign.bucket_of("salt", "c:abc") == 4517
+
+
+@given(key=st.text(max_size=64), salt=st.text(max_size=32))
+def test_bucket_is_a_pure_function_of_key_and_salt(key: str, salt: str) -> None:
+    """GIVEN any key and salt WHEN bucketed in a fresh computation THEN the same bucket."""
+    assert assign.bucket_of(salt, key) == assign.bucket_of(str(salt), str(key))
+    assert 0 <= assign.bucket_of(salt, key) < assign.BUCKETS
+
+
+@given(salts=st.lists(st.text(min_size=1, max_size=16), min_size=2, max_size=2, unique=True))
+def test_different_salts_give_different_buckets(salts: list[str]) -> None:
+    """GIVEN two different salts WHEN 200 viewers are bucketed under each THEN the bucket
+    sequences differ (identical sequences would mean the same cohort every rollout)."""
+    keys = _keys(200)
+    first = [assign.bucket_of(salts[0], k) for k in keys]
+    second = [assign.bucket_of(salts[1], k) for k in keys]
+
+    # Equal by chance with probability 10000^-200; more than 5 equal means correlation.
+    assert sum(a == b for a, b in zip(first, second, strict=True)) <= 5
+
+
+def test_salted_cohorts_are_independent() -> None:
+    """GIVEN 10% cohorts under two salts WHEN intersected THEN ~1% overlap (independent),
+    within 5 binomial standard deviations, not the 10% a shared cohort would give."""
+    keys = _keys(20_000)
+    first = {k for k in keys if assign.bucket_of("r-a", k) < 1000}
+    second = {k for k in keys if assign.bucket_of("r-b", k) < 1000}
+    p = 0.1 * 0.1
+
+    overlap = len(first & second)
+
+    assert abs(overlap - len(keys) * p) <= 5 * math.sqrt(len(keys) * p * (1 - p))

@@ -25,7 +25,10 @@ def test_bundled_config_holds_the_documented_defaults() -> None:
     assert cfg.ttl_seconds == 5.0
     assert cfg.variant_header == "x-edgeshift-variant"
     assert cfg.endpoint_url is None
-    assert cfg.timeout_seconds == 0.5
+    assert cfg.timeout_seconds == 0.3
+    assert cfg.max_stale_seconds == 300.0
+    assert cfg.force_secret is None
+    assert cfg.debug_header is None
 
 
 def test_env_var_points_at_a_local_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -291,3 +291,18 @@ def test_other_callers_serve_stale_while_one_refreshes(route_item: RouteItem) ->
         release.set()
         refresher.join(5)
     assert len(table.calls) == 2
+
+
+def test_stale_rules_stop_after_the_maximum_staleness(route_item: RouteItem) -> None:
+    """GIVEN cached rules and a table that keeps failing WHEN the rules grow older than
+    max_stale_seconds THEN the cache serves nothing (stable), until the table answers."""
+    table = FakeTable({HOST: [route_item()]})
+    cache = rules.RuleCache(table, ttl_seconds=5, retry_seconds=1, max_stale_seconds=30)
+    good = cache.rules_for(HOST, 0.0)
+    table.failing = True
+
+    assert cache.rules_for(HOST, 29.0) == good
+    assert cache.rules_for(HOST, 31.0) == []
+    assert cache.rules_for(HOST, 40.0) == []
+    table.failing = False
+    assert cache.rules_for(HOST, 50.0) == good

@@ -55,6 +55,7 @@ def test_stable_viewer_keeps_uri_and_gets_header(
     event = cf_event("/index.html")
     expected = copy.deepcopy(_request(event))
     expected["headers"]["x-edgeshift-variant"] = [{"key": "X-Edgeshift-Variant", "value": "stable"}]
+    expected["headers"]["x-edgeshift-host"] = [{"key": "X-Edgeshift-Host", "value": HOST}]
 
     assert viewer_request.handler(event, None) == expected
 
@@ -195,31 +196,44 @@ def _outcomes(cf_event: CfEvent) -> list[tuple[bool, str | None]]:
     return seen
 
 
-def test_buckets_outside_the_weights_pass_through(
+def test_weights_not_covering_everyone_skip_the_rule(
     monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
 ) -> None:
-    """GIVEN weights summing to 50% WHEN viewers arrive THEN the uncovered half passes through."""
+    """GIVEN weights summing to 50% WHEN viewers arrive THEN the rule is skipped: all pass
+    through unchanged, rather than half of them being assigned."""
     item = route_item(canary_weight=5000)
-    item["variants"] = item["variants"][:1]
+    item["variants"][1]["weight"] = 0
     _use_items(monkeypatch, [item])
 
     outcomes = set(_outcomes(cf_event))
 
-    assert outcomes == {(True, None), (False, "canary")}
+    assert outcomes == {(True, None)}
 
 
-def test_a_template_yielding_an_invalid_uri_passes_those_viewers_through(
+def test_a_template_yielding_an_invalid_uri_skips_the_rule(
     monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
 ) -> None:
-    """GIVEN a canary set_uri without a leading slash WHEN viewers arrive THEN canary viewers
-    pass through untouched and stable viewers are still marked stable."""
+    """GIVEN a canary set_uri without a leading slash WHEN viewers arrive THEN the rule is
+    skipped as malformed and every viewer passes through untouched."""
     _use_items(
         monkeypatch, [route_item(canary_weight=5000, canary_actions={"set_uri": "releases{uri}"})]
     )
 
     outcomes = set(_outcomes(cf_event))
 
-    assert outcomes == {(True, None), (False, "stable")}
+    assert outcomes == {(True, None)}
+
+
+def test_header_values_in_a_uri_template_are_percent_encoded(
+    monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
+) -> None:
+    """GIVEN a set_uri naming a header WHEN the viewer's value holds slashes and spaces THEN
+    they are percent-encoded, so a viewer cannot steer the path outside the template."""
+    actions = {"set_uri": "/r/{header:x-path}{uri}"}
+    _use_items(monkeypatch, [route_item(canary_weight=10_000, canary_actions=actions)])
+    event = cf_event("/a", extra_headers={"X-Path": "b c/../d"})
+
+    assert viewer_request.handler(event, None)["uri"] == "/r/b%20c%2F..%2Fd/a"
 
 
 def test_table_failure_passes_through(monkeypatch: pytest.MonkeyPatch, cf_event: CfEvent) -> None:
@@ -262,11 +276,11 @@ def test_header_key_is_title_cased() -> None:
     assert viewer_request.header_key("x-edgeshift-variant") == "X-Edgeshift-Variant"
 
 
-def test_viewer_supplied_variant_header_is_dropped_on_pass_through(cf_event, monkeypatch):
-    """GIVEN a viewer sending the variant header itself WHEN no rule matches THEN the header is gone."""
-    from edge import rules, viewer_request
-
-    monkeypatch.setattr(rules, "default_cache", lambda: rules.RuleCache(lambda host: [], ttl_seconds=5))
+def test_viewer_supplied_variant_header_is_dropped_on_pass_through(
+    cf_event: CfEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN a viewer sending the variant header itself WHEN no rule matches THEN it is gone."""
+    _use_items(monkeypatch, [])
     event = cf_event(extra_headers={"X-Edgeshift-Variant": "canary"})
     request = viewer_request.handler(event, None)
     assert "x-edgeshift-variant" not in request["headers"]

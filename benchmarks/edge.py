@@ -1,0 +1,233 @@
+"""Edge benchmarks: warm decision latency, cold import against boto3, table reads, zip size.
+
+Each figure is measured here, in one run, on this machine; none is asserted (the machines are
+shared). What each means:
+
+- ``edge_warm_p50_us`` / ``edge_warm_p99_us``: ``viewer_request.handler`` on a warm container
+  (rules cached, 50 rules on the host, 1000 distinct viewers), one timed call per request.
+- ``edge_cold_import_ms``: importing the three handler modules in a fresh interpreter (median
+  of 5), next to ``boto3_import_ms`` (``import boto3``) and ``boto3_client_ms`` (``import
+  boto3`` plus a DynamoDB client), which is what reading the table with boto3 would cost.
+  ``edge_cold_start_ms`` adds ``edge.dynamo`` (the first table read's imports) and the first
+  decision.
+- ``edge_table_reads_per_100k_requests``: 100,000 requests of 1000 viewers through all three
+  triggers' decisions on one container, over simulated time (100 requests/s, so 1000 s) with
+  the default TTL; ``edge_table_reads_per_host_per_ttl`` divides by the TTL windows.
+- ``edge_viewer_zip_bytes``: the zip ``make edge-bundle`` builds (``stacks.bundle.build``).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "bench.example.com"
+USERS = 1000
+WARM_REQUESTS = 20_000
+SIM_REQUESTS = 100_000
+SIM_RATE_PER_S = 100.0
+COLD_RUNS = 5
+
+
+def run() -> Iterator[dict[str, Any]]:
+    yield warm_latency()
+    yield cold_import()
+    yield table_reads()
+    yield viewer_zip()
+
+
+def _rules(count: int = 50) -> list[dict[str, Any]]:
+    """One default rule, and prefix and exact rules, all with a set_uri and a set_origin."""
+    paths = ["default"] + [f"prefix:/app{i}/" for i in range(24)]
+    paths += [f"exact:/page{i}.html" for i in range(count - len(paths))]
+    actions = {
+        "set_uri": "/releases/{version}{uri}",
+        "set_origin": {"domain": "canary.example.org", "port": 443, "protocol": "https"},
+    }
+    return [
+        {
+            "host": HOST,
+            "path_rule": path,
+            "salt": f"r-{i}",
+            "cache_control": "no-cache",
+            "variants": [
+                {"name": "canary", "version": "v2", "weight": 1000, "actions": actions},
+                {"name": "stable", "version": "v1", "weight": 9000, "actions": {}},
+            ],
+        }
+        for i, path in enumerate(paths)
+    ]
+
+
+def _event(user: int, uri: str) -> dict[str, Any]:
+    request = {
+        "clientIp": f"198.18.{user // 256}.{user % 256}",
+        "headers": {
+            "host": [{"key": "Host", "value": HOST}],
+            "user-agent": [{"key": "User-Agent", "value": "Mozilla/5.0 (bench)"}],
+        },
+        "method": "GET",
+        "querystring": "",
+        "uri": uri,
+    }
+    config = {"eventType": "viewer-request", "distributionId": "EDFDVBD6EXAMPLE"}
+    return {"Records": [{"cf": {"config": config, "request": request}}]}
+
+
+def _uri(n: int) -> str:
+    # A mix of the three rule kinds, including the longest-prefix scan.
+    return ("/index.html", f"/app{n % 24}/main.js", f"/page{n % 25}.html")[n % 3]
+
+
+def warm_latency() -> dict[str, Any]:
+    from edge import rules, viewer_request
+
+    table = _rules()
+    rules._default = rules.RuleCache(lambda host: table, ttl_seconds=3600)
+    try:
+        viewer_request.handler(_event(0, "/index.html"), None)  # fills the cache
+        events = [_event(n % USERS, _uri(n)) for n in range(WARM_REQUESTS)]
+        timings: list[int] = []
+        gc.collect()
+        clock = time.perf_counter_ns
+        for event in events:
+            started = clock()
+            viewer_request.handler(event, None)
+            timings.append(clock() - started)
+    finally:
+        rules.reset_default_cache()
+    timings.sort()
+    return {
+        "edge_warm_p50_us": round(timings[len(timings) // 2] / 1000, 2),
+        "edge_warm_p99_us": round(timings[int(len(timings) * 0.99)] / 1000, 2),
+        "edge_warm_max_us": round(timings[-1] / 1000, 2),
+        "rules_on_host": len(table),
+        "requests": WARM_REQUESTS,
+        # Tail latency on a shared machine is mostly preemption: report the load beside it.
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+_PROBE = """
+import time
+started = time.perf_counter()
+{statement}
+print(time.perf_counter() - started)
+"""
+_EDGE_IMPORT = "import edge.viewer_request, edge.origin_request, edge.viewer_response"
+_EDGE_COLD_START = f"""{_EDGE_IMPORT}, edge.dynamo
+from edge import rules, viewer_request
+rules._default = rules.RuleCache(lambda host: [], ttl_seconds=5)
+viewer_request.handler({{"Records": [{{"cf": {{"request": {{"clientIp": "1.2.3.4",
+    "headers": {{"host": [{{"value": "h"}}]}}, "uri": "/", "querystring": ""}}}}}}]}}, None)"""
+_BOTO3_CLIENT = """import boto3
+boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x",
+             aws_secret_access_key="x")"""
+
+
+def _probe_ms(statement: str) -> float:
+    runs = []
+    for _ in range(COLD_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE.format(statement=statement)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        runs.append(float(out) * 1000)
+    return round(statistics.median(runs), 1)
+
+
+def cold_import() -> dict[str, Any]:
+    return {
+        "edge_cold_import_ms": _probe_ms(_EDGE_IMPORT),
+        "edge_cold_start_ms": _probe_ms(_EDGE_COLD_START),
+        "boto3_import_ms": _probe_ms("import boto3"),
+        "boto3_client_ms": _probe_ms(_BOTO3_CLIENT),
+        "runs": COLD_RUNS,
+        "statistic": "median",
+    }
+
+
+def table_reads() -> dict[str, Any]:
+    from edge import config, origin_request, rules, viewer_request, viewer_response
+
+    cfg = config.load()
+    table = _rules()
+    reads: list[str] = []
+
+    def query(host: str) -> list[dict[str, Any]]:
+        reads.append(host)
+        return table
+
+    cache = rules.RuleCache(query, ttl_seconds=cfg.ttl_seconds)
+    duration = SIM_REQUESTS / SIM_RATE_PER_S
+    for n in range(SIM_REQUESTS):
+        now = n / SIM_RATE_PER_S  # simulated monotonic clock
+        request = _event(n % USERS, _uri(n))["Records"][0]["cf"]["request"]
+        decision = viewer_request.decide(request, cfg, cache, now)
+        if decision is not None and decision.response is None:
+            decision.apply(request)
+        origin_request.decide(request, cfg, cache, now)
+        viewer_response.decide(request, cfg, cache, now)
+    windows = duration / cfg.ttl_seconds
+    return {
+        "edge_table_reads_per_100k_requests": len(reads) * 100_000 // SIM_REQUESTS,
+        "edge_table_reads_per_host_per_ttl": round(len(reads) / windows, 3),
+        "ttl_seconds": cfg.ttl_seconds,
+        "simulated_seconds": duration,
+        "users": USERS,
+        "triggers": 3,
+    }
+
+
+def viewer_zip() -> dict[str, Any]:
+    try:
+        from stacks import bundle
+    except ImportError:  # stacks/bundle.py missing: zip edge/*.py + config.json ourselves
+        return _own_zip()
+    with tempfile.TemporaryDirectory() as tmp:
+        zip_path = bundle.build(
+            Path(tmp) / "bundle", table="edgeshift-routes", regions=["us-east-1"]
+        )
+        import zipfile
+
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+        return {
+            "edge_viewer_zip_bytes": zip_path.stat().st_size,
+            "files": len(names),
+            "only_edge_code": all(n.startswith("edge/") for n in names),
+            "limit_bytes": bundle.MAX_ZIP_BYTES,
+            "built_by": "stacks.bundle.build",
+        }
+
+
+def _own_zip() -> dict[str, Any]:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    edge_dir = REPO_ROOT / "edge"
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(edge_dir.glob("*.py")):
+            archive.writestr(f"edge/{path.name}", path.read_bytes())
+        archive.writestr(
+            "edge/config.json", json.dumps(json.loads((edge_dir / "config.json").read_text()))
+        )
+    return {
+        "edge_viewer_zip_bytes": len(buffer.getvalue()),
+        "built_by": "benchmarks.edge (fallback)",
+    }

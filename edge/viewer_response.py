@@ -1,0 +1,72 @@
+"""CloudFront viewer-response trigger: Cache-Control override, sticky cookie, debug header.
+
+It sees the request as viewer-request left it (variant header, minted sticky id, rewritten
+URI), so it finds the rule the same way origin-request does. CloudFront does not run it for
+responses generated in viewer-request (those carry the same headers already) nor when the
+origin answered 400 or more. It only ever edits response headers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from edge import actions, assign, config, events, rules
+from edge.log import warn
+
+TRIGGER = "viewer-response"
+
+
+def handler(event: dict[str, Any], context: object) -> Any:
+    """Return the response with the rule's headers added, or unchanged."""
+    response = events.part_of(event, "response", TRIGGER)
+    try:
+        if not events.is_trigger(event, TRIGGER):
+            return response
+        request = events.cf_record(event)["request"]
+        extra = decide(request, config.load(), rules.default_cache(), time.monotonic())
+        if extra:
+            headers = response["headers"]
+            for name, values in extra.items():
+                if name == "set-cookie":  # the origin's own cookies stay
+                    headers.setdefault(name, []).extend(values)
+                else:
+                    headers[name] = values
+    except Exception as exc:  # nothing may reach CloudFront as an error
+        warn("viewer-response passed through", error=repr(exc))
+    return response
+
+
+def decide(
+    request: dict[str, Any], cfg: config.EdgeConfig, cache: rules.RuleCache, now: float
+) -> dict[str, list[dict[str, str]]]:
+    """Response headers to set for the request's rule and variant ({} when none apply)."""
+    headers, uri = request["headers"], request["uri"]
+    if not isinstance(headers, dict) or not isinstance(uri, str):
+        return {}
+    name = actions.first_header(headers, cfg.variant_header)
+    if not name:
+        return {}
+    carried = actions.first_header(headers, cfg.host_header)
+    host = rules.normalize_host(carried or headers["host"][0]["value"])
+    found = rules.find_rule(cache.matcher_for(host, now), uri, name, host, headers)
+    if found is None:
+        return {}
+    rule, variant = found
+    extra: dict[str, list[dict[str, str]]] = {}
+    if rule.get("cache_control"):
+        extra["cache-control"] = [{"key": "Cache-Control", "value": rule["cache_control"]}]
+    minted = actions.first_header(headers, cfg.sticky_header)
+    stickiness = rule.get("stickiness") or {}
+    if minted and stickiness.get("key") == "cookie":
+        cookie = assign.sticky_cookie(
+            stickiness["name"], minted, stickiness.get("max_age") or assign.DEFAULT_MAX_AGE
+        )
+        extra["set-cookie"] = [{"key": "Set-Cookie", "value": cookie}]
+    if cfg.debug_header:
+        from edge.viewer_request import debug_value
+
+        extra[cfg.debug_header] = [
+            {"key": actions.display_name(cfg.debug_header), "value": debug_value(rule, variant)}
+        ]
+    return extra
