@@ -1,7 +1,17 @@
 """Canary analysis: providers fetch counts, the judge decides what they mean."""
 
 from .counts import Counts
-from .evaluate import evaluate
-from .judge import Outcome, Verdict, judge
+from .evaluate import evaluate, judge, preflight
+from .judge import MetricVerdict, Outcome, Verdict, judge_ratio, judge_threshold
 
-__all__ = ["Counts", "Outcome", "Verdict", "evaluate", "judge"]
+__all__ = [
+    "Counts",
+    "MetricVerdict",
+    "Outcome",
+    "Verdict",
+    "evaluate",
+    "judge",
+    "judge_ratio",
+    "judge_threshold",
+    "preflight",
+]

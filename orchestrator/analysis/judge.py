@@ -1,71 +1,221 @@
-"""Canary against baseline over the same window.
+"""Canary against baseline, one metric at a time: pure functions, no I/O.
 
-Pass needs confidence that the canary's error rate is at most ``tolerance`` above the
-baseline's; fail needs confidence that it is more than ``tolerance`` above. Anything in
-between, or too few requests, is inconclusive: the workflow then keeps stable traffic safe.
-The interval is Agresti-Caffo (one pseudo-success and one pseudo-failure per arm), which
-behaves at error rates near zero where the plain Wald interval collapses.
+A ratio metric is turned into "bad events over events, lower is better" (for a
+higher-is-better metric the bad events are the misses), then two one-sided questions:
+
+- fail: is the canary worse than the baseline? The pooled two-proportion z statistic
+  must cross the group-sequential boundary of this look (``sequential.Look``), which keeps
+  the stage's false-rollback rate at its budget although the question is asked every interval.
+- pass: is the canary at most ``tolerance`` worse? The upper confidence bound of the
+  difference (Agresti-Caffo variance, which stays positive at zero errors) must be within
+  the margin.
+
+Fail wins over pass; too few events, or neither answer, is inconclusive. An optional
+absolute guard fails the canary when its own rate is beyond the limit with the same
+confidence, whatever the baseline does.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .counts import Counts
+from orchestrator.models.analysis import Direction, RatioMetric, ThresholdMetric
 
-# One-sided 99% quantile of the normal distribution. A strict level per look keeps repeated
-# looks during a bake from inflating false rollbacks much (a sequential test is stricter still).
-Z_ONE_SIDED_99 = 2.3263
+from .counts import Counts
+from .sequential import Look, binomial_upper_tail, z_quantile
 
 
 class Outcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+    ERROR = "error"  # the analysis could not measure: see evaluate.py
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
 
 
 @dataclass(frozen=True)
-class Verdict:
+class MetricVerdict:
+    """One metric's verdict and the evidence a person needs to check it."""
+
+    metric: str
     outcome: Outcome
     reason: str
-    canary: Counts
-    baseline: Counts
-    difference: float = 0.0
-    lower: float = 0.0
-    upper: float = 0.0
+    canary: Counts | None = None
+    baseline: Counts | None = None
+    canary_rate: float | None = None
+    baseline_rate: float | None = None
+    effect: float | None = None  # canary - baseline, in the bad direction
+    interval: tuple[float, float] | None = None  # of the effect, at the pass confidence
+    statistic: float | None = None  # z of "canary worse than baseline"
+    threshold: float | None = None  # the boundary the statistic must cross to fail
+    margin: float | None = None  # the worst effect that may still pass
+    value: float | None = None  # threshold metrics
+    critical: bool = False
+    transient: bool = False  # an error that may go away at the next look
+    measured: bool = True  # False when the provider could not answer
+    judged: Outcome | None = None  # the outcome before a limit tolerated it
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcome"] = self.outcome.value
-        return data
+        data["judged"] = self.judged.value if self.judged else None
+        return {key: value for key, value in data.items() if value is not None}
 
 
-def judge(canary: Counts, baseline: Counts, *, min_samples: int, tolerance: float) -> Verdict:
-    if canary.total < min_samples or baseline.total < min_samples:
-        return Verdict(
+@dataclass(frozen=True)
+class Verdict:
+    """The overall verdict; ``canary``/``baseline`` are the first ratio metric's counts."""
+
+    outcome: Outcome
+    reason: str
+    canary: Counts
+    baseline: Counts
+    metrics: tuple[MetricVerdict, ...] = field(default_factory=tuple)
+    look: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "canary": asdict(self.canary),
+            "baseline": asdict(self.baseline),
+            "look": self.look,
+            "metrics": [metric.as_dict() for metric in self.metrics],
+        }
+
+
+def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Look) -> MetricVerdict:
+    bad_canary, bad_baseline = _bad_events(metric.direction, canary, baseline)
+    evidence: dict[str, Any] = {
+        "canary": canary,
+        "baseline": baseline,
+        "canary_rate": canary.rate,
+        "baseline_rate": baseline.rate,
+        "critical": metric.critical,
+    }
+    fail_at = look.fail_bound()
+    guard = _guard(metric, bad_canary, fail_at)
+    if canary.total < metric.min_samples or baseline.total < metric.min_samples:
+        if guard:
+            return MetricVerdict(metric.name, Outcome.FAIL, guard, **evidence)
+        return MetricVerdict(
+            metric.name,
             Outcome.INCONCLUSIVE,
-            f"too few requests: canary {canary.total}, baseline {baseline.total}, "
-            f"need {min_samples} each",
-            canary,
-            baseline,
+            f"too few events: canary {canary.total}, baseline {baseline.total}, "
+            f"need {metric.min_samples} each",
+            **evidence,
         )
-    lower, difference, upper = _difference_interval(canary, baseline)
-    bounds = f"canary - baseline = {difference:+.4f} (99% bounds {lower:+.4f} .. {upper:+.4f})"
-    if lower > tolerance:
-        outcome, reason = Outcome.FAIL, f"error rate worse than baseline beyond {tolerance}: "
-    elif upper <= tolerance:
-        outcome, reason = Outcome.PASS, f"error rate within {tolerance} of baseline: "
-    else:
-        outcome, reason = Outcome.INCONCLUSIVE, "not yet certain either way: "
-    return Verdict(outcome, reason + bounds, canary, baseline, difference, lower, upper)
+    margin = metric.tolerance.margin(baseline.rate)  # relative to the rate as written
+    effect = bad_canary.rate - bad_baseline.rate
+    statistic = _excess_z(bad_canary, bad_baseline)
+    spread = _spread(bad_canary, bad_baseline)
+    pass_at = look.pass_bound()
+    lower, upper = effect - pass_at * spread, effect + pass_at * spread
+    evidence |= {
+        "effect": effect,
+        "interval": (lower, upper),
+        "statistic": statistic,
+        "threshold": fail_at,
+        "margin": margin,
+    }
+    worse = "higher" if metric.direction is Direction.LOWER else "lower"
+    summary = (
+        f"canary {canary.rate:.4%} vs baseline {baseline.rate:.4%} "
+        f"({canary.errors}/{canary.total} vs {baseline.errors}/{baseline.total})"
+    )
+    if statistic > fail_at:
+        reason = f"{metric.name} {worse} than baseline: z {statistic:.2f} > {fail_at:.2f}; "
+        return MetricVerdict(metric.name, Outcome.FAIL, reason + summary, **evidence)
+    if guard:
+        return MetricVerdict(metric.name, Outcome.FAIL, guard, **evidence)
+    if upper <= margin:
+        reason = f"{metric.name} within {margin:.4%} of baseline (bound {upper:+.4%}); "
+        return MetricVerdict(metric.name, Outcome.PASS, reason + summary, **evidence)
+    reason = (
+        f"{metric.name} not yet certain: z {statistic:.2f} (fails above {fail_at:.2f}), "
+        f"bound {upper:+.4%} (passes within {margin:.4%}); "
+    )
+    return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason + summary, **evidence)
 
 
-def _difference_interval(canary: Counts, baseline: Counts) -> tuple[float, float, float]:
+def judge_threshold(metric: ThresholdMetric, value: float | None) -> MetricVerdict:
+    base: dict[str, Any] = {"critical": metric.critical, "value": value}
+    if value is None or not math.isfinite(value):
+        return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, f"{metric.name}: no data", **base)
+    if metric.max is not None and value > metric.max:
+        reason = f"{metric.name} {value:g} above max {metric.max:g}"
+        return MetricVerdict(metric.name, Outcome.FAIL, reason, threshold=metric.max, **base)
+    if metric.min is not None and value < metric.min:
+        reason = f"{metric.name} {value:g} below min {metric.min:g}"
+        return MetricVerdict(metric.name, Outcome.FAIL, reason, threshold=metric.min, **base)
+    return MetricVerdict(
+        metric.name, Outcome.PASS, f"{metric.name} {value:g} within bounds", **base
+    )
+
+
+def _bad_events(direction: Direction, canary: Counts, baseline: Counts) -> tuple[Counts, Counts]:
+    if direction is Direction.LOWER:
+        return canary, baseline
+    return (
+        Counts(canary.total - canary.errors, canary.total),
+        Counts(baseline.total - baseline.errors, baseline.total),
+    )
+
+
+def _guard(metric: RatioMetric, bad_canary: Counts, z: float) -> str | None:
+    """The canary's own rate beyond ``limit`` with confidence (Wilson score lower bound)."""
+    if metric.limit is None or bad_canary.total == 0:
+        return None
+    bad_limit = metric.limit if metric.direction is Direction.LOWER else 1 - metric.limit
+    n, p = bad_canary.total, bad_canary.rate
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lower = (centre - spread) / (1 + z * z / n)
+    if lower <= bad_limit:
+        return None
+    side = "above" if metric.direction is Direction.LOWER else "below"
+    rate = bad_canary.rate if metric.direction is Direction.LOWER else 1 - bad_canary.rate
+    return f"{metric.name} of the canary {rate:.4%} is {side} its limit {metric.limit:.4%}"
+
+
+def _excess_z(canary: Counts, baseline: Counts) -> float:
+    """How surprising the canary's share of all bad events is if both arms are alike.
+
+    Conditional on the bad events of both arms, the canary's are (nearly) binomial with the
+    canary's share of the traffic: the exact tail of that binomial (Fisher's test with a
+    binomial tail, slightly conservative) stays valid for a handful of errors and a baseline
+    without any, where a normal approximation would roll back on a single error. When bad
+    events are the majority (misses of a conversion), the rarer good events are counted.
+    Returned on the z scale, so it can meet the sequential boundaries.
+    """
+    share = canary.total / (canary.total + baseline.total)
+    bad = canary.errors + baseline.errors
+    good = canary.total + baseline.total - bad
+    if bad <= good:
+        tail = binomial_upper_tail(canary.errors, bad, share)
+    else:  # too few good events in the canary
+        canary_good = canary.total - canary.errors
+        tail = 1 - binomial_upper_tail(canary_good + 1, good, share)
+    if tail >= 1:
+        return -40.0
+    if tail > 1e-12:
+        return z_quantile(1 - tail)
+    # Beyond double precision of 1 - tail: the normal tail's asymptotic inverse.
+    log_inverse = -math.log(max(tail, 1e-300))
+    return min(40.0, math.sqrt(2 * log_inverse - math.log(4 * math.pi * log_inverse)))
+
+
+def _spread(canary: Counts, baseline: Counts) -> float:
+    """Agresti-Caffo standard error: one pseudo-success and one pseudo-failure per arm."""
     pc = (canary.errors + 1) / (canary.total + 2)
     pb = (baseline.errors + 1) / (baseline.total + 2)
-    spread = math.sqrt(pc * (1 - pc) / (canary.total + 2) + pb * (1 - pb) / (baseline.total + 2))
-    difference = pc - pb
-    return difference - Z_ONE_SIDED_99 * spread, difference, difference + Z_ONE_SIDED_99 * spread
+    return math.sqrt(pc * (1 - pc) / (canary.total + 2) + pb * (1 - pb) / (baseline.total + 2))

@@ -29,7 +29,15 @@ _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port
 @click.option(
     "--aws-port", type=click.IntRange(0, 65535), default=0, show_default=True, help=_AWS_PORT_HELP
 )
-def demo(scenario: str, as_json: bool, aws_port: int) -> None:
+@click.option(
+    "--provider",
+    type=click.Choice(["cloudwatch", "datadog"]),
+    default="cloudwatch",
+    show_default=True,
+    help="Where the analysis reads counts: moto's CloudWatch, or a local Datadog-compatible "
+    "endpoint through the real datadog-api-client.",
+)
+def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
     """Start the local stack and run full rollouts against simulated viewers.
 
     good-canary (0.5% errors, like stable) must end PROMOTED; bad-canary (8% errors) must
@@ -43,7 +51,9 @@ def demo(scenario: str, as_json: bool, aws_port: int) -> None:
     try:
         with LocalStack(moto_port=aws_port) as stack:
             emit(f"local stack up: AWS endpoint {stack.endpoint_url}")
-            results = [run_scenario(stack, SCENARIOS[name], emit) for name in names]
+            results = [
+                run_scenario(stack, SCENARIOS[name], emit, provider=provider) for name in names
+            ]
     except PortInUse as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

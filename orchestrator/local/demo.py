@@ -3,18 +3,21 @@ real state machine judging real per-variant counts of simulated viewers."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.analysis.providers.datadog import HOST_OVERRIDE
 from orchestrator.models import AuditEvent, RolloutPlan, RolloutStatus, RouteRule
 from orchestrator.service import RolloutService
 
 from .cloudfront import CloudFrontEmulator
+from .datadog import API_KEY, APP_KEY, DatadogEndpoint
 from .origins import DemoOrigin
 from .stack import LOOPBACK, LocalStack
-from .traffic import NAMESPACE, TrafficGenerator
+from .traffic import DATADOG_ERRORS, DATADOG_REQUESTS, NAMESPACE, TrafficGenerator
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,50 @@ def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
     )
 
 
-def demo_plan(route: RouteRule, bake: int = 6, interval: int = 2) -> RolloutPlan:
+DATADOG_API_SECRET = "edgeshift/demo/datadog-api-key"
+DATADOG_APP_SECRET = "edgeshift/demo/datadog-app-key"
+
+
+def demo_analysis(provider: str = "cloudwatch") -> dict[str, Any]:
+    """One critical error-rate metric, judged the way a real plan is.
+
+    The demo has a few hundred canary requests per stage, so the plan is honest about what
+    they can show: a canary passes when it is confidently within 1.5 points of stable's
+    error rate, fails as soon as it is confidently worse than stable (or confidently above
+    5% errors), with at least 200 requests per variant before any pass.
+    """
+    metric: dict[str, Any] = {
+        "name": "error-rate",
+        "direction": "lower",
+        "tolerance": {"absolute": 0.015},
+        "min_samples": 200,
+        "limit": 0.05,
+        "critical": True,
+    }
+    if provider == "datadog":
+        scope = "{host:{host},variant:{variant}}"
+        metric |= {
+            "numerator": f"default_zero(sum:{DATADOG_ERRORS}{scope}.as_count())",
+            "denominator": f"sum:{DATADOG_REQUESTS}{scope}.as_count()",
+        }
+        return {
+            "provider": "datadog",
+            "datadog": {"api_key_secret": DATADOG_API_SECRET, "app_key_secret": DATADOG_APP_SECRET},
+            "metrics": [metric],
+        }
+    metric |= {"numerator": "Errors", "denominator": "Requests"}
+    return {
+        "provider": "cloudwatch",
+        "namespace": NAMESPACE,
+        "dimensions": {"Host": "{host}", "Variant": "{variant}"},
+        "period": 1,
+        "metrics": [metric],
+    }
+
+
+def demo_plan(
+    route: RouteRule, bake: int = 6, interval: int = 2, provider: str = "cloudwatch"
+) -> RolloutPlan:
     canary, stable = route.variant("canary"), route.variant("stable")
     return RolloutPlan.model_validate(
         {
@@ -70,23 +116,34 @@ def demo_plan(route: RouteRule, bake: int = 6, interval: int = 2) -> RolloutPlan
                 {"weight": 50, "bake": bake, "interval": interval},
                 {"weight": 100, "bake": bake, "interval": interval},
             ],
-            "analysis": {
-                "namespace": NAMESPACE,
-                "requests_metric": "Requests",
-                "errors_metric": "Errors",
-                "dimensions": {"Host": "{host}", "Variant": "{variant}"},
-                "period": 1,
-                "min_samples": 100,
-                "tolerance": 0.02,
-            },
+            "analysis": demo_analysis(provider),
         }
     )
 
 
+def start_datadog(stack: LocalStack) -> DatadogEndpoint:
+    """The local Datadog endpoint, its keys in moto's Secrets Manager, and the provider
+    pointed at it (a deployment setting, like a proxy: never part of a plan)."""
+    endpoint = DatadogEndpoint().start()
+    secrets = stack.client("secretsmanager")
+    for name, value in ((DATADOG_API_SECRET, API_KEY), (DATADOG_APP_SECRET, APP_KEY)):
+        try:
+            secrets.create_secret(Name=name, SecretString=value)
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=name, SecretString=value)
+    os.environ[HOST_OVERRIDE] = endpoint.url
+    return endpoint
+
+
 def run_scenario(
-    stack: LocalStack, scenario: Scenario, emit: Callable[[str], None], timeout: float = 90.0
+    stack: LocalStack,
+    scenario: Scenario,
+    emit: Callable[[str], None],
+    timeout: float = 90.0,
+    provider: str = "cloudwatch",
 ) -> dict[str, Any]:
     started = time.monotonic()
+    datadog = start_datadog(stack) if provider == "datadog" else None
     stable = DemoOrigin("v1", scenario.stable_error_rate, seed=1).start()
     canary = DemoOrigin("v2", scenario.canary_error_rate, seed=2).start()
     edge = CloudFrontEmulator(default_origin_port=stable.port).start()
@@ -95,13 +152,21 @@ def run_scenario(
         route = demo_route(scenario.host, stable.port, canary.port)
         stack.store().put_route(route, expected_revision=None)
         traffic = TrafficGenerator(
-            edge.port, scenario.host, stack.client("cloudwatch"), rate=600, max_seconds=timeout
+            edge.port,
+            scenario.host,
+            stack.client("cloudwatch"),
+            rate=600,
+            max_seconds=timeout,
+            datadog=datadog.store if datadog else None,
         ).start()
         service = RolloutService(
             stack.store(), stack.client("stepfunctions"), stack.state_machine_arn
         )
-        rollout = service.start(demo_plan(route), actor="demo")
-        emit(f"[{scenario.name}] rollout {rollout.rollout_id} started: 10% -> 50% -> 100%")
+        rollout = service.start(demo_plan(route, provider=provider), actor="demo")
+        emit(
+            f"[{scenario.name}] rollout {rollout.rollout_id} started: 10% -> 50% -> 100%, "
+            f"judged from {provider}"
+        )
         execution = execution_arn(stack, rollout.rollout_id)
         final = _follow(
             service, execution, rollout.rollout_id, scenario.name, emit, started + timeout
@@ -111,9 +176,13 @@ def run_scenario(
             traffic.stop()
         for server in (edge, stable, canary):
             server.stop()
+        if datadog:
+            datadog.stop()
+            os.environ.pop(HOST_OVERRIDE, None)
     events = service.events(rollout.rollout_id)
     return {
         "scenario": scenario.name,
+        "provider": provider,
         "outcome": final.value,
         "expected": scenario.expected.value,
         "rollout_id": rollout.rollout_id,

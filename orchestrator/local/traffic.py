@@ -2,7 +2,9 @@
 
 Each viewer is an (IP, User-Agent) pair, so the edge's sticky hash sees distinct users.
 Counts are what the viewers saw, keyed by the variant the origin says it served; they go
-to CloudWatch as high-resolution ``Requests`` and ``Errors`` sums every second.
+to CloudWatch as high-resolution ``Requests`` and ``Errors`` sums every second, and, when a
+local Datadog endpoint runs, to it as ``edgeshift.demo.requests`` / ``edgeshift.demo.errors``
+tagged ``host`` and ``variant``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .datadog import PointStore
 from .origins import VARIANT_HEADER
 from .stack import LOOPBACK
 
 NAMESPACE = "EdgeShift/Demo"
+DATADOG_REQUESTS = "edgeshift.demo.requests"
+DATADOG_ERRORS = "edgeshift.demo.errors"
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Version/18.1",
@@ -70,6 +75,7 @@ class TrafficGenerator:
     max_seconds: float = 120.0
     path: str = "/app.js"
     seed: int = 7
+    datadog: PointStore | None = None
     totals: Tally = field(default_factory=Tally)
     _pending: Tally = field(default_factory=Tally)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -140,6 +146,10 @@ class TrafficGenerator:
         now = time.time()
         data = []
         for variant, count in requests.items():
+            if self.datadog is not None:
+                tags = {"host": self.host, "variant": variant}
+                self.datadog.add(DATADOG_REQUESTS, tags, int(now), float(count))
+                self.datadog.add(DATADOG_ERRORS, tags, int(now), float(errors[variant]))
             dimensions = [
                 {"Name": "Host", "Value": self.host},
                 {"Name": "Variant", "Value": variant},

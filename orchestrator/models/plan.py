@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .analysis import AnalysisSpec
+from .analysis import CloudWatchAnalysis as CloudWatchAnalysis
 from .durations import Duration
 from .route import Host, PathRule, Release, Strict
 
@@ -45,34 +47,6 @@ class Stage(Strict):
     @property
     def weight_bp(self) -> int:
         return round(self.weight * 100)
-
-
-class CloudWatchAnalysis(Strict):
-    """Counts per variant from CloudWatch; ``{variant}`` and ``{host}`` fill dimension values."""
-
-    provider: Literal["cloudwatch"] = "cloudwatch"
-    namespace: str = Field(min_length=1, max_length=255)
-    requests_metric: str = Field(min_length=1, max_length=255)
-    errors_metric: str = Field(min_length=1, max_length=255)
-    dimensions: dict[str, str] = Field(default_factory=dict, max_length=30)
-    period: Duration = Field(default=60, ge=1, le=86400)
-    min_samples: int = Field(default=100, ge=1, description="requests per variant before judging")
-    tolerance: float = Field(
-        default=0.01, ge=0, le=1, description="allowed absolute rise of the canary error rate"
-    )
-
-    @field_validator("dimensions")
-    @classmethod
-    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, template in value.items():
-            try:
-                template.format(variant="v", host="h", version="1", rollout_id="r")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
-                    f"dimension {name!r}: unknown placeholder {exc}; "
-                    "use {variant}, {host}, {version} or {rollout_id}"
-                ) from None
-        return value
 
 
 class Policies(Strict):
@@ -135,7 +109,7 @@ class RolloutPlan(Strict):
     stable: Release
     canary: Release
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
-    analysis: CloudWatchAnalysis
+    analysis: AnalysisSpec
     policies: Policies = Policies()
     invalidation: Invalidation | None = None
 

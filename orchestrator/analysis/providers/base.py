@@ -1,17 +1,42 @@
-"""The seam between fetching and judging."""
+"""The seam between fetching and judging.
+
+A provider answers one question: the sum (or another aggregate) of a query between two
+instants. Everything else is shared here: building the queries of each metric and variant,
+batching them into one ``fetch``, and turning answers into ``Measurement``s. Providers
+raise ``ProviderError`` from ``fetch``; ``measure`` turns it into an error measurement,
+so nothing raises into the workflow.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchestrator.analysis.counts import Counts
-from orchestrator.models import CloudWatchAnalysis
+from orchestrator.models.analysis import (
+    AnalysisSpec,
+    RatioMetric,
+    ThresholdMetric,
+    fill_template,
+)
+
+CHECK_WINDOW = timedelta(minutes=10)
 
 
 class ProviderError(Exception):
-    """The provider could not answer; the workflow treats it as missing evidence."""
+    """The provider could not answer. ``transient`` errors may pass at the next look
+    (timeouts, 5xx, rate limits); the others (bad key, bad query) will not."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class IncompleteData(ProviderError):
+    """The answer is not final yet (e.g. CloudWatch PartialData): judge nothing from it."""
 
 
 @dataclass(frozen=True)
@@ -24,12 +49,127 @@ class QueryContext:
     rollout_id: str
 
     def fill(self, template: str) -> str:
-        return template.format(
-            variant=self.variant, version=self.version, host=self.host, rollout_id=self.rollout_id
+        return fill_template(
+            template,
+            {
+                "variant": self.variant,
+                "version": self.version,
+                "host": self.host,
+                "rollout_id": self.rollout_id,
+            },
         )
 
 
+@dataclass(frozen=True)
+class Query:
+    id: str  # unique in a batch: letters, digits and underscores, starting with a letter
+    text: str  # a CloudWatch metric name or a Datadog query, placeholders filled
+    context: QueryContext
+    stat: str = "Sum"  # CloudWatch statistic; counts always use Sum
+    aggregator: str = "sum"  # how the window's points become one value
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A provider's answer for one metric and one variant: counts, a value, or why not."""
+
+    counts: Counts | None = None
+    value: float | None = None
+    error: str | None = None  # could not measure
+    transient: bool = True
+    missing: str | None = None  # measured, but no (or incomplete) data: inconclusive
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.missing is None
+
+
 class MetricProvider(Protocol):
-    def counts(
-        self, spec: CloudWatchAnalysis, context: QueryContext, start: datetime, end: datetime
-    ) -> Counts: ...
+    def fetch(
+        self, queries: Sequence[Query], start: datetime, end: datetime
+    ) -> dict[str, float | None]:
+        """One aggregate per query id; ``None`` when the query matched no data."""
+        ...
+
+    def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
+        """Problems that would make analysis impossible (bad key, bad query); [] if none."""
+        ...
+
+
+class BaseProvider:
+    """Shared ``check``: run the queries over the last minutes; an error is a problem."""
+
+    def fetch(
+        self, queries: Sequence[Query], start: datetime, end: datetime
+    ) -> dict[str, float | None]:
+        raise NotImplementedError
+
+    def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
+        try:
+            self.fetch(queries, now - CHECK_WINDOW, now)
+        except IncompleteData:
+            return []
+        except ProviderError as exc:
+            return [str(exc)]
+        return []
+
+
+def metric_queries(
+    metric: RatioMetric | ThresholdMetric, context: QueryContext, prefix: str
+) -> list[Query]:
+    if isinstance(metric, RatioMetric):
+        return [
+            Query(f"{prefix}_num", context.fill(metric.numerator), context),
+            Query(f"{prefix}_den", context.fill(metric.denominator), context),
+        ]
+    return [
+        Query(f"{prefix}_val", context.fill(metric.query), context, metric.stat, metric.aggregator)
+    ]
+
+
+def measure(
+    provider: MetricProvider,
+    spec: AnalysisSpec,
+    contexts: Mapping[str, QueryContext],
+    start: datetime,
+    end: datetime,
+) -> dict[tuple[str, str], Measurement]:
+    """Every metric for every variant, fetched in one batch; keyed by (metric, variant)."""
+    metrics = spec.judged_metrics()
+    plan: dict[tuple[str, str], list[Query]] = {}
+    for m, metric in enumerate(metrics):
+        for v, (variant, context) in enumerate(contexts.items()):
+            plan[metric.name, variant] = metric_queries(metric, context, f"m{m}v{v}")
+    queries = [query for batch in plan.values() for query in batch]
+    try:
+        answers = provider.fetch(queries, start, end)
+    except IncompleteData as exc:
+        return {key: Measurement(missing=str(exc)) for key in plan}
+    except ProviderError as exc:
+        return {key: Measurement(error=str(exc), transient=exc.transient) for key in plan}
+    except Exception as exc:  # a provider bug must not reach the workflow either
+        failure = Measurement(error=f"provider failed: {exc!r}", transient=True)
+        return dict.fromkeys(plan, failure)
+    return {key: _measurement(batch, answers) for key, batch in plan.items()}
+
+
+def _measurement(batch: list[Query], answers: Mapping[str, object]) -> Measurement:
+    values = []
+    for query in batch:
+        value = answers.get(query.id)
+        if value is None:
+            return Measurement(missing=f"no data for {query.text!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return Measurement(error=f"non-numeric answer {value!r} for {query.text!r}")
+        if not math.isfinite(value) or value < 0:
+            return Measurement(error=f"impossible value {value!r} for {query.text!r}")
+        values.append(float(value))
+    if len(values) == 1:
+        return Measurement(value=values[0])
+    numerator, denominator = (round(v) for v in values)
+    if numerator > denominator:
+        return Measurement(
+            error=f"numerator {numerator} above denominator {denominator} "
+            f"({batch[0].text!r} / {batch[1].text!r})"
+        )
+    return Measurement(counts=Counts(numerator, denominator))

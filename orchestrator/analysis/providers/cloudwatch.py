@@ -1,67 +1,126 @@
-"""CloudWatch counts with GetMetricData MetricStat ``Sum`` (metric math is not needed for
-counts, and moto does not evaluate it)."""
+"""CloudWatch: GetMetricData with MetricStat per variant (``Sum`` for counts; metric math is
+not needed for counts, and moto does not evaluate it), all queries of a look batched in as
+few calls as the 500-query limit allows, pages followed through ``NextToken``.
+
+A result whose ``StatusCode`` is still ``PartialData`` after the last page is not complete
+yet: the look is inconclusive. ``Forbidden`` and access errors are permanent; throttling,
+``InternalError`` and network failures are transient.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
-from orchestrator.analysis.counts import Counts
-from orchestrator.models import CloudWatchAnalysis
-
-from .base import ProviderError, QueryContext
+from .base import BaseProvider, IncompleteData, ProviderError, Query
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
+MAX_QUERIES = 500
+_PERMANENT = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "MissingParameter",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ValidationError",
+}
 
-class CloudWatchProvider:
-    def __init__(self, client: CloudWatchClient | None = None) -> None:
-        self.client = client or boto3.client("cloudwatch")
 
-    def counts(
-        self, spec: CloudWatchAnalysis, context: QueryContext, start: datetime, end: datetime
-    ) -> Counts:
-        dimensions = [{"Name": k, "Value": context.fill(v)} for k, v in spec.dimensions.items()]
-        queries = [
-            _sum_query("total", spec.namespace, spec.requests_metric, dimensions, spec.period),
-            _sum_query("errors", spec.namespace, spec.errors_metric, dimensions, spec.period),
+class CloudWatchProvider(BaseProvider):
+    def __init__(
+        self,
+        namespace: str,
+        dimensions: dict[str, str] | None = None,
+        period: int = 60,
+        client: CloudWatchClient | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.dimensions = dimensions or {}
+        self.period = period
+        self._client = client
+
+    @property
+    def client(self) -> CloudWatchClient:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("cloudwatch")
+        return self._client
+
+    def fetch(
+        self, queries: Sequence[Query], start: datetime, end: datetime
+    ) -> dict[str, float | None]:
+        points: dict[str, list[float]] = {}
+        partial: list[str] = []
+        for offset in range(0, len(queries), MAX_QUERIES):
+            batch = queries[offset : offset + MAX_QUERIES]
+            ids = {f"q{i}": query for i, query in enumerate(batch)}
+            request = [self._metric_stat(qid, query) for qid, query in ids.items()]
+            for qid, (values, status) in self._pages(request, start, end).items():
+                points[ids[qid].id] = values
+                if status == "PartialData":
+                    partial.append(ids[qid].text)
+        if partial:
+            raise IncompleteData(f"CloudWatch data still partial for {sorted(set(partial))}")
+        return {query.id: _aggregate(points.get(query.id, []), query) for query in queries}
+
+    def _metric_stat(self, qid: str, query: Query) -> dict[str, Any]:
+        dimensions = [
+            {"Name": name, "Value": query.context.fill(value)}
+            for name, value in self.dimensions.items()
         ]
-        sums = self._sums(queries, start, end)
-        try:
-            return Counts(errors=round(sums["errors"]), total=round(sums["total"]))
-        except ValueError as exc:
-            raise ProviderError(f"inconsistent counts for {context.variant}: {exc}") from exc
+        metric = {"Namespace": self.namespace, "MetricName": query.text, "Dimensions": dimensions}
+        return {
+            "Id": qid,
+            "MetricStat": {"Metric": metric, "Period": self.period, "Stat": query.stat},
+            "ReturnData": True,
+        }
 
-    def _sums(
-        self, queries: list[dict[str, Any]], start: datetime, end: datetime
-    ) -> dict[str, float]:
-        sums = {query["Id"]: 0.0 for query in queries}
-        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
+    def _pages(
+        self, request: list[dict[str, Any]], start: datetime, end: datetime
+    ) -> dict[str, tuple[list[float], str]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found: dict[str, tuple[list[float], str]] = {}
+        kwargs: dict[str, Any] = {"MetricDataQueries": request, "StartTime": start, "EndTime": end}
         try:
             while True:
                 page = self.client.get_metric_data(**kwargs)
-                for result in page["MetricDataResults"]:
-                    sums[result["Id"]] += sum(result.get("Values", []))
+                for result in page.get("MetricDataResults", []):
+                    values, _ = found.get(result["Id"], ([], "Complete"))
+                    status = result.get("StatusCode", "Complete")
+                    if status in ("InternalError", "Forbidden"):
+                        raise ProviderError(
+                            f"CloudWatch {status} for {result.get('Label', result['Id'])}",
+                            transient=status == "InternalError",
+                        )
+                    found[result["Id"]] = ([*values, *result.get("Values", [])], status)
                 if not page.get("NextToken"):
-                    return sums
+                    return found
                 kwargs["NextToken"] = page["NextToken"]
-        except (ClientError, BotoCoreError) as exc:
-            raise ProviderError(f"CloudWatch GetMetricData failed: {exc}") from exc
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise ProviderError(
+                f"CloudWatch GetMetricData failed: {exc}", transient=code not in _PERMANENT
+            ) from exc
+        except BotoCoreError as exc:
+            raise ProviderError(f"CloudWatch unreachable: {exc}") from exc
 
 
-def _sum_query(
-    query_id: str, namespace: str, metric: str, dimensions: list[dict[str, str]], period: int
-) -> dict[str, Any]:
-    return {
-        "Id": query_id,
-        "MetricStat": {
-            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions},
-            "Period": period,
-            "Stat": "Sum",
-        },
-        "ReturnData": True,
-    }
+def _aggregate(values: list[float], query: Query) -> float | None:
+    if not values:
+        return None
+    if query.aggregator == "sum":
+        return float(sum(values))
+    if query.aggregator == "max":
+        return max(values)
+    if query.aggregator == "min":
+        return min(values)
+    if query.aggregator == "last":
+        return values[0]  # GetMetricData returns newest first by default
+    return sum(values) / len(values)

@@ -1,0 +1,45 @@
+"""A provider for tests: answers from a table, or fails the way it is told to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .base import BaseProvider, ProviderError, Query
+
+Answer = Callable[[Query, datetime, datetime], float | None]
+
+
+@dataclass
+class FakeProvider(BaseProvider):
+    """``values[(text, variant)]`` answers a query; missing keys answer ``None`` (no data).
+
+    ``error`` makes every fetch raise it; ``calls`` records each batch of queries.
+    """
+
+    values: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    answer: Answer | None = None
+    error: ProviderError | None = None
+    calls: list[list[Query]] = field(default_factory=list)
+
+    def fetch(
+        self, queries: Sequence[Query], start: datetime, end: datetime
+    ) -> dict[str, float | None]:
+        self.calls.append(list(queries))
+        if self.error is not None:
+            raise self.error
+        if self.answer is not None:
+            return {q.id: self.answer(q, start, end) for q in queries}
+        return {q.id: self.values.get((q.text, q.context.variant)) for q in queries}
+
+    def set_counts(
+        self,
+        variant: str,
+        errors: float,
+        total: float,
+        numerator: str = "Errors",
+        denominator: str = "Requests",
+    ) -> None:
+        self.values[numerator, variant] = errors
+        self.values[denominator, variant] = total

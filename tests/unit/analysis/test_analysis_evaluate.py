@@ -1,0 +1,162 @@
+"""Tests for the analysis section, evaluate(), preflight() and the aggregation limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from analysis_plans import NOW, plan_document, running
+from pydantic import ValidationError
+
+from orchestrator.analysis import Outcome, evaluate, preflight
+from orchestrator.analysis.providers import FakeProvider, ProviderError
+from orchestrator.models import RolloutPlan
+
+
+def _problems(document: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        RolloutPlan.model_validate(document)
+    return {".".join(map(str, e["loc"])): e["msg"] for e in caught.value.errors()}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"provider": "prometheus"}, "analysis.provider"),
+        (
+            {"metrics": [{"name": "e", "numerator": "Errors"}]},
+            "analysis.metrics.0.ratio.denominator",
+        ),
+        (
+            {
+                "metrics": [
+                    {
+                        "name": "e",
+                        "numerator": "E",
+                        "denominator": "R",
+                        "tolerance": {"relative": -0.1},
+                    }
+                ]
+            },
+            "analysis.metrics.0.ratio.tolerance.relative",
+        ),
+        (
+            {"metrics": [{"name": "e", "numerator": "E", "denominator": "R", "min_samples": 0}]},
+            "analysis.metrics.0.ratio.min_samples",
+        ),
+        (
+            {"metrics": [{"name": "e", "numerator": "E{{region}}", "denominator": "R"}]},
+            "analysis.metrics.0.ratio.numerator",
+        ),
+        (
+            {"metrics": [{"name": "e", "numerator": "sum:e{env:{stage}}", "denominator": "R"}]},
+            "analysis.metrics.0.ratio.numerator",
+        ),
+    ],
+)
+def test_bad_analysis_is_rejected_with_the_field_named(change: dict[str, Any], field: str) -> None:
+    """GIVEN a broken analysis section WHEN the plan is validated THEN the field is named."""
+    assert field in _problems(plan_document(**change))
+
+
+def test_datadog_queries_keep_their_scope_braces() -> None:
+    """GIVEN a Datadog query with a tag scope WHEN validated THEN only placeholders count."""
+    query = "sum:web.errors{host:{host},variant:{variant}}.as_count()"
+    document = plan_document(
+        provider="datadog",
+        datadog={"api_key_secret": "a", "app_key_secret": "b"},
+        metrics=[{"name": "e", "numerator": query, "denominator": query}],
+    )
+    assert RolloutPlan.model_validate(document).analysis.provider == "datadog"
+
+
+def test_short_form_is_one_critical_error_rate() -> None:
+    """GIVEN the short form WHEN read THEN one critical error-rate metric with its tolerance."""
+    document = plan_document(
+        metrics=[], requests_metric="Requests", errors_metric="Errors", tolerance=0.02
+    )
+    (metric,) = RolloutPlan.model_validate(document).analysis.judged_metrics()
+
+    assert metric.critical and metric.tolerance.absolute == 0.02
+
+
+def _fake(canary: tuple[int, int], stable: tuple[int, int]) -> FakeProvider:
+    fake = FakeProvider()
+    fake.set_counts("canary", *canary)
+    fake.set_counts("stable", *stable)
+    return fake
+
+
+def test_evaluate_fails_a_bad_canary_with_json_evidence(plan: RolloutPlan) -> None:
+    """GIVEN 8% canary errors vs 0.5% WHEN evaluated THEN fail, with JSON evidence."""
+    verdict = evaluate(
+        running(plan), NOW - timedelta(minutes=5), NOW, _fake((400, 5_000), (500, 100_000))
+    )
+
+    assert verdict.outcome is Outcome.FAIL
+    data = json.loads(json.dumps(verdict.as_dict()))
+    assert data["metrics"][0]["metric"] == "error-rate" and data["look"] == 5
+
+
+def test_no_data_is_inconclusive_never_pass(plan: RolloutPlan) -> None:
+    """GIVEN a provider without data WHEN evaluated THEN inconclusive."""
+    verdict = evaluate(running(plan), NOW - timedelta(minutes=5), NOW, FakeProvider())
+
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("bad", [-5.0, float("nan"), "12", 200_000.0])
+def test_impossible_answers_are_errors_not_crashes(plan: RolloutPlan, bad: Any) -> None:
+    """GIVEN negative, NaN, non-numeric or >total counts WHEN evaluated THEN never pass."""
+    fake = _fake((10, 5_000), (50, 100_000))
+    fake.values["Errors", "canary"] = bad
+
+    verdict = evaluate(running(plan), NOW - timedelta(minutes=5), NOW, fake)
+
+    assert verdict.outcome in (Outcome.ERROR, Outcome.INCONCLUSIVE)
+
+
+def test_transient_errors_are_tolerated_until_the_consecutive_limit(plan: RolloutPlan) -> None:
+    """GIVEN a provider timing out WHEN looked at three times THEN unsure twice, then error."""
+    fake = FakeProvider(error=ProviderError("timed out"))
+    rollout, history = running(plan), []
+    outcomes = []
+    for _ in range(3):
+        verdict = evaluate(rollout, NOW - timedelta(minutes=5), NOW, fake, history=history)
+        outcomes.append(verdict.outcome)
+        history.append(verdict.as_dict())
+
+    assert outcomes == [Outcome.INCONCLUSIVE, Outcome.INCONCLUSIVE, Outcome.ERROR]
+
+
+def test_permanent_errors_are_errors_at_once(plan: RolloutPlan) -> None:
+    """GIVEN a rejected key WHEN evaluated THEN error at the first look."""
+    fake = FakeProvider(error=ProviderError("key rejected", transient=False))
+
+    verdict = evaluate(running(plan), NOW - timedelta(minutes=5), NOW, fake)
+
+    assert verdict.outcome is Outcome.ERROR and "key rejected" in verdict.reason
+
+
+def test_non_critical_failures_wait_for_the_failure_limit() -> None:
+    """GIVEN failure_limit 1 and a non-critical metric WHEN it fails twice THEN fail second."""
+    document = plan_document(limits={"failure_limit": 1})
+    document["analysis"]["metrics"][0]["critical"] = False
+    rollout, history = running(RolloutPlan.model_validate(document)), []
+    fake = _fake((400, 5_000), (500, 100_000))
+    first = evaluate(rollout, NOW - timedelta(minutes=5), NOW, fake, history=history)
+    second = evaluate(rollout, NOW - timedelta(minutes=5), NOW, fake, history=[first.as_dict()])
+
+    assert (first.outcome, second.outcome) == (Outcome.INCONCLUSIVE, Outcome.FAIL)
+
+
+def test_preflight_reports_provider_problems(plan: RolloutPlan) -> None:
+    """GIVEN a provider that rejects the key WHEN preflighted THEN the problem is listed."""
+    problems = preflight(
+        running(plan), FakeProvider(error=ProviderError("403 key", transient=False))
+    )
+
+    assert problems == ["403 key"]
+    assert preflight(running(plan), FakeProvider()) == []
