@@ -32,7 +32,7 @@ PER_LOOK_STATES = ("Wait", "Analyze", "Decide")
 
 
 def _plan(host: str, weights: list[float], bake: int) -> RolloutPlan:
-    document = demo_plan(demo_route(host, 1, 2)).model_dump(mode="json")
+    document = demo_plan(demo_route(host, 8001, 8002)).model_dump(mode="json")
     document["stages"] = [{"weight": w, "bake": bake, "interval": 1} for w in weights]
     return RolloutPlan.model_validate(document)
 
@@ -62,7 +62,7 @@ def _entered(stack: LocalStack, rollout_id: str) -> Counter[str]:
 
 def transitions(stack: LocalStack, service: RolloutService) -> dict[str, Any]:
     host = "transitions.bench.edgeshift.test"
-    stack.store().put_route(demo_route(host, 1, 2), expected_revision=None)
+    stack.store().put_route(demo_route(host, 8001, 8002), expected_revision=None)
     feeder = MetricsFeeder(stack.store(), stack.client("cloudwatch"), host, constant(0.005)).start()
     try:
         rollout = service.start(_plan(host, [5, 25, 50, 100], bake=6), "bench")

@@ -89,39 +89,67 @@ class Store:
         actor: str = "system",
         reason: str = "",
     ) -> RouteRule:
-        """Create (``expected_revision=None``) or replace a route at a known revision, with an
-        audit event under ``ROUTE#host#path_rule`` in the same transaction."""
-        stored = rule.model_copy(update={"revision": (expected_revision or 0) + 1})
-        if expected_revision is None:
-            route_op = self._put(
-                codec.route_item(stored), "attribute_not_exists(host)", table=self.tables.routes
+        """Create (``expected_revision=None``) or replace a route at a known revision."""
+        return self.put_routes([(rule, expected_revision)], actor=actor, reason=reason)[0]
+
+    def put_routes(
+        self,
+        rules: list[tuple[RouteRule, int | None]],
+        *,
+        actor: str = "system",
+        reason: str = "",
+    ) -> list[RouteRule]:
+        """Write several rules all or nothing, each conditional on the revision it was read
+        at (None: must not exist yet), each with an audit event under ``ROUTE#host#rule``."""
+        if not 1 <= len(rules) <= 50:
+            raise ValueError("rules: between 1 and 50 per write (DynamoDB's 100-item transaction)")
+        ops, stored = [], []
+        now = utcnow().isoformat()
+        for rule, expected in rules:
+            new = rule.model_copy(update={"revision": (expected or 0) + 1})
+            if expected is None:
+                ops.append(
+                    self._put(
+                        codec.route_item(new),
+                        "attribute_not_exists(host)",
+                        table=self.tables.routes,
+                    )
+                )
+            else:
+                ops.append(
+                    self._put(
+                        codec.route_item(new),
+                        "revision = :rev",
+                        codec.to_attributes({":rev": expected}),
+                        table=self.tables.routes,
+                    )
+                )
+            audit = codec.to_attributes(
+                {
+                    "pk": f"ROUTE#{rule.host}#{rule.path_rule}",
+                    "sk": f"EVENT#{new.revision:08d}",
+                    "kind": "route_event",
+                    "actor": actor,
+                    "reason": reason,
+                    "at": now,
+                    "doc": new.model_dump_json(),
+                }
             )
-        else:
-            route_op = self._put(
-                codec.route_item(stored),
-                "revision = :rev",
-                codec.to_attributes({":rev": expected_revision}),
-                table=self.tables.routes,
-            )
-        audit = codec.to_attributes(
-            {
-                "pk": f"ROUTE#{rule.host}#{rule.path_rule}",
-                "sk": f"EVENT#{stored.revision:08d}",
-                "kind": "route_event",
-                "actor": actor,
-                "reason": reason,
-                "at": utcnow().isoformat(),
-                "doc": stored.model_dump_json(),
-            }
-        )
+            ops.append(self._put(audit, "attribute_not_exists(pk)"))
+            stored.append(new)
         try:
-            self.client.transact_write_items(
-                TransactItems=[route_op, self._put(audit, "attribute_not_exists(pk)")]  # type: ignore[list-item]
-            )
+            self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                stale = [
+                    f"{rule.host} {rule.path_rule}"
+                    for (rule, _), code in zip(
+                        rules, exc.response.get("CancellationReasons", [])[::2], strict=False
+                    )
+                    if code.get("Code") == "ConditionalCheckFailed"
+                ]
                 raise StaleRouteError(
-                    f"route {rule.host} {rule.path_rule} changed since revision {expected_revision}"
+                    f"route changed since it was read: {', '.join(stale) or 'unknown'}"
                 ) from exc
             raise
         return stored

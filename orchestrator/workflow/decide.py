@@ -54,6 +54,10 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     if (now - rollout.created_at).total_seconds() >= policies.max_duration:
         return Decision(Action.ROLLBACK, index, 0, "the rollout outlived its max_duration")
     elapsed = (now - rollout.stage_started_at).total_seconds()
+    if verdict.outcome is Outcome.ERROR:
+        # The analysis could not measure (bad key or query, or errors past the plan's limit):
+        # no evidence is not good evidence, and a person has to look at the metrics source.
+        return Decision(Action.ROLLBACK, index, 0, f"analysis could not measure: {verdict.reason}")
     if verdict.outcome is Outcome.FAIL:
         if rollout.failures + 1 >= policies.failure_limit:
             return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orchestrator.analysis import Outcome, evaluate
+from orchestrator.analysis import Outcome, evaluate, preflight
 from orchestrator.events.bus import publish
 from orchestrator.models import Rollout, RolloutStatus, utcnow
 from orchestrator.store import Store, StoreError
@@ -30,6 +30,10 @@ ACTOR = "workflow"
 
 class RolloutNotActive(StoreError):
     """The rollout is not in a state this task may act on (e.g. aborted meanwhile)."""
+
+
+class PreflightFailed(Exception):
+    """A metric source cannot answer: fail before any user sees the canary."""
 
 
 @cache
@@ -52,11 +56,14 @@ def _lambda(handler: Any) -> Any:
 def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
     if rollout.status is RolloutStatus.PENDING:
+        problems = preflight(rollout)
+        if problems:  # caught by the state machine: rolled back before the first shift
+            raise PreflightFailed("; ".join(problems)[:1000])
         rollout = transitions.commit(
             _store(),
             rollout,
             "started",
-            "execution began",
+            "execution began; metric sources answered",
             actor=ACTOR,
             detail={"execution_arn": event.get("execution_arn")},
             status=RolloutStatus.RUNNING,
@@ -100,7 +107,12 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _require(rollout, RolloutStatus.RUNNING)
     now = utcnow()
     start = rollout.stage_started_at or now
-    verdict = evaluate(rollout, start, now)
+    history = [
+        e.detail["verdict"]
+        for e in _store().events(rollout.rollout_id)
+        if e.kind == "analysis" and e.detail.get("stage") == rollout.stage_index
+    ]
+    verdict = evaluate(rollout, start, now, history=history)
     decision = decide(rollout, verdict, now)
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
     changes: dict[str, Any] = {"control": None}

@@ -170,12 +170,6 @@ def test_state_machine_that_cannot_start_releases_the_lock(
     assert rollout["status"]["S"] == "FAILED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a dimension template like '{variant.x}' raises AttributeError out of "
-    "parse_plan, so `rollout start` crashes with exit 1 instead of exit 2 with the field path",
-)
 def test_malformed_dimension_template_exits_2(
     aws: dict[str, Any], tmp_path: Path, plan_doc: dict[str, Any]
 ) -> None:

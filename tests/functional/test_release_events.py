@@ -31,8 +31,8 @@ def aws(monkeypatch):
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, TableNames())
         store = Store(dynamodb, TableNames())
-        store.put_route(demo_route(HOST, 1, 2), expected_revision=None)
-        template = demo_plan(demo_route(HOST, 1, 2)).model_dump(
+        store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
+        template = demo_plan(demo_route(HOST, 8001, 8002)).model_dump(
             mode="json", include={"stages", "analysis", "policies"}
         )
         boto3.client("ssm", region_name="us-east-1").put_parameter(

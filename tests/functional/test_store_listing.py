@@ -23,7 +23,7 @@ def service():
 
 
 def _create(store: Store, host: str, minutes_ago: int, status=RolloutStatus.PENDING) -> Rollout:
-    plan = demo_plan(demo_route(host, 1, 2))
+    plan = demo_plan(demo_route(host, 8001, 8002))
     rollout = Rollout.start(plan, "t", now=utcnow() - timedelta(minutes=minutes_ago))
     rollout = rollout.model_copy(update={"status": status})
     event = AuditEvent(

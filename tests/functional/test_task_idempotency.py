@@ -26,7 +26,7 @@ def aws(monkeypatch):
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, TableNames())
         store = Store(dynamodb, TableNames())
-        route = store.put_route(demo_route(HOST, 1, 2), expected_revision=None)
+        route = store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
         sqs = boto3.client("sqs", region_name="us-east-1")
         queue = sqs.create_queue(QueueName="rollout-events")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][

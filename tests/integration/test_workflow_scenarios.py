@@ -48,7 +48,7 @@ class Scenario:
         return f"{self.name}.wf.edgeshift.test"
 
     def plan(self) -> RolloutPlan:
-        document = demo_plan(demo_route(self.host, 1, 2)).model_dump(mode="json")
+        document = demo_plan(demo_route(self.host, 8001, 8002)).model_dump(mode="json")
         document["stages"] = [
             {"weight": w, "bake": BAKE, "interval": INTERVAL, "approval": i == self.approval_stage}
             for i, w in enumerate(self.weights)
@@ -163,7 +163,7 @@ def service(stack):
 def outcomes(stack, service):
     feeders = []
     for scenario in SCENARIOS.values():
-        stack.store().put_route(demo_route(scenario.host, 1, 2), expected_revision=None)
+        stack.store().put_route(demo_route(scenario.host, 8001, 8002), expected_revision=None)
         feeders.append(
             MetricsFeeder(
                 stack.store(),
@@ -291,7 +291,7 @@ def test_a_failing_rollback_fails_loudly_and_keeps_the_lock(outcomes, service, s
 def test_concurrent_starts_on_one_target_run_exactly_one(stack, service):
     """Eight simultaneous starts on one target: one rollout, seven conflicts naming it."""
     scenario = Scenario("concurrent")
-    stack.store().put_route(demo_route(scenario.host, 1, 2), expected_revision=None)
+    stack.store().put_route(demo_route(scenario.host, 8001, 8002), expected_revision=None)
     plan = scenario.plan()
     barrier = threading.Barrier(8)
 
@@ -315,7 +315,7 @@ def test_same_idempotency_key_returns_the_same_rollout(stack, service):
     from orchestrator.service import IdempotencyConflict
 
     scenario = Scenario("idempotent")
-    stack.store().put_route(demo_route(scenario.host, 1, 2), expected_revision=None)
+    stack.store().put_route(demo_route(scenario.host, 8001, 8002), expected_revision=None)
     first = service.start(scenario.plan(), "ci", idempotency_key="build-1234")
     again = service.start(scenario.plan(), "ci", idempotency_key="build-1234")
     assert again.rollout_id == first.rollout_id

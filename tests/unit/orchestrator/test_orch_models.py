@@ -227,13 +227,6 @@ def test_unknown_dimension_placeholder_is_refused(plan_doc: dict[str, Any], temp
     assert "'Region'" in problems["analysis.dimensions"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError),
-    reason="BUG: CloudWatchAnalysis._known_placeholders catches only KeyError/IndexError/"
-    "ValueError; '{variant.x}' (AttributeError) and '{variant[x]}' (TypeError) escape "
-    "parse_plan as raw exceptions, so `rollout start` crashes (exit 1) instead of exit 2",
-)
 @pytest.mark.parametrize("template", ["{variant.x}", "{variant[x]}"])
 def test_dimension_template_with_bad_field_access_is_an_invalid_plan(
     plan_doc: dict[str, Any], template: str

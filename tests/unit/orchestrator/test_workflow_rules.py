@@ -30,7 +30,7 @@ S = RolloutStatus
 
 
 def _plan(approval: bool = False, **policies) -> RolloutPlan:
-    document = demo_plan(demo_route("shop.example.com", 1, 2)).model_dump(mode="json")
+    document = demo_plan(demo_route("shop.example.com", 8001, 8002)).model_dump(mode="json")
     document["stages"] = [
         {"weight": 10, "bake": 600, "interval": 60, "approval": approval},
         {"weight": 50, "bake": 600, "interval": 60},

@@ -1,0 +1,1 @@
+"""The REST API: powertools' APIGatewayRestResolver over the service layer."""

@@ -1,0 +1,68 @@
+"""Request and response bodies of the API (the pydantic models behind its OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.models import AuditEvent, Rollout, RouteRule
+from orchestrator.service import MAX_REASON
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=MAX_REASON)
+
+
+class RolloutView(BaseModel):
+    """A rollout as callers see it: everything but the Step Functions task token."""
+
+    rollout_id: str
+    status: str
+    stage: int = Field(description="last applied stage, 1-based; 0 before the first")
+    stages: int
+    canary_weight: float
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    control: dict[str, Any] | None
+    plan: dict[str, Any]
+
+    @classmethod
+    def of(cls, rollout: Rollout) -> RolloutView:
+        return cls(
+            rollout_id=rollout.rollout_id,
+            status=rollout.status.value,
+            stage=rollout.stage_index + 1,
+            stages=len(rollout.plan.stages),
+            canary_weight=rollout.canary_weight_bp / 100,
+            reason=rollout.reason,
+            created_at=rollout.created_at,
+            updated_at=rollout.updated_at,
+            created_by=rollout.created_by,
+            control=rollout.control.model_dump(mode="json") if rollout.control else None,
+            plan=rollout.plan.model_dump(mode="json"),
+        )
+
+
+class RolloutPage(BaseModel):
+    items: list[RolloutView]
+    next_token: str | None = None
+
+
+class EventPage(BaseModel):
+    items: list[AuditEvent]
+
+
+class HostRules(BaseModel):
+    """All rules of one host. On PUT, each rule's ``revision`` is the one it was read at
+    (0 to create it): a rule changed since by someone else is a conflict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[RouteRule] = Field(min_length=1, max_length=50)
+    reason: str = Field(default="", max_length=MAX_REASON)

@@ -1,0 +1,158 @@
+"""An HTTP front for the API handler, the way API Gateway REST (proxy integration) calls it.
+
+Each request becomes an API Gateway proxy event (format 1.0) with a fixed local IAM
+principal in ``requestContext.identity``, runs through the real handler, and the proxy
+result goes back as the HTTP response. ``GET /openapi.json`` serves the API's document.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .dispatch import InvocationContext
+from .stack import LOOPBACK
+
+LOCAL_PRINCIPAL = "arn:aws:iam::000000000000:user/local-operator"
+MAX_READ = 1024 * 1024  # read at most this much of a body; the handler answers 413 above its limit
+
+
+def proxy_event(
+    method: str,
+    path: str,
+    *,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    principal: str = LOCAL_PRINCIPAL,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event as AWS documents it (resource/path parameters omitted:
+    powertools routes on ``path``)."""
+    parts = urlsplit(path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    headers = dict(headers or {})
+    return {
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "stage": "local",
+            "httpMethod": method,
+            "path": f"/local{parts.path}",
+            "resourcePath": parts.path,
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": "HTTP/1.1",
+            "identity": {
+                "userArn": principal,
+                "caller": principal.rsplit("/", 1)[-1],
+                "sourceIp": LOOPBACK,
+                "user": principal.rsplit("/", 1)[-1],
+                "accessKey": "LOCALACCESSKEY",
+                "accountId": "000000000000",
+            },
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class LocalApi:
+    def __init__(self, *, port: int = 0) -> None:
+        from orchestrator.api.app import app
+        from orchestrator.api.handler import handler
+
+        self.handler = handler
+        self.openapi = app.get_openapi_json_schema(title="edgeshift", version="1")
+        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
+
+    def start(self) -> LocalApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def call(
+        self, method: str, path: str, body: str | None, headers: dict[str, str]
+    ) -> dict[str, Any]:
+        context = InvocationContext(
+            "edgeshift-api", "arn:aws:lambda:us-east-1:000000000000:function:edgeshift-api"
+        )
+        result: dict[str, Any] = self.handler(
+            proxy_event(method, path, body=body, headers=headers), context
+        )
+        return result
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = (
+                    self.rfile.read(min(length, MAX_READ)).decode("utf-8", "replace")
+                    if length
+                    else None
+                )
+                result: dict[str, Any]
+                if self.command == "GET" and self.path == "/openapi.json":
+                    result = {
+                        "statusCode": 200,
+                        "headers": {"Content-Type": "application/json"},
+                        "body": api.openapi,
+                    }
+                else:
+                    result = api.call(self.command, self.path, body, dict(self.headers.items()))
+                payload = str(result.get("body") or "")
+                data = (
+                    base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+                )
+                self.send_response(int(result["statusCode"]))
+                for key, value in (result.get("headers") or {}).items():
+                    if key.lower() not in ("content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def openapi_document() -> str:
+    from orchestrator.api.app import app
+
+    return (
+        json.dumps(
+            json.loads(app.get_openapi_json_schema(title="edgeshift", version="1")), indent=2
+        )
+        + "\n"
+    )

@@ -1,0 +1,168 @@
+"""The REST API through its Lambda handler with API Gateway proxy events, against moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orchestrator.api import app as api_app
+from orchestrator.api import idempotency
+from orchestrator.api.handler import handler
+from orchestrator.local.apigw import LOCAL_PRINCIPAL, proxy_event
+from orchestrator.local.demo import demo_plan, demo_route
+from orchestrator.store import Store, TableNames, create_tables
+
+HOST = "shop.example.com"
+
+
+@pytest.fixture
+def api(monkeypatch, lambda_context):
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(dynamodb, TableNames())
+        store = Store(dynamodb, TableNames())
+        store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
+        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+            name="edgeshift-rollout",
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+        )["stateMachineArn"]
+        monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", arn)
+        api_app.service.cache_clear()
+        idempotency.persistence.cache_clear()
+        idempotency._decorated.cache_clear()
+
+        def call(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
+            text = body if isinstance(body, str) or body is None else json.dumps(body)
+            result = handler(
+                proxy_event(method, path, body=text, headers=headers or {}), lambda_context
+            )
+            payload = json.loads(result["body"]) if result.get("body") else None
+            return result["statusCode"], payload, result.get("headers") or {}
+
+        call.store = store  # type: ignore[attr-defined]
+        yield call
+        api_app.service.cache_clear()
+
+
+def _plan(**changes) -> dict[str, Any]:
+    document = demo_plan(demo_route(HOST, 8001, 8002)).model_dump(mode="json")
+    document.update(changes)
+    return document
+
+
+def _fields(payload) -> list[str]:
+    return [error["field"] for error in payload.get("errors", [])]
+
+
+def test_start_returns_201_with_location_and_records_the_iam_caller(api):
+    """POST /rollouts starts a rollout; the caller's IAM principal is the audit actor."""
+    status, body, headers = api("POST", "/rollouts", _plan())
+    assert status == 201 and headers["Location"] == f"/rollouts/{body['rollout_id']}"
+    assert body["created_by"] == LOCAL_PRINCIPAL
+    status, events, _ = api("GET", f"/rollouts/{body['rollout_id']}/events")
+    assert status == 200 and events["items"][0]["actor"] == LOCAL_PRINCIPAL
+
+
+def test_same_idempotency_key_same_body_gives_the_same_rollout(api):
+    """A pipeline retrying its start with the same key and body gets the first answer."""
+    key = {"Idempotency-Key": "pipeline-run-42"}
+    first = api("POST", "/rollouts", _plan(), key)
+    again = api("POST", "/rollouts", _plan(), key)
+    assert first[0] == again[0] == 201 and first[1]["rollout_id"] == again[1]["rollout_id"]
+    rollouts, _ = api.store.list_rollouts()
+    assert len(rollouts) == 1
+
+
+def test_same_idempotency_key_other_body_is_422(api):
+    """Reusing a key for a different plan is refused, as powertools defines it (422)."""
+    api("POST", "/rollouts", _plan(), {"Idempotency-Key": "k-1"})
+    plan = _plan()
+    plan["stages"][0]["bake"] = 60
+    status, body, headers = api("POST", "/rollouts", plan, {"Idempotency-Key": "k-1"})
+    assert status == 422 and headers["Content-Type"] == "application/problem+json"
+    assert body["type"] == "urn:edgeshift:problem:idempotency-key-reused"
+
+
+def test_second_start_on_a_busy_target_is_409_naming_the_active_rollout(api):
+    """One active rollout per target: the conflict names the one holding it."""
+    _, first, _ = api("POST", "/rollouts", _plan())
+    status, body, _ = api("POST", "/rollouts", _plan())
+    assert status == 409 and first["rollout_id"] in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"stages": []}, "stages"),
+        ({"stages": [{"weight": 150, "bake": 60, "interval": 60}]}, "stages.0.weight"),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_invalid_plans_are_422_with_the_field_and_nothing_written(api, change, field):
+    """A plan breaking the model is refused with problem+json naming the field."""
+    status, body, headers = api("POST", "/rollouts", _plan(**change))
+    assert status == 422 and headers["Content-Type"] == "application/problem+json"
+    assert field in _fields(body), body
+    assert api.store.list_rollouts() == ([], None)
+
+
+def test_malformed_json_and_oversized_bodies(api):
+    """Malformed JSON is 422; a body over 256 KiB is 413; neither writes anything."""
+    assert api("POST", "/rollouts", "{not json")[0] == 422
+    status, body, _ = api("POST", "/rollouts", "x" * (256 * 1024 + 1))
+    assert status == 413 and body["status"] == 413
+    assert api.store.list_rollouts() == ([], None)
+
+
+def test_get_list_and_unknown_ids(api):
+    """GET by id, list with filters, 404 for an unknown id and 422 for a malformed one."""
+    _, started, _ = api("POST", "/rollouts", _plan())
+    rid = started["rollout_id"]
+    assert api("GET", f"/rollouts/{rid}")[1]["status"] == "PENDING"
+    status, page, _ = api("GET", f"/rollouts?host={HOST}&active=true&limit=5")
+    assert status == 200 and [r["rollout_id"] for r in page["items"]] == [rid]
+    assert api("GET", "/rollouts/r-20990101T000000Z-deadbeef")[0] == 404
+    assert api("GET", "/rollouts/r-20990101T000000Z-deadbeef/events")[0] == 404
+    assert api("GET", "/rollouts/not-an-id")[0] == 422
+    assert api("GET", "/rollouts?limit=0")[0] == 422
+
+
+def test_control_routes(api):
+    """Abort and promote need a reason; control on a finished rollout is 409."""
+    _, started, _ = api("POST", "/rollouts", _plan())
+    rid = started["rollout_id"]
+    assert api("POST", f"/rollouts/{rid}/abort")[0] == 422
+    assert api("POST", f"/rollouts/{rid}/promote", {"reason": " "})[0] == 400
+    status, body, _ = api("POST", f"/rollouts/{rid}/abort", {"reason": "bad p99"})
+    assert status == 200 and body["control"]["action"] == "abort"
+    assert api("POST", f"/rollouts/{rid}/pause", {"reason": "x"})[0] == 409  # PENDING
+    assert api("POST", f"/rollouts/{rid}/resume")[0] == 409
+
+
+def test_routes_get_and_put_with_revisions(api):
+    """GET a host's rules; PUT at the read revision works once, the stale second try is 409."""
+    status, body, _ = api("GET", f"/routes/{HOST}")
+    assert status == 200 and body["rules"][0]["revision"] == 1
+    rules = body["rules"]
+    rules[0]["variants"][0]["version"] = "v3"
+    status, written, _ = api("PUT", f"/routes/{HOST}", {"rules": rules, "reason": "new canary"})
+    assert status == 200 and written["rules"][0]["revision"] == 2
+    assert api("PUT", f"/routes/{HOST}", {"rules": rules})[0] == 409
+    assert api("GET", "/routes/unknown.example.com")[0] == 404
+
+
+def test_bad_route_writes_name_the_field(api):
+    """Weights not summing to 10000, or a rule for another host, are refused by field."""
+    _, body, _ = api("GET", f"/routes/{HOST}")
+    rules = body["rules"]
+    rules[0]["variants"][0]["weight"] = 1
+    status, problem, _ = api("PUT", f"/routes/{HOST}", {"rules": rules})
+    assert status == 422 and any(f.startswith("rules.0") for f in _fields(problem)), problem
+    _, body, _ = api("GET", f"/routes/{HOST}")
+    status, problem, _ = api("PUT", "/routes/other.example.com", body)
+    assert status == 400 and _fields(problem) == ["rules.0.host"]
