@@ -132,7 +132,7 @@ class LocalApi:
                     base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
                 )
                 self.send_response(int(result["statusCode"]))
-                for key, value in (result.get("headers") or {}).items():
+                for key, value in response_headers(result):
                     if key.lower() not in ("content-length", "connection"):
                         self.send_header(key, value)
                 self.send_header("content-length", str(len(data)))
@@ -145,6 +145,14 @@ class LocalApi:
                 pass
 
         return Handler
+
+
+def response_headers(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """A proxy result's headers: ``headers`` and ``multiValueHeaders`` (which powertools uses)."""
+    pairs = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        pairs += [(key, str(v)) for v in values]
+    return pairs
 
 
 def openapi_document() -> str:

@@ -12,7 +12,7 @@ from moto import mock_aws
 from orchestrator.api import app as api_app
 from orchestrator.api import idempotency
 from orchestrator.api.handler import handler
-from orchestrator.local.apigw import LOCAL_PRINCIPAL, proxy_event
+from orchestrator.local.apigw import LOCAL_PRINCIPAL, proxy_event, response_headers
 from orchestrator.local.demo import demo_plan, demo_route
 from orchestrator.store import Store, TableNames, create_tables
 
@@ -42,7 +42,7 @@ def api(monkeypatch, lambda_context):
                 proxy_event(method, path, body=text, headers=headers or {}), lambda_context
             )
             payload = json.loads(result["body"]) if result.get("body") else None
-            return result["statusCode"], payload, result.get("headers") or {}
+            return result["statusCode"], payload, dict(response_headers(result))
 
         call.store = store  # type: ignore[attr-defined]
         yield call
