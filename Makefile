@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench synth edge-bundle lint typecheck clean
+.PHONY: demo test bench synth edge-bundle openapi lint typecheck clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeshift needs Python 3.11+; set PYTHON=python3.11 or newer")'
@@ -36,6 +36,10 @@ edge-bundle: $(VENV)/.dev-installed
 # CloudFormation templates in cdk.out/, offline and without AWS credentials.
 synth: $(VENV)/.dev-installed
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(BIN)/python -m stacks.app
+
+# The committed OpenAPI document of the REST API; a test fails when it is stale.
+openapi: $(VENV)/.dev-installed
+	$(BIN)/python -c 'from orchestrator.local.apigw import openapi_document; print(openapi_document(), end="")' > openapi.json
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check edge orchestrator stacks tests

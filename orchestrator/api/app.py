@@ -24,13 +24,14 @@ from orchestrator.service import (
 )
 from orchestrator.store import NotFoundError, Store, StoreError, TargetLockedError
 
-from .problems import field_errors, location, problem
+from .problems import documented, field_errors, location, problem
 from .schemas import EventPage, HostRules, Reason, RolloutPage, RolloutView
 
 MAX_BODY_BYTES = 256 * 1024
 ROLLOUT_ID = r"^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
 
 app = APIGatewayRestResolver(enable_validation=True)
+STEER = documented(RolloutView, 400, 404, 409, 413)
 
 
 @cache
@@ -51,7 +52,11 @@ def start_rollout(plan: RolloutPlan, idempotency_key: str | None) -> dict[str, A
     return RolloutView.of(rollout).model_dump(mode="json")
 
 
-@app.post("/rollouts", summary="Start a rollout", responses={201: {"description": "Started"}})
+@app.post(
+    "/rollouts",
+    summary="Start a rollout",
+    responses=documented(RolloutView, 400, 409, 413, ok_status=201),
+)
 def post_rollout(
     plan: Annotated[RolloutPlan, Body(embed=False)],
 ) -> Response[str]:
@@ -69,7 +74,7 @@ def post_rollout(
     )
 
 
-@app.get("/rollouts", summary="List rollouts, newest first")
+@app.get("/rollouts", summary="List rollouts, newest first", responses=documented(RolloutPage, 400))
 def list_rollouts(
     host: Annotated[str | None, Query(max_length=253)] = None,
     path_rule: Annotated[str, Query(max_length=1024)] = "default",
@@ -87,12 +92,20 @@ def list_rollouts(
     return RolloutPage(items=[RolloutView.of(r) for r in items], next_token=token)
 
 
-@app.get("/rollouts/<rollout_id>", summary="Where a rollout stands")
+@app.get(
+    "/rollouts/<rollout_id>",
+    summary="Where a rollout stands",
+    responses=documented(RolloutView, 404),
+)
 def get_rollout(rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)]) -> RolloutView:
     return RolloutView.of(service().get(rollout_id))
 
 
-@app.get("/rollouts/<rollout_id>/events", summary="The audit trail, with analysis evidence")
+@app.get(
+    "/rollouts/<rollout_id>/events",
+    summary="The audit trail, with analysis evidence",
+    responses=documented(EventPage, 404),
+)
 def get_events(rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)]) -> EventPage:
     return EventPage(items=service().events(rollout_id))
 
@@ -102,7 +115,11 @@ def _steer(verb: str, rollout_id: str, body: Reason | None) -> RolloutView:
     return RolloutView.of(getattr(service(), verb)(rollout_id, actor(), reason))
 
 
-@app.post("/rollouts/<rollout_id>/pause", summary="Hold traffic at the next decision point")
+@app.post(
+    "/rollouts/<rollout_id>/pause",
+    summary="Hold traffic at the next decision point",
+    responses=STEER,
+)
 def pause(
     rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
     body: Annotated[Reason | None, Body(embed=False)] = None,
@@ -110,7 +127,11 @@ def pause(
     return _steer("pause", rollout_id, body)
 
 
-@app.post("/rollouts/<rollout_id>/resume", summary="Go on after a pause or approve a stage")
+@app.post(
+    "/rollouts/<rollout_id>/resume",
+    summary="Go on after a pause or approve a stage",
+    responses=STEER,
+)
 def resume(
     rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
     body: Annotated[Reason | None, Body(embed=False)] = None,
@@ -118,7 +139,9 @@ def resume(
     return _steer("resume", rollout_id, body)
 
 
-@app.post("/rollouts/<rollout_id>/abort", summary="Roll back now (reason required)")
+@app.post(
+    "/rollouts/<rollout_id>/abort", summary="Roll back now (reason required)", responses=STEER
+)
 def abort(
     rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
     body: Annotated[Reason, Body(embed=False)],
@@ -126,7 +149,11 @@ def abort(
     return _steer("abort", rollout_id, body)
 
 
-@app.post("/rollouts/<rollout_id>/promote", summary="Skip the remaining stages (reason required)")
+@app.post(
+    "/rollouts/<rollout_id>/promote",
+    summary="Skip the remaining stages (reason required)",
+    responses=STEER,
+)
 def promote(
     rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
     body: Annotated[Reason, Body(embed=False)],
@@ -134,7 +161,11 @@ def promote(
     return _steer("promote", rollout_id, body)
 
 
-@app.get("/routes/<host>", summary="A host's rules, as the edge reads them")
+@app.get(
+    "/routes/<host>",
+    summary="A host's rules, as the edge reads them",
+    responses=documented(HostRules, 400, 404),
+)
 def get_routes(host: Annotated[str, Path(max_length=253)]) -> HostRules:
     rules = service().store.get_routes(check_host(host))
     if not rules:
@@ -142,7 +173,11 @@ def get_routes(host: Annotated[str, Path(max_length=253)]) -> HostRules:
     return HostRules(rules=rules)
 
 
-@app.put("/routes/<host>", summary="Define or replace a host's rules (all or nothing)")
+@app.put(
+    "/routes/<host>",
+    summary="Define or replace a host's rules (all or nothing)",
+    responses=documented(HostRules, 400, 409, 413),
+)
 def put_routes(
     host: Annotated[str, Path(max_length=253)],
     body: Annotated[HostRules, Body(embed=False)],

@@ -102,19 +102,33 @@ def local() -> None:
     help="Drive simulated viewers through the emulator.",
 )
 @click.option(
+    "--api-port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
+    help="Port of the REST API (API Gateway emulation) on 127.0.0.1.",
+)
+@click.option(
     "--seconds",
     type=click.FloatRange(min=0),
     default=0,
     help="Stop after this long (0 = until Ctrl-C).",
 )
 def up(
-    aws_port: int, cdn_port: int, canary_error_rate: float, traffic: bool, seconds: float
+    aws_port: int,
+    cdn_port: int,
+    api_port: int,
+    canary_error_rate: float,
+    traffic: bool,
+    seconds: float,
 ) -> None:
     """Run the local stack with the demo route for demo.edgeshift.test until stopped.
 
     Then, from another shell: rollout --endpoint-url http://127.0.0.1:AWS_PORT start
-    examples/plan.yaml, and curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:CDN_PORT/app.js
+    examples/plan.yaml; curl http://127.0.0.1:API_PORT/rollouts; and
+    curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:CDN_PORT/app.js
     """
+    from orchestrator.local.apigw import LocalApi
     from orchestrator.local.cloudfront import CloudFrontEmulator
     from orchestrator.local.demo import demo_route
     from orchestrator.local.origins import DemoOrigin
@@ -124,6 +138,7 @@ def up(
     host = "demo.edgeshift.test"
     try:
         ensure_free(cdn_port, "--cdn-port")
+        ensure_free(api_port, "--api-port")
         stack = LocalStack(moto_port=aws_port).start()
     except PortInUse as exc:
         click.echo(f"error: {exc}", err=True)
@@ -133,7 +148,8 @@ def up(
         stable = DemoOrigin("v1", 0.005, seed=1).start()
         canary = DemoOrigin("v2", canary_error_rate, seed=2).start()
         edge = CloudFrontEmulator(default_origin_port=stable.port, port=cdn_port).start()
-        servers = [edge, stable, canary]
+        api = LocalApi(port=api_port).start()
+        servers = [api, edge, stable, canary]
         stack.store().put_route(demo_route(host, stable.port, canary.port), expected_revision=None)
         if traffic:
             servers.insert(
@@ -148,6 +164,7 @@ def up(
             )
         click.echo(f"AWS endpoint:        {stack.endpoint_url}")
         click.echo(f"CloudFront emulator: {edge.url}  (Host: {host})")
+        click.echo(f"REST API:            {api.url}  (OpenAPI: {api.url}/openapi.json)")
         click.echo(f"state machine:       {stack.state_machine_arn}")
         click.echo("Ctrl-C to stop.", err=True)
         deadline = time.monotonic() + seconds if seconds else None

@@ -163,6 +163,10 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
             "EDGESHIFT_INVALIDATION": "record-only",
         }
+        self._setenv(env)
+
+    def _setenv(self, env: dict[str, str]) -> None:
+        """Set variables for this process, remembering what to restore on stop."""
         for name, value in env.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
@@ -195,6 +199,7 @@ class LocalStack:
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=STATE_MACHINE_NAME, definition=render(arns), roleArn=role, type="STANDARD"
         )["stateMachineArn"]
+        self._setenv({"EDGESHIFT_STATE_MACHINE_ARN": self.state_machine_arn})
 
     def _register_lambdas(self, role: str) -> dict[str, str]:
         lambdas = self.client("lambda")
