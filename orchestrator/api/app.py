@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cache
 from typing import Annotated, Any
 
 import boto3
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from orchestrator.models import RolloutPlan, RolloutStatus
 from orchestrator.models.route import check_host
 from orchestrator.plans import validation_problems
+from orchestrator.runtime import per_process
 from orchestrator.service import (
     ControlRefused,
     IdempotencyConflict,
@@ -34,7 +34,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 STEER = documented(RolloutView, 400, 404, 409, 413)
 
 
-@cache
+@per_process
 def service() -> RolloutService:
     return RolloutService(
         Store(), boto3.client("stepfunctions"), os.environ.get("EDGESHIFT_STATE_MACHINE_ARN", "")

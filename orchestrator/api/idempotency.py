@@ -8,7 +8,6 @@ the same key with another body is refused by powertools' payload validation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -18,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from orchestrator.models import RolloutPlan
+from orchestrator.runtime import per_process
 from orchestrator.store import TableNames
 
 CONFIG = IdempotencyConfig(
@@ -28,7 +28,7 @@ CONFIG = IdempotencyConfig(
 )
 
 
-@cache
+@per_process
 def persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(
         table_name=TableNames.from_env().rollouts,
@@ -43,7 +43,7 @@ def idempotent_start(plan: RolloutPlan, key: str) -> dict[str, Any]:
     return _decorated()(request={"key": key, "plan": plan.model_dump(mode="json")})
 
 
-@cache
+@per_process
 def _decorated() -> Callable[..., dict[str, Any]]:
     # Built on first use: the persistence layer needs the table name from the environment.
     decorate = idempotent_function(

@@ -102,8 +102,21 @@ def _wait(service: Any, rollout_id: str) -> None:
 @cli.command()
 @click.argument("rollout_id")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Follow the rollout live until it ends: stages, bake, per-metric evidence, what to "
+    "do next. With --json, one JSON line per change.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.2, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds between two reads with --watch.",
+)
 @click.pass_obj
-def status(target: Target, rollout_id: str, as_json: bool) -> None:
+def status(target: Target, rollout_id: str, as_json: bool, watch: bool, interval: float) -> None:
     """Show where a rollout stands."""
     from orchestrator.service import rollout_summary
     from orchestrator.store import NotFoundError
@@ -112,13 +125,42 @@ def status(target: Target, rollout_id: str, as_json: bool) -> None:
         summary = rollout_summary(target.store().get_rollout(rollout_id))
     except NotFoundError as exc:
         _fail(str(exc), EXIT_NOT_FOUND)
-    if as_json:
+    if watch:
+        _watch(target, rollout_id, as_json, interval)
+    elif as_json:
         click.echo(json.dumps(summary))
     else:
         click.echo(
             f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
             f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}"
         )
+
+
+def _watch(target: Target, rollout_id: str, as_json: bool, interval: float) -> None:
+    from rich.console import Console
+
+    from orchestrator.service import rollout_summary
+
+    from .watch import follow
+
+    store = target.store()
+    if as_json:
+        last: dict[str, Any] | None = None
+        while True:
+            rollout = store.get_rollout(rollout_id)
+            if (summary := rollout_summary(rollout)) != last:
+                click.echo(json.dumps(summary))
+                last = summary
+            if rollout.status.is_final:
+                return
+            time.sleep(interval)
+    command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else "")
+    follow(
+        lambda: (store.get_rollout(rollout_id), store.events(rollout_id)),
+        Console(),
+        interval=interval,
+        command=command,
+    )
 
 
 def _actor(actor: str | None) -> str:
@@ -220,10 +262,100 @@ def history(target: Target, rollout_id: str, as_json: bool) -> None:
             )
 
 
+@cli.command("list")
+@click.option("--active", is_flag=True, help="Only rollouts that have not ended.")
+@click.option("--host", default=None, help="Only rollouts of this host.")
+@click.option("--path-rule", default="default", show_default=True, help="With --host.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="At most this many."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def list_rollouts(
+    target: Target, active: bool, host: str | None, path_rule: str, limit: int, as_json: bool
+) -> None:
+    """Rollouts, newest first."""
+    from orchestrator.service import ACTIVE, RolloutService, rollout_summary
+
+    service = RolloutService(target.store(), target.client("stepfunctions"), "")
+    rollouts: list[Any] = []
+    cursor: str | None = None
+    try:
+        while len(rollouts) < limit:  # a filtered page may hold fewer than asked for
+            page, cursor = service.list(
+                host=host,
+                path_rule=path_rule,
+                statuses=ACTIVE if active else frozenset(),
+                limit=limit,
+                after=cursor,
+            )
+            rollouts += page
+            if cursor is None:
+                break
+    except ValueError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    rows = [
+        {
+            **rollout_summary(r),
+            "host": r.plan.target.host,
+            "path_rule": r.plan.target.path_rule,
+            "canary_version": r.plan.canary.version,
+            "created_at": r.created_at.isoformat(),
+            "created_by": r.created_by,
+        }
+        for r in rollouts[:limit]
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no rollouts" + (" active" if active else "") + (f" for {host}" if host else ""))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['rollout_id']}  {row['status']:<17} {row['host']} {row['path_rule']}  "
+            f"{row['canary_version']} at {row['canary_weight']:g}% (stage {row['stage']}/"
+            f"{row['stages']})  {row['reason']}".rstrip()
+        )
+
+
+@cli.command()
+@click.argument("rollout_id")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Where to write the PNG.",
+)
+@click.pass_obj
+def report(target: Target, rollout_id: str, out: Path) -> None:
+    """Draw the rollout's timeline as a PNG: the canary's weight over time and each metric
+    for canary and baseline, with the decisions marked. Needs matplotlib (the report extra)."""
+    from orchestrator.store import NotFoundError
+
+    from .report import MissingMatplotlib, draw
+
+    store = target.store()
+    try:
+        rollout = store.get_rollout(rollout_id)
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    try:
+        draw(rollout, store.events(rollout_id), out)
+    except MissingMatplotlib as exc:
+        _fail(str(exc), 1)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc}", EXIT_INVALID)
+    click.echo(str(out))
+
+
 from .local import demo, local  # noqa: E402 - registered after the group exists
+from .routes import routes  # noqa: E402
 
 cli.add_command(demo)
 cli.add_command(local)
+cli.add_command(routes)
 
 
 def main() -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from functools import cache
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.models import Rollout
+from orchestrator.runtime import per_process
 
 SOURCE = "edgeshift.rollouts"
 DETAIL_TYPES = {
@@ -32,7 +32,7 @@ DETAIL_TYPES = {
 _log = logging.getLogger(__name__)
 
 
-@cache
+@per_process
 def _client() -> Any:
     return boto3.client("events")
 

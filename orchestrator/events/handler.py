@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 
+from orchestrator.runtime import per_process
 from orchestrator.service import RolloutService
 from orchestrator.store import Store, TargetLockedError
 
@@ -18,7 +18,7 @@ from .release import start_from_event
 logger = Logger(service="edgeshift-events")
 
 
-@cache
+@per_process
 def _service() -> RolloutService:
     return RolloutService(
         Store(), boto3.client("stepfunctions"), os.environ["EDGESHIFT_STATE_MACHINE_ARN"]

@@ -32,9 +32,7 @@ class ReleasePublished(BaseModel):
     plan: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
 
 
-def plan_for(
-    release: ReleasePublished, template_text: str, service: RolloutService
-) -> RolloutPlan:
+def plan_for(release: ReleasePublished, template_text: str, service: RolloutService) -> RolloutPlan:
     """The template, aimed at the event's target, from the route's stable to the new version."""
     template = yaml.safe_load(template_text)
     if not isinstance(template, dict):

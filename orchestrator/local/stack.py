@@ -49,6 +49,20 @@ def _serialize_dynamodb() -> None:
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
+def _forget_clients() -> None:
+    """Clients and configuration cached per process point at one stack's port and files;
+    the next stack in this process must build its own (as a fresh Lambda container would)."""
+    from edge import config as edge_config
+    from edge import dynamo as edge_dynamo
+    from edge import rules as edge_rules
+    from orchestrator import runtime
+
+    runtime.forget()
+    edge_config.reset()
+    edge_rules.reset_default_cache()
+    edge_dynamo.close_connections()
+
+
 class PortInUse(RuntimeError):
     def __init__(self, port: int, flag: str) -> None:
         self.port, self.flag = port, flag
@@ -111,6 +125,7 @@ class LocalStack:
         self._server.start()
         self.moto_port = self._server.get_host_and_port()[1]
         self._set_env()
+        _forget_clients()
         try:
             self._provision()
         except BaseException:
@@ -131,6 +146,7 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
+        _forget_clients()
         if self._tmp:
             self._tmp.cleanup()
             self._tmp = None

@@ -113,7 +113,9 @@ class Rollout(BaseModel):
     execution_arn: str | None = None
     reason: str = ""
     control: ControlRequest | None = None
-    task_token: str | None = Field(default=None, description="set while PAUSED or awaiting approval")
+    task_token: str | None = Field(
+        default=None, description="set while PAUSED or awaiting approval"
+    )
     failures: int = Field(default=0, ge=0, description="failed analyses in the current stage")
 
     @classmethod

@@ -8,7 +8,6 @@ DynamoDB transaction with its audit event (see ``orchestrator.store``).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from orchestrator.analysis import Outcome, evaluate, preflight
 from orchestrator.events.bus import publish
 from orchestrator.models import Rollout, RolloutStatus, utcnow
+from orchestrator.runtime import per_process
 from orchestrator.store import Store, StoreError
 
 from . import transitions
@@ -36,7 +36,7 @@ class PreflightFailed(Exception):
     """A metric source cannot answer: fail before any user sees the canary."""
 
 
-@cache
+@per_process
 def _store() -> Store:
     return Store()
 
