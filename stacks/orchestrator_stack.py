@@ -156,6 +156,9 @@ class OrchestratorStack(Stack):
             self.api_handler, "states:DescribeExecution", "states:GetExecutionHistory"
         )
         machine.grant_task_response(self.api_handler)
+        # PUT /routes/{host} defines a host's rules (conditional on each rule's revision and
+        # audited); the event starter never writes routes.
+        self.tables.routes.grant_read_write_data(self.api_handler)
         # Release events name a plan template kept in Parameter Store.
         self.events_handler.add_to_role_policy(
             iam.PolicyStatement(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -138,6 +139,9 @@ class LocalStack:
             self._lambdas.uninstall()
             self._lambdas = None
         if self._server:
+            # Leave nothing behind in moto's process-wide backends for whoever comes next.
+            with contextlib.suppress(requests.RequestException):
+                requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
             self._server.stop()
             self._server = None
         for name, value in self._saved_env.items():

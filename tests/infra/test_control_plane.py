@@ -66,19 +66,28 @@ def test_api_stage_logs_access_traces_and_throttles(synthesized: Synthesized) ->
     assert settings["DataTraceEnabled"] is False
 
 
-def test_control_functions_can_start_but_never_write_routes(synthesized: Synthesized) -> None:
-    """API and event handlers start executions and read routes; weights move only via tasks."""
+def _route_writes(statements: list[dict[str, Any]]) -> set[str]:
+    return {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & {
+        a for s in statements if "Routes" in json.dumps(s["Resource"]) for a in as_list(s["Action"])
+    }
+
+
+def test_control_functions_start_rollouts_and_only_the_api_defines_routes(
+    synthesized: Synthesized,
+) -> None:
+    """Both start executions; only the API writes routes (PUT /routes); events never do."""
     for handler in (API_HANDLER, EVENTS_HANDLER):
         statements = _statements(synthesized, handler)
         actions = _actions(statements)
         assert "states:StartExecution" in actions
-        assert not {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} & {
-            a
-            for s in statements
-            if "Routes" in json.dumps(s["Resource"])
-            for a in as_list(s["Action"])
-        }
         assert "states:StopExecution" not in actions
+    assert _route_writes(_statements(synthesized, API_HANDLER)) == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    assert not _route_writes(_statements(synthesized, EVENTS_HANDLER))
+    for handler in (API_HANDLER, EVENTS_HANDLER):
         fn = _function(synthesized, handler)
         assert "EDGESHIFT_STATE_MACHINE_ARN" in fn["Environment"]["Variables"]
     assert "states:SendTaskSuccess" in _actions(_statements(synthesized, API_HANDLER))

@@ -115,7 +115,8 @@ def _put(client: Any, canary_port: int, canary_weight: int, **options: Any) -> N
 
 
 def _table(client: Any) -> str:
-    return str(client.list_tables()["TableNames"][0])
+    """This module's routes table (moto's backends are shared by every server in the process)."""
+    return next(name for name in client.list_tables()["TableNames"] if name.startswith("routes-"))
 
 
 def _get(
