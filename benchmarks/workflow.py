@@ -22,8 +22,9 @@ from edge.assign import bucket_of
 from orchestrator.local.cloudfront import CloudFrontEmulator
 from orchestrator.local.demo import demo_plan, demo_route, execution_arn
 from orchestrator.local.feeder import MetricsFeeder, constant
+from orchestrator.local.loopback import LOOPBACK
 from orchestrator.local.origins import VARIANT_HEADER, DemoOrigin
-from orchestrator.local.stack import LOOPBACK, LocalStack
+from orchestrator.local.stack import LocalStack
 from orchestrator.models import RolloutPlan
 from orchestrator.service import RolloutService
 

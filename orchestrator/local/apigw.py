@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .dispatch import InvocationContext
-from .stack import LOOPBACK
+from .loopback import LOOPBACK, LoopbackServer
 
 LOCAL_PRINCIPAL = "arn:aws:iam::000000000000:user/local-operator"
 MAX_READ = 1024 * 1024  # read at most this much of a body; the handler answers 413 above its limit
@@ -70,28 +69,14 @@ def proxy_event(
     }
 
 
-class LocalApi:
+class LocalApi(LoopbackServer):
     def __init__(self, *, port: int = 0) -> None:
         from orchestrator.api.app import app
         from orchestrator.api.handler import handler
 
         self.handler = handler
         self.openapi = app.get_openapi_json_schema(title="edgeshift", version="1")
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
-
-    def start(self) -> LocalApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class(), port)
 
     def call(
         self, method: str, path: str, body: str | None, headers: dict[str, str]

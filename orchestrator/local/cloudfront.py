@@ -16,11 +16,11 @@ import http.client
 import threading
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from .stack import LOOPBACK
+from .loopback import LOOPBACK, LoopbackServer
 
 DISTRIBUTION = {
     "distributionDomainName": "d111111abcdef8.cloudfront.net",
@@ -51,7 +51,7 @@ def cf_headers(pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
     return headers
 
 
-class CloudFrontEmulator:
+class CloudFrontEmulator(LoopbackServer):
     def __init__(self, default_origin_port: int, *, port: int = 0) -> None:
         from edge import origin_request, viewer_request, viewer_response
 
@@ -73,25 +73,7 @@ class CloudFrontEmulator:
         self.stats: Counter[str] = Counter()
         self._connections = threading.local()  # one keep-alive origin connection per thread
         self._stats_lock = threading.Lock()
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> CloudFrontEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class(), port)
 
     def count(self, name: str) -> None:
         with self._stats_lock:

@@ -15,11 +15,11 @@ import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .stack import LOOPBACK
+from .loopback import LoopbackServer
 
 API_KEY = "local-datadog-api-key"
 APP_KEY = "local-datadog-app-key"
@@ -55,7 +55,7 @@ class PointStore:
         return dict(sorted(found.items()))
 
 
-class DatadogEndpoint:
+class DatadogEndpoint(LoopbackServer):
     """``start()`` serves on a free port; ``url`` is what ``Configuration(host=...)`` takes."""
 
     def __init__(self, store: PointStore | None = None, port: int = 0) -> None:
@@ -66,25 +66,7 @@ class DatadogEndpoint:
         class Handler(_Handler):
             owner = endpoint
 
-        self._server = ThreadingHTTPServer((LOOPBACK, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> DatadogEndpoint:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler, port)
 
     def value(self, query: str, start: int, end: int) -> tuple[float | None, list[list[Any]]]:
         """The window's sum (or other aggregate) and its points, for one query."""

@@ -15,8 +15,9 @@ from orchestrator.service import RolloutService
 
 from .cloudfront import CloudFrontEmulator
 from .datadog import API_KEY, APP_KEY, DatadogEndpoint
+from .loopback import LOOPBACK
 from .origins import DemoOrigin
-from .stack import LOOPBACK, LocalStack
+from .stack import LocalStack
 from .traffic import DATADOG_ERRORS, DATADOG_REQUESTS, NAMESPACE, TrafficGenerator
 
 

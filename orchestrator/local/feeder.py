@@ -75,7 +75,13 @@ def _datum(host: str, variant: str, total: int, errors: int) -> list[dict[str, A
     dimensions = [{"Name": "Host", "Value": host}, {"Name": "Variant", "Value": variant}]
     now = time.time()
     return [
-        {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Value": float(value),
-         "Unit": "Count", "StorageResolution": 1}
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": now,
+            "Value": float(value),
+            "Unit": "Count",
+            "StorageResolution": 1,
+        }
         for name, value in (("Requests", total), ("Errors", errors))
     ]

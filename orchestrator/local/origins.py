@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import random
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .stack import LOOPBACK
+from .loopback import LoopbackServer
 
 VARIANT_HEADER = "x-edgeshift-variant"
 
 
-class DemoOrigin:
+class DemoOrigin(LoopbackServer):
     """Serves ``/releases/<version>/...``; echoes the variant header the edge set, the way
     an application tags its logs and metrics with the variant it served."""
 
@@ -23,21 +23,7 @@ class DemoOrigin:
         self.error_rate = error_rate
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> DemoOrigin:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class(), port)
 
     def fails(self) -> bool:
         with self._random_lock:

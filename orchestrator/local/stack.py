@@ -23,8 +23,8 @@ from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
 
 from .dispatch import InProcessLambdas, load_handler
+from .loopback import LOOPBACK
 
-LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 

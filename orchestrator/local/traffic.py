@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .datadog import PointStore
+from .loopback import LOOPBACK
 from .origins import VARIANT_HEADER
-from .stack import LOOPBACK
 
 NAMESPACE = "EdgeShift/Demo"
 DATADOG_REQUESTS = "edgeshift.demo.requests"
