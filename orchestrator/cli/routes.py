@@ -5,7 +5,8 @@ A routes file (YAML or JSON) holds one rule, a list of rules, or ``{host, rules:
 anything is written; a problem names its field path (``rules.0.variants.1.weight``) and
 exits 2. A rule whose target has an active rollout is refused (exit 3): the rollout owns
 its route until it ends. A rule that gives ``revision`` is written only if the stored rule
-is still at that revision, so ``routes get --json``, edit, ``routes put`` is safe.
+is still at that revision, so ``routes get --json``, edit, ``routes put`` is safe. All the
+file's rules are written in one transaction: all of them, or none.
 """
 
 from __future__ import annotations
@@ -189,16 +190,14 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
                 EXIT_CONFLICT,
             )
     who = actor or f"cli:{getpass.getuser()}"
-    for rule in rules:
-        stored = current.get(rule.path_rule)
-        try:
-            written = store.put_route(
-                rule,
-                expected_revision=stored.revision if stored else None,
-                actor=who,
-                reason=reason or "routes put",
-            )
-        except StaleRouteError as exc:
-            _fail(str(exc), EXIT_CONFLICT)
-        verb = "replaced" if stored else "created"
-        click.echo(f"{written.host} {written.path_rule}: {verb}, revision {written.revision}")
+    expected = [
+        (rule, current[rule.path_rule].revision if rule.path_rule in current else None)
+        for rule in rules
+    ]
+    try:  # all rules in one transaction: a conflict on one writes none
+        written = store.put_routes(expected, actor=who, reason=reason or "routes put")
+    except StaleRouteError as exc:
+        _fail(str(exc), EXIT_CONFLICT)
+    for rule in written:
+        verb = "replaced" if rule.path_rule in current else "created"
+        click.echo(f"{rule.host} {rule.path_rule}: {verb}, revision {rule.revision}")
