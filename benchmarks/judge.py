@@ -232,20 +232,23 @@ def run(rollouts: int = ROLLOUTS) -> Iterator[dict[str, object]]:
 
 
 def _record(name: str, scenario: Scenario, results: list[Result]) -> dict[str, object]:
+    """Every judge is scored on what happens to the release: a rollback for any reason
+    (a fail verdict, or a stage that ended without a verdict) counts as a rollback.
+    ``fail_verdict_rate`` shows the part decided by a fail verdict."""
     failed = [r for r in results if r.rolled_back and r.look is not None]
     looks = [r.look for r in failed if r.look is not None]
-    rate = len(failed) / len(results)
+    promoted = sum(r.promoted for r in results) / len(results)
+    rolled_back = round(1 - promoted, 4)
     record: dict[str, object] = {"judge": name, "scenario": scenario.name}
     if scenario.healthy:
-        record["false_rollback_rate"] = round(rate, 4)
+        record["false_rollback_rate"] = rolled_back
     else:
-        record["detection_rate"] = round(rate, 4)
+        record["detection_rate"] = rolled_back
         record["first_stage_detection_rate"] = round(
             sum(r.first_stage for r in results) / len(results), 4
         )
+    record["fail_verdict_rate"] = round(len(failed) / len(results), 4)
     record["median_intervals_to_detect"] = statistics.median(looks) if looks else None
-    promoted = sum(r.promoted for r in results) / len(results)
     record["promoted_rate"] = round(promoted, 4)
-    record["rolled_back_rate"] = round(1 - promoted, 4)  # by a fail, or by no verdict
     record["rollouts"] = len(results)
     return record
