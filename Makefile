@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench synth edge-bundle openapi lint typecheck clean
+.PHONY: demo test bench reliability synth edge-bundle openapi lint typecheck clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeshift needs Python 3.11+; set PYTHON=python3.11 or newer")'
@@ -28,6 +28,10 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks
+
+# The fault-injection matrix (fault, expected, observed, pass/fail); the same tests run in make test.
+reliability: $(VENV)/.dev-installed
+	$(BIN)/python tests/reliability/matrix.py
 
 # The Lambda@Edge zips the edge stack deploys (stdlib code and its config only).
 edge-bundle: $(VENV)/.dev-installed

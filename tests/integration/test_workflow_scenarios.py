@@ -265,7 +265,7 @@ def test_an_exception_in_any_task_rolls_back_and_frees_the_target(outcomes, serv
     """An exception injected into a task ends ROLLED_BACK, stable at 100%, lock released."""
     scenario = outcomes[f"fault-{task}"]
     assert scenario.final.status is RolloutStatus.ROLLED_BACK, scenario.final.reason
-    assert f"InjectedFault" in scenario.final.reason
+    assert "InjectedFault" in scenario.final.reason
     route = service.store.get_route(scenario.host)
     assert route.weights()["canary"] == 0 and route.variant("stable").version == "v1"
     assert service.store.lock_holder(scenario.host, "default") is None

@@ -1,0 +1,223 @@
+"""The reliability matrix: each fault, the behaviour promised, and what the tests observed.
+
+    python tests/reliability/matrix.py [extra pytest args]
+
+runs the tests behind every row (the same tests `make test` runs) and prints one line per
+row: fault, expected behaviour, observed, PASS / FAIL. A row whose test is a strict xfail
+(a known product bug) prints ``known bug`` and counts as failing. Exit status 0 only when
+every row passes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WF = "tests/integration/test_workflow_scenarios.py"
+DD = "tests/functional/test_provider_datadog.py"
+CW = "tests/functional/test_provider_cloudwatch.py"
+EV = "tests/unit/analysis/test_analysis_evaluate.py"
+RULES = "tests/unit/edge/test_edge_rules.py"
+FI = "tests/reliability/test_fault_injection.py"
+RB = "tests/runbooks/test_runbooks.py"
+
+# (area, fault, expected behaviour, tests: node ids or their prefixes)
+ROWS: list[tuple[str, str, str, list[str]]] = [
+    (
+        "edge",
+        "routes table unreachable or throttled",
+        "stale rules served, then stable; no exception",
+        [
+            f"{RULES}::test_stale_rules_are_served_while_the_table_fails",
+            f"{RULES}::test_failure_without_cached_rules_serves_nothing_and_backs_off",
+            f"{RULES}::test_stale_rules_stop_after_the_maximum_staleness",
+            "tests/unit/edge/test_edge_dynamo.py::test_unreachable_endpoint_raises_dynamo_error",
+        ],
+    ),
+    (
+        "edge",
+        "table returns malformed items",
+        "bad items dropped, valid kept",
+        [
+            f"{RULES}::test_malformed_items_are_dropped_and_valid_ones_kept",
+            f"{RULES}::test_malformed_items_are_rejected",
+        ],
+    ),
+    ("edge", "malformed events", "handlers never raise", ["tests/unit/edge/test_edge_fuzz.py"]),
+    (
+        "analysis",
+        "Datadog 5xx",
+        "transient error, v1 fallback",
+        [f"{DD}::test_5xx_is_transient_and_falls_back_to_v1"],
+    ),
+    (
+        "analysis",
+        "Datadog 429",
+        "waits for the reset, bounded retries",
+        [
+            f"{DD}::test_429_waits_for_the_reset_header_then_succeeds",
+            f"{DD}::test_429_retries_are_bounded",
+        ],
+    ),
+    (
+        "analysis",
+        "Datadog timeout",
+        "transient error",
+        [f"{DD}::test_timeout_is_a_transient_error"],
+    ),
+    (
+        "analysis",
+        "Datadog empty series / null",
+        "no data, never a pass",
+        [
+            f"{DD}::test_v1_empty_series_is_no_data",
+            f"{DD}::test_v2_null_value_is_no_data",
+            f"{EV}::test_no_data_is_inconclusive_never_pass",
+        ],
+    ),
+    (
+        "analysis",
+        "provider answers nonsense",
+        "error, not a crash",
+        [f"{EV}::test_impossible_answers_are_errors_not_crashes"],
+    ),
+    (
+        "analysis",
+        "CloudWatch throttling",
+        "transient error until the consecutive limit",
+        [
+            f"{CW}::test_status_codes_become_errors",
+            f"{EV}::test_transient_errors_are_tolerated_until_the_consecutive_limit",
+        ],
+    ),
+    (
+        "analysis",
+        "Datadog outage mid-rollout",
+        "inconclusive, never promoted; resumes",
+        [f"{RB}::test_runbook_commands_work_as_written[datadog-outage]"],
+    ),
+    (
+        "analysis",
+        "Datadog keys rotated, warm container",
+        "new keys after the cache max_age",
+        [f"{FI}::test_rotated_datadog_keys_are_used_once_the_secret_cache_expires"],
+    ),
+    (
+        "workflow",
+        "exception in each task",
+        "ROLLED_BACK, stable 100%, lock freed",
+        [f"{WF}::test_an_exception_in_any_task_rolls_back_and_frees_the_target"],
+    ),
+    (
+        "workflow",
+        "DynamoDB throttling in a task",
+        "ROLLED_BACK with the cause; restartable",
+        [f"{RB}::test_runbook_commands_work_as_written[dynamodb-throttling]"],
+    ),
+    (
+        "workflow",
+        "crash between weights and return",
+        "one write, rolled back, route = audit",
+        [f"{FI}::test_a_crash_between_writing_weights_and_returning_rolls_back_consistently"],
+    ),
+    (
+        "workflow",
+        "rollback fails twice, then succeeds",
+        "ROLLED_BACK, lock freed, route = audit",
+        [f"{FI}::test_a_rollback_that_fails_twice_then_succeeds_ends_rolled_back"],
+    ),
+    (
+        "workflow",
+        "rollback keeps failing",
+        "FAILED, lock kept; recover frees it",
+        [
+            f"{WF}::test_a_failing_rollback_fails_loudly_and_keeps_the_lock",
+            f"{RB}::test_runbook_commands_work_as_written[rollback-failed]",
+        ],
+    ),
+    (
+        "control",
+        "pause/abort/promote from 6 threads",
+        "one wins, others refused, audit ordered",
+        [f"{FI}::test_concurrent_pause_abort_promote_one_wins_the_others_are_refused"],
+    ),
+    (
+        "control",
+        "pause lands during an analysis",
+        "honoured at the next look",
+        [f"{FI}::test_a_pause_that_lands_during_an_analysis_is_honoured"],
+    ),
+    (
+        "starts",
+        "concurrent starts on one target",
+        "exactly one rollout",
+        [f"{WF}::test_concurrent_starts_on_one_target_run_exactly_one"],
+    ),
+    (
+        "starts",
+        "duplicate idempotency keys",
+        "same rollout; other plan refused",
+        [
+            f"{WF}::test_same_idempotency_key_returns_the_same_rollout",
+            "tests/functional/test_api.py::test_same_idempotency_key_same_body_gives_the_same_rollout",
+            "tests/functional/test_api.py::test_same_idempotency_key_other_body_is_422",
+        ],
+    ),
+]
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.outcomes: dict[str, list[str]] = defaultdict(list)
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = "xfail" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            self.outcomes[report.nodeid].append(outcome)
+
+
+def _observed(collector: _Collector, tests: list[str]) -> str:
+    found = [
+        o
+        for node, outs in collector.outcomes.items()
+        for o in outs
+        if any(node == t or node.startswith(t) for t in tests)
+    ]
+    if not found:
+        return "not run"
+    if "failed" in found:
+        return "failed"
+    if "xfail" in found:
+        return "known bug"
+    return "passed" if all(o == "passed" for o in found) else ", ".join(sorted(set(found)))
+
+
+def main(argv: list[str]) -> int:
+    import os
+
+    os.chdir(ROOT)
+    collector = _Collector()
+    nodes = sorted({t.split("[")[0] for _, _, _, tests in ROWS for t in tests})
+    pytest.main([*nodes, "-q", "-p", "no:cacheprovider", "--no-header", *argv], plugins=[collector])
+    width = max(len(f) for _, f, _, _ in ROWS)
+    print(f"\n{'area':<9} {'fault':<{width}}  {'expected':<46} {'observed':<10} result")
+    ok = True
+    for area, fault, expected, tests in ROWS:
+        observed = _observed(collector, tests)
+        passed = observed == "passed"
+        ok &= passed
+        print(
+            f"{area:<9} {fault:<{width}}  {expected:<46} {observed:<10} "
+            f"{'PASS' if passed else 'FAIL'}"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main(sys.argv[1:]))
