@@ -53,12 +53,16 @@ def _serialize_dynamodb() -> None:
 def _forget_clients() -> None:
     """Clients and configuration cached per process point at one stack's port and files;
     the next stack in this process must build its own (as a fresh Lambda container would)."""
+    from aws_lambda_powertools.utilities import parameters
+
     from edge import config as edge_config
     from edge import dynamo as edge_dynamo
     from edge import rules as edge_rules
     from orchestrator import runtime
 
     runtime.forget()
+    # powertools' parameters utility keeps default providers (boto3 clients) and values.
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     edge_config.reset()
     edge_rules.reset_default_cache()
     edge_dynamo.close_connections()

@@ -169,12 +169,6 @@ def _end(service: RolloutService, rollout_id: str) -> None:
     _wait(service, rollout_id, lambda r: r.status.is_final, timeout=60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a control request committed while the Analyze task runs makes Analyze's "
-    "commit fail with StaleRolloutError; the Catch rolls the rollout back ('task failed') "
-    "instead of honouring the request at the next look",
-)
 def test_a_pause_that_lands_during_an_analysis_is_honoured(stack, service, monkeypatch):
     """GIVEN a pause committed while Analyze is between reading and writing the rollout
     WHEN Analyze commits THEN the rollout is PAUSED at the next look, not rolled back."""
@@ -198,12 +192,6 @@ def test_a_pause_that_lands_during_an_analysis_is_honoured(stack, service, monke
         _end(service, rollout_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the Datadog provider is cached per container with the keys it first read "
-    "(evaluate._datadog lru_cache); after a rotation a warm container keeps sending the old "
-    "keys past the secrets' 5-minute max_age, so revoking them makes analyses error",
-)
 def test_rotated_datadog_keys_are_used_once_the_secret_cache_expires(stack, monkeypatch):
     """GIVEN a warm provider WHEN the keys are rotated and the 5-minute secret cache has
     expired THEN the provider authenticates with the new keys."""

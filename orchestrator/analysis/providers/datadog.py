@@ -49,6 +49,7 @@ class DatadogProvider(BaseProvider):
         self.source = source
         self.host = host or os.environ.get(HOST_OVERRIDE) or f"https://api.{source.site}"
         self._secret = secret
+        self._keys: tuple[str, str] | None = None
         self._sleep = sleep
         self._client: Any = None
 
@@ -153,19 +154,19 @@ class DatadogProvider(BaseProvider):
     # -- HTTP --------------------------------------------------------------------------
 
     def _api_client(self) -> Any:
-        if self._client is None:
+        # The keys are read on every call (the parameters utility caches them for max_age),
+        # so a warm container picks up rotated keys instead of holding the first ones forever.
+        keys = (self._secret(self.source.api_key_secret), self._secret(self.source.app_key_secret))
+        if self._client is None or keys != self._keys:
             from datadog_api_client import ApiClient, Configuration
 
             configuration = Configuration(  # type: ignore[no-untyped-call]
                 host=self.host,
-                api_key={
-                    "apiKeyAuth": self._secret(self.source.api_key_secret),
-                    "appKeyAuth": self._secret(self.source.app_key_secret),
-                },
+                api_key={"apiKeyAuth": keys[0], "appKeyAuth": keys[1]},
                 request_timeout=self.source.timeout,
             )
             configuration.enable_retry = False  # retries are bounded here, see _call
-            self._client = ApiClient(configuration)
+            self._client, self._keys = ApiClient(configuration), keys
         return self._client
 
     def _call(self, request: Callable[[], Any], what: str, *, v2: bool = False) -> Any:
