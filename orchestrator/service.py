@@ -250,26 +250,60 @@ class RolloutService:
         return self._request(rollout, ControlAction.PROMOTE, actor, reason)
 
     def recover(self, rollout_id: str, actor: str, reason: str) -> Rollout:
-        """Finish a rollback that failed: stable for everyone, then free the target.
+        """Finish by hand what the workflow could not: stable for everyone, then free the target.
 
-        Only for FAILED rollouts, whose lock was kept on purpose; the route write is
-        conditional on its revision like every other, and the whole step is audited.
+        For a FAILED rollout (its lock kept on purpose), and for a live rollout whose
+        execution is gone (stopped from outside, timed out): nobody else will ever move it.
+        A rollout whose execution still runs is refused: abort it instead. The route write
+        is conditional on its revision like every other, and every step is audited.
         """
         if not reason.strip():
             raise ValueError("reason: required to recover a rollout")
         rollout = self.get(rollout_id)
-        if rollout.status is not RolloutStatus.FAILED:
-            raise ControlRefused(f"only a FAILED rollout needs recovering; it is {rollout.status}")
+        why = f"recovered by {actor}: {reason}"
+        if not rollout.status.is_final:
+            ended = self._execution_status(rollout)
+            if ended in (None, "RUNNING"):
+                raise ControlRefused(
+                    f"the rollout is {rollout.status} and its execution is "
+                    f"{ended or 'unknown'}: use abort, the workflow will roll back"
+                )
+            why = f"{why} (execution {ended})"
+            if rollout.status is not RolloutStatus.ROLLING_BACK:
+                rollout = transitions.commit(
+                    self.store,
+                    rollout,
+                    "rolling_back",
+                    why,
+                    actor=actor,
+                    status=RolloutStatus.ROLLING_BACK,
+                    reason=why,
+                    task_token=None,
+                )
+        elif rollout.status is not RolloutStatus.FAILED:
+            raise ControlRefused(f"nothing to recover: the rollout is {rollout.status}")
         change = transitions.route_change(self.store, rollout, 0)
+        failed = rollout.status is RolloutStatus.FAILED
         return transitions.commit(
             self.store,
             rollout,
             "recovered",
-            f"recovered by {actor}: {reason}",
+            why,
             actor=actor,
             route=change,
             detail={"weights": transitions.weights(change)},
+            status=RolloutStatus.FAILED if failed else RolloutStatus.ROLLED_BACK,
+            control=None,
         )
+
+    def _execution_status(self, rollout: Rollout) -> str | None:
+        if not rollout.execution_arn:
+            return None
+        try:
+            answer = self.sfn.describe_execution(executionArn=rollout.execution_arn)
+        except (ClientError, BotoCoreError):
+            return None
+        return str(answer["status"])
 
     def _steerable(self, rollout_id: str, reason: str, verb: str) -> Rollout:
         if not reason.strip():

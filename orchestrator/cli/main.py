@@ -235,7 +235,8 @@ def promote(target: Target, rollout_id: str, reason: str, actor: str | None) -> 
 @_ACTOR
 @click.pass_obj
 def recover(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Finish a FAILED rollback by hand: stable for everyone, then free the target."""
+    """Finish by hand a FAILED rollback, or a rollout whose execution was stopped: stable
+    for everyone, then free the target."""
     _steer(target, "recover", rollout_id, actor, reason)
 
 

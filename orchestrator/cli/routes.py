@@ -69,7 +69,8 @@ def parse_routes(text: str, source: str = "<routes>") -> list[RouteRule]:
             problems += [
                 (field_path((*where, *e["loc"])), e["msg"]) for e in exc.errors(include_url=False)
             ]
-    problems += _consistency(rules, host)
+    if not problems:  # rules that failed validation already say why; don't add "no rules"
+        problems = _consistency(rules, host)
     if problems:
         raise InvalidRoutes(source, problems)
     return rules

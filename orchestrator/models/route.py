@@ -296,15 +296,17 @@ class RouteRule(Strict):
     )
     allow_forced: StrictBool = False
 
-    @model_validator(mode="after")
-    def _weights_cover_everyone(self) -> RouteRule:
-        names = [v.name for v in self.variants]
+    @field_validator("variants")
+    @classmethod
+    def _weights_cover_everyone(cls, variants: list[Variant]) -> list[Variant]:
+        # A field validator, so the error names `variants`, not the whole rule.
+        names = [v.name for v in variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
-        total = sum(v.weight for v in self.variants)
+        total = sum(v.weight for v in variants)
         if total != FULL_WEIGHT:
             raise ValueError(f"variant weights must sum to {FULL_WEIGHT} basis points, got {total}")
-        return self
+        return variants
 
     def variant(self, name: str) -> Variant:
         for candidate in self.variants:

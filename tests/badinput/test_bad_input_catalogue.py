@@ -52,13 +52,6 @@ def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 DELETE = object()
-_WEIGHT_SUM_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a single-rule routes file whose weights do not sum to 10000 is reported "
-    "under '(plan)' with a spurious '(file): holds no rules', not under 'variants'",
-)
-
-
 def _cases(rows: list[tuple[Any, ...]], bugs: dict[str, pytest.MarkDecorator]) -> list[Any]:
     return [pytest.param(*row, id=row[0], marks=bugs.get(row[0], ())) for row in rows]
 
@@ -170,7 +163,7 @@ BAD_ROUTES: list[tuple[str, str, Any, str]] = [
 
 @pytest.mark.parametrize(
     ("case", "path", "value", "field"),
-    _cases(BAD_ROUTES, {"weights-not-summing": _WEIGHT_SUM_BUG}),
+    _cases(BAD_ROUTES, {}),
 )
 def test_bad_route_is_refused_naming_the_field(
     case: str, path: str, value: Any, field: str
@@ -270,7 +263,7 @@ CLI_ROUTES = [
 
 @pytest.mark.parametrize(
     ("case", "path", "value", "field"),
-    _cases(CLI_ROUTES, {"weights-not-summing": _WEIGHT_SUM_BUG}),
+    _cases(CLI_ROUTES, {}),
 )
 def test_routes_put_refuses_bad_routes_exit_2_writing_nothing(
     aws: Store, tmp_path: Path, case: str, path: str, value: Any, field: str

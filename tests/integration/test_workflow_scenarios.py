@@ -323,3 +323,28 @@ def test_same_idempotency_key_returns_the_same_rollout(stack, service):
     with pytest.raises(IdempotencyConflict):
         service.start(other, "ci", idempotency_key="build-1234")
     service.abort(first.rollout_id, "tests", "clean up")
+
+
+def test_recover_frees_a_target_whose_execution_was_stopped_from_outside(stack, service):
+    """A rollout whose execution was stopped by hand can be recovered; a live one cannot."""
+    from orchestrator.service import ControlRefused
+
+    scenario = Scenario("stopped-execution", weights=(10, 100))
+    stack.store().put_route(demo_route(scenario.host, 8001, 8002), expected_revision=None)
+    feeder = MetricsFeeder(stack.store(), stack.client("cloudwatch"), scenario.host, GOOD).start()
+    try:
+        document = scenario.plan().model_dump(mode="json")
+        document["stages"][0]["bake"] = 600  # still baking when it is stopped
+        document["stages"][0]["interval"] = 5
+        rollout = service.start(RolloutPlan.model_validate(document), "tests")
+        running = wait_for(service, rollout.rollout_id, lambda r: r.stage_index == 0)
+        with pytest.raises(ControlRefused, match="use abort"):
+            service.recover(rollout.rollout_id, "oncall", "too early")
+        service.sfn.stop_execution(executionArn=running.execution_arn, cause="stopped by hand")
+        recovered = service.recover(rollout.rollout_id, "oncall", "execution stopped in console")
+    finally:
+        feeder.stop()
+    assert recovered.status is RolloutStatus.ROLLED_BACK
+    assert "execution ABORTED" in recovered.reason
+    assert service.store.get_route(scenario.host).weights()["canary"] == 0
+    assert service.store.lock_holder(scenario.host, "default") is None
