@@ -189,55 +189,49 @@ def _steer(target: Target, verb: str, rollout_id: str, actor: str | None, reason
 _ACTOR = click.option("--actor", default=None, help="Who asks (recorded in the audit trail).")
 
 
-@cli.command()
-@click.argument("rollout_id")
-@click.option("--reason", default="", help="Why (recorded in the audit trail).")
-@_ACTOR
-@click.pass_obj
-def pause(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Hold traffic at the current weights from the next decision point on."""
-    _steer(target, "pause", rollout_id, actor, reason)
+# The steering commands: (verb, reason required, what it does). One shape, one service call.
+_STEERING = (
+    ("pause", False, "Hold traffic at the current weights from the next decision point on."),
+    ("resume", False, "Go on after a pause, or approve a stage that waits for approval."),
+    (
+        "abort",
+        True,
+        "Roll back now: stable for everyone (at once when paused, else at the next look).",
+    ),
+    (
+        "promote",
+        True,
+        "Skip the remaining stages: the canary becomes the stable release for everyone.",
+    ),
+    (
+        "recover",
+        True,
+        "Finish by hand a FAILED rollback, or a rollout whose execution was stopped: "
+        "stable for everyone, then free the target.",
+    ),
+)
 
 
-@cli.command()
-@click.argument("rollout_id")
-@click.option("--reason", default="", help="Why (recorded in the audit trail).")
-@_ACTOR
-@click.pass_obj
-def resume(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Go on after a pause, or approve a stage that waits for approval."""
-    _steer(target, "resume", rollout_id, actor, reason)
+def _steering_command(verb: str, reason_required: bool, summary: str) -> click.Command:
+    @click.argument("rollout_id")
+    @click.option(
+        "--reason",
+        required=reason_required,
+        default=None if reason_required else "",
+        help="Why (required; recorded in the audit trail)."
+        if reason_required
+        else "Why (recorded in the audit trail).",
+    )
+    @_ACTOR
+    @click.pass_obj
+    def command(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
+        _steer(target, verb, rollout_id, actor, reason)
+
+    return click.command(name=verb, help=summary)(command)
 
 
-@cli.command()
-@click.argument("rollout_id")
-@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
-@_ACTOR
-@click.pass_obj
-def abort(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Roll back now: stable for everyone (at once when paused, else at the next look)."""
-    _steer(target, "abort", rollout_id, actor, reason)
-
-
-@cli.command()
-@click.argument("rollout_id")
-@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
-@_ACTOR
-@click.pass_obj
-def promote(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Skip the remaining stages: the canary becomes the stable release for everyone."""
-    _steer(target, "promote", rollout_id, actor, reason)
-
-
-@cli.command()
-@click.argument("rollout_id")
-@click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
-@_ACTOR
-@click.pass_obj
-def recover(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-    """Finish by hand a FAILED rollback, or a rollout whose execution was stopped: stable
-    for everyone, then free the target."""
-    _steer(target, "recover", rollout_id, actor, reason)
+for _verb, _required, _summary in _STEERING:
+    cli.add_command(_steering_command(_verb, _required, _summary))
 
 
 @cli.command()
