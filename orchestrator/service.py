@@ -221,17 +221,15 @@ class RolloutService:
             if rollout.status is RolloutStatus.AWAITING_APPROVAL
             else Decision(Action.BAKE, index, 1, f"resumed by {actor}")
         )
-        after = transitions.commit(
-            self.store,
+        after = self._release_hold(
             rollout,
             "resumed",
             reason or f"resumed by {actor}",
-            actor=actor,
+            actor,
+            RolloutStatus.RUNNING,
+            output=step.as_payload(),
             detail={"next": step.as_payload()},
-            status=RolloutStatus.RUNNING,
-            task_token=None,
         )
-        self._answer(rollout, output=step.as_payload())
         publish("resumed", after)
         return after
 
@@ -241,18 +239,9 @@ class RolloutService:
         rollout = self._steerable(rollout_id, reason, "abort")
         why = f"aborted by {actor}: {reason}"
         if rollout.status.is_waiting:
-            after = transitions.commit(
-                self.store,
-                rollout,
-                "abort",
-                why,
-                actor=actor,
-                status=RolloutStatus.ROLLING_BACK,
-                reason=why,
-                task_token=None,
+            return self._release_hold(
+                rollout, "abort", why, actor, RolloutStatus.ROLLING_BACK, error=why
             )
-            self._answer(rollout, error=why)
-            return after
         return self._request(rollout, ControlAction.ABORT, actor, reason)
 
     @_on_a_fresh_read
@@ -261,20 +250,10 @@ class RolloutService:
         rollout = self._steerable(rollout_id, reason, "promote")
         why = f"promoted by {actor}: {reason}"
         if rollout.status.is_waiting:
-            after = transitions.commit(
-                self.store,
-                rollout,
-                "promote",
-                why,
-                actor=actor,
-                status=RolloutStatus.PROMOTING,
-                reason=why,
-                task_token=None,
+            step = Decision(Action.PROMOTE, rollout.stage_index, 0, why)
+            return self._release_hold(
+                rollout, "promote", why, actor, RolloutStatus.PROMOTING, output=step.as_payload()
             )
-            self._answer(
-                rollout, output=Decision(Action.PROMOTE, rollout.stage_index, 0, why).as_payload()
-            )
-            return after
         return self._request(rollout, ControlAction.PROMOTE, actor, reason)
 
     @_on_a_fresh_read
@@ -363,18 +342,44 @@ class RolloutService:
             control=request,
         )
 
-    def _answer(
-        self, rollout: Rollout, *, output: dict[str, Any] | None = None, error: str = ""
-    ) -> None:
-        """Complete the task token the execution is parked on."""
+    def _release_hold(
+        self,
+        rollout: Rollout,
+        kind: str,
+        why: str,
+        actor: str,
+        status: RolloutStatus,
+        *,
+        output: dict[str, Any] | None = None,
+        error: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> Rollout:
+        """Answer the task token a PAUSED or AWAITING_APPROVAL execution is parked on.
+
+        The new status is written first (conditional, audited, token cleared), then the
+        execution is woken: with ``output`` as its next step, or failed with ``error``
+        (-> Rollback). Woken first, it could act before the record says why.
+        """
         if not rollout.task_token:
             raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
+        after = transitions.commit(
+            self.store,
+            rollout,
+            kind,
+            why,
+            actor=actor,
+            detail=detail,
+            status=status,
+            reason=why if status is not RolloutStatus.RUNNING else rollout.reason,
+            task_token=None,
+        )
         if output is not None:
             self.sfn.send_task_success(taskToken=rollout.task_token, output=json.dumps(output))
         else:
             self.sfn.send_task_failure(
                 taskToken=rollout.task_token, error=transitions.ABORTED_ERROR, cause=error[:32000]
             )
+        return after
 
 
 def rollout_summary(rollout: Rollout) -> dict[str, Any]:

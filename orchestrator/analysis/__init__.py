@@ -1,7 +1,7 @@
 """Canary analysis: providers fetch counts, the judge decides what they mean."""
 
 from .counts import Counts
-from .evaluate import evaluate, judge, preflight
+from .evaluate import evaluate, preflight
 from .judge import MetricVerdict, Outcome, Verdict, judge_ratio, judge_threshold
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "Outcome",
     "Verdict",
     "evaluate",
-    "judge",
     "judge_ratio",
     "judge_threshold",
     "preflight",

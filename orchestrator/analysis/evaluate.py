@@ -13,7 +13,6 @@ from orchestrator.models import Rollout
 from orchestrator.models.analysis import AnalysisSpec, DatadogSource, RatioMetric
 
 from .aggregate import combine
-from .counts import Counts
 from .judge import MetricVerdict, Outcome, Verdict, judge_ratio, judge_threshold
 from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement
@@ -153,20 +152,3 @@ def preflight(rollout: Rollout, provider: MetricProvider | None = None) -> list[
         return list(provider.check(queries, datetime.now(tz=UTC)))
     except Exception as exc:  # check must not raise either
         return [f"analysis provider {plan.analysis.provider} check failed: {exc!r}"]
-
-
-def judge(canary: Counts, baseline: Counts, *, min_samples: int, tolerance: float) -> Verdict:
-    """One error-rate judgement at a single look (no schedule): for callers and tests
-    that hold counts rather than a rollout."""
-    from .sequential import Look
-
-    metric = RatioMetric(
-        name="error-rate",
-        numerator="errors",
-        denominator="requests",
-        min_samples=min_samples,
-        tolerance={"absolute": tolerance},
-        critical=True,
-    )
-    verdict = judge_ratio(metric, canary, baseline, Look(number=1, planned=1))
-    return Verdict(verdict.outcome, verdict.reason, canary, baseline, (verdict,), 1)

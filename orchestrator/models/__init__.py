@@ -1,7 +1,8 @@
 """Domain models: routes the edge reads, plans people submit, rollouts the workflow drives."""
 
+from .analysis import AnalysisSpec
 from .durations import Duration, format_duration, parse_duration
-from .plan import CloudWatchAnalysis, Invalidation, Policies, RolloutPlan, Stage, Target
+from .plan import Invalidation, Policies, RolloutPlan, Stage, Target
 from .rollout import (
     TRANSITIONS,
     AuditEvent,
@@ -17,8 +18,8 @@ from .route import FULL_WEIGHT, Release, RouteRule, SetOrigin, Variant, VariantA
 __all__ = [
     "FULL_WEIGHT",
     "TRANSITIONS",
+    "AnalysisSpec",
     "AuditEvent",
-    "CloudWatchAnalysis",
     "ControlAction",
     "ControlRequest",
     "Duration",

@@ -220,7 +220,3 @@ class AnalysisSpec(Strict):
                 critical=True,
             )
         ]
-
-
-# The name this section had when CloudWatch was the only provider.
-CloudWatchAnalysis = AnalysisSpec

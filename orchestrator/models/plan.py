@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .analysis import AnalysisSpec
-from .analysis import CloudWatchAnalysis as CloudWatchAnalysis
 from .durations import Duration
 from .route import Host, PathRule, Release, Strict
 
