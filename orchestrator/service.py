@@ -3,12 +3,10 @@ starting, reading and steering rollouts."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -22,7 +20,7 @@ from orchestrator.models import (
     RolloutStatus,
     utcnow,
 )
-from orchestrator.store import IdempotentReplay, StaleRolloutError, Store
+from orchestrator.store import IdempotentReplay, Store
 from orchestrator.workflow import transitions
 from orchestrator.workflow.decide import Action, Decision, advance
 
@@ -47,28 +45,6 @@ class ControlRefused(Exception):
 
 class IdempotencyConflict(Exception):
     """The idempotency key was already used for a different plan."""
-
-
-STALE_RETRIES = 5
-Steer = TypeVar("Steer", bound=Callable[..., Rollout])
-
-
-def _on_a_fresh_read(command: Steer) -> Steer:
-    """The workflow writes the rollout at every look; a person's request that loses that race
-    is checked again against what the rollout is now, and refused only if it no longer
-    applies (a request by someone else pending, the rollout finished, ...)."""
-
-    @functools.wraps(command)
-    def retried(*args: Any, **kwargs: Any) -> Rollout:
-        for attempt in range(STALE_RETRIES):
-            try:
-                return command(*args, **kwargs)
-            except StaleRolloutError:
-                if attempt == STALE_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    return retried  # type: ignore[return-value]
 
 
 @dataclass
@@ -188,7 +164,7 @@ class RolloutService:
 
     # -- steering -----------------------------------------------------------------------------
 
-    @_on_a_fresh_read
+    @transitions.on_a_fresh_read
     def pause(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
         """Hold traffic where it is at the next decision point, until resume or abort."""
         rollout = self.get(rollout_id)
@@ -196,7 +172,7 @@ class RolloutService:
             raise ControlRefused(f"only a RUNNING rollout can be paused; it is {rollout.status}")
         return self._request(rollout, ControlAction.PAUSE, actor, reason)
 
-    @_on_a_fresh_read
+    @transitions.on_a_fresh_read
     def resume(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
         """Go on after a pause or an approval gate (or cancel a pause not yet honoured)."""
         rollout = self.get(rollout_id)
@@ -233,7 +209,7 @@ class RolloutService:
         publish("resumed", after)
         return after
 
-    @_on_a_fresh_read
+    @transitions.on_a_fresh_read
     def abort(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Roll back now: at once when parked on a token, else at the next decision point."""
         rollout = self._steerable(rollout_id, reason, "abort")
@@ -244,7 +220,7 @@ class RolloutService:
             )
         return self._request(rollout, ControlAction.ABORT, actor, reason)
 
-    @_on_a_fresh_read
+    @transitions.on_a_fresh_read
     def promote(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Skip the remaining stages and make the canary the stable release."""
         rollout = self._steerable(rollout_id, reason, "promote")
@@ -256,7 +232,7 @@ class RolloutService:
             )
         return self._request(rollout, ControlAction.PROMOTE, actor, reason)
 
-    @_on_a_fresh_read
+    @transitions.on_a_fresh_read
     def recover(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Finish by hand what the workflow could not: stable for everyone, then free the target.
 

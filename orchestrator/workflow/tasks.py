@@ -8,7 +8,6 @@ DynamoDB transaction with its audit event (see ``orchestrator.store``).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -18,7 +17,7 @@ from orchestrator.analysis import Outcome, evaluate, preflight
 from orchestrator.events.bus import publish
 from orchestrator.models import Rollout, RolloutStatus, utcnow
 from orchestrator.runtime import per_process
-from orchestrator.store import StaleRolloutError, Store, StoreError
+from orchestrator.store import Store, StoreError
 
 from . import transitions
 from .decide import Action, Decision, decide, first_step
@@ -48,33 +47,10 @@ def _load(event: dict[str, Any]) -> Rollout:
     return rollout
 
 
-STALE_RETRIES = 5
-
-
-def _redo_when_stale(step: Any) -> Any:
-    """A person's request (pause, abort, promote) is a conditional write on the rollout, and
-    it may land while a task works: the task's own write then finds the version moved on.
-    Every task re-reads the rollout and is idempotent, so it redoes its step on a fresh read
-    (and honours the request) instead of failing into Rollback."""
-
-    @functools.wraps(step)
-    def redo(event: dict[str, Any], context: Any) -> Any:
-        for attempt in range(STALE_RETRIES):
-            try:
-                return step(event, context)
-            except StaleRolloutError:
-                if attempt == STALE_RETRIES - 1:
-                    raise
-                logger.info("rollout changed during the task; redoing it", extra={"try": attempt})
-        raise AssertionError("unreachable")
-
-    return redo
-
-
 def _lambda(handler: Any) -> Any:
     """The powertools decorators every task wears, in the order they must nest."""
     return logger.inject_lambda_context(
-        tracer.capture_lambda_handler(metrics.log_metrics(_redo_when_stale(handler)))
+        tracer.capture_lambda_handler(metrics.log_metrics(transitions.on_a_fresh_read(handler)))
     )
 
 

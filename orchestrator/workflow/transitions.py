@@ -3,9 +3,11 @@ workflow's tasks and the service's control commands."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,9 +21,41 @@ from orchestrator.models import (
     Variant,
     utcnow,
 )
-from orchestrator.store import InvalidTransition, RouteChange, Store, StoreError
+from orchestrator.store import (
+    InvalidTransition,
+    RouteChange,
+    StaleRolloutError,
+    Store,
+    StoreError,
+)
 
 _log = logging.getLogger(__name__)
+STALE_RETRIES = 5
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_a_fresh_read(step: F) -> F:
+    """Redo ``step`` when its conditional write finds the rollout changed meanwhile.
+
+    The workflow writes the rollout at every look and people write requests on it at any
+    time; each side's step re-reads the rollout, so redoing it decides again against what
+    the rollout is now (a task honours the request; a request no longer valid is refused)
+    instead of failing: a task would otherwise end in Rollback, a person's request in a
+    refusal that means nothing.
+    """
+
+    @functools.wraps(step)
+    def redo(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, STALE_RETRIES + 1):
+            try:
+                return step(*args, **kwargs)
+            except StaleRolloutError:
+                if attempt == STALE_RETRIES:
+                    raise
+                _log.info("rollout changed during %s; redoing it", step.__name__)
+        raise AssertionError("unreachable")
+
+    return redo  # type: ignore[return-value]
 
 
 def commit(
