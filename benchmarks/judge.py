@@ -13,9 +13,12 @@ judge (the real ``judge_ratio`` with the looks and budgets a real plan gets from
   baseline, Mann-Whitney U at 98% confidence (Kayenta's default), two sided, failing on
   the bad side.
 
-The rollout: stages 5% / 25% / 50%, ten 1-minute looks each, 20,000 requests a minute.
-An inconclusive stage of the project's judge is extended by another ten looks (the plan's
-default policy) and, if still undecided, counts as "not promoted", never as a pass.
+The rollout: stages 5% / 25% / 50%, ten 1-minute looks each, 20,000 requests a minute
+(2,000 in the low-traffic scenarios). An inconclusive stage of the project's judge is
+extended by up to fifty more looks (the plan's default policy: five more bakes, at most an
+hour) and, if still undecided, counts as a rollback, never as a pass. Every judge is scored
+on what happens to the release, and ``median_looks_to_promote`` shows what the extensions
+cost in time (peers always take the 30 looks of the bakes).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ SCENARIOS = (
     Scenario("regression-1.5x", 0.01, 0.015),
     Scenario("conversion-drop-10pct", 0.05, 0.045, Direction.HIGHER, normal_rate=0.05),
     Scenario("low-traffic", 0.01, 0.01, per_minute=2_000),
+    Scenario("low-traffic-regression-2x", 0.01, 0.02, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005, normal_rate=0.0),
 )
 JUDGES = ("edgeshift", "absolute-threshold", "z-test-per-interval", "mann-whitney")
@@ -118,27 +122,31 @@ class Result:
     first_stage: bool = False  # rolled back within the first stage's bake
     look: int | None = None  # looks from the start of the rollout until rollback
     promoted: bool = False
+    looks: int = 0  # looks from the start of the rollout until promotion or rollback
 
 
 PeerJudge = Callable[[list[tuple[Counts, Counts]], Scenario], bool]
 
 
 def simulate(scenario: Scenario, rng: random.Random) -> dict[str, Result]:
-    """One rollout; every judge sees the same counts. Returns each judge's result."""
+    """One rollout; every judge sees the same counts. Returns each judge's result.
+
+    Peers look during each stage's bake only; the project's judge may extend an
+    inconclusive bake, which delays its later stages (``Result.looks`` counts that)."""
     plan, metric = plan_for(scenario)
     results = {name: Result() for name in JUDGES}
-    looks_so_far = 0
     peers: dict[str, PeerJudge] = {
         "absolute-threshold": _absolute,
         "z-test-per-interval": _z_per_interval,
         "mann-whitney": _mann_whitney,
     }
+    ours = results["edgeshift"]
     for index, weight in enumerate(STAGES):
         canary_n = round(scenario.per_minute * weight / 100)
         baseline_n = scenario.per_minute - canary_n
         look = look_at(plan, index, 60)
         intervals: list[tuple[Counts, Counts]] = []
-        decided = False
+        decided = ours.rolled_back
         for number in range(1, look.planned + look.extra + 1):
             intervals.append(
                 (
@@ -146,26 +154,27 @@ def simulate(scenario: Scenario, rng: random.Random) -> dict[str, Result]:
                     Counts(binomial(rng, baseline_n, scenario.baseline_rate), baseline_n),
                 )
             )
-            at = looks_so_far + number
             if number <= LOOKS:
                 for name, peer in peers.items():
-                    if not results[name].rolled_back and peer(intervals, scenario):
-                        _rolled_back(results[name], at, index)
-            ours = results["edgeshift"]
-            if ours.rolled_back or decided:
-                continue
-            canary = sum((c for c, _ in intervals), Counts(0, 0))
-            baseline = sum((b for _, b in intervals), Counts(0, 0))
-            verdict = judge_ratio(metric, canary, baseline, look_at(plan, index, number * 60))
-            if verdict.outcome is Outcome.FAIL:
-                _rolled_back(ours, at, index, number <= LOOKS)
-            elif verdict.outcome is Outcome.PASS and number >= LOOKS:
-                decided = True
-            if number >= LOOKS and (decided or ours.rolled_back):
+                    peer_result = results[name]
+                    if not peer_result.rolled_back:
+                        peer_result.looks += 1
+                        if peer(intervals, scenario):
+                            _rolled_back(peer_result, peer_result.looks, index)
+            if not decided:
+                ours.looks += 1
+                canary = sum((c for c, _ in intervals), Counts(0, 0))
+                baseline = sum((b for _, b in intervals), Counts(0, 0))
+                verdict = judge_ratio(metric, canary, baseline, look_at(plan, index, number * 60))
+                if verdict.outcome is Outcome.FAIL:
+                    _rolled_back(ours, ours.looks, index, number <= LOOKS)
+                    decided = True
+                elif verdict.outcome is Outcome.PASS and number >= LOOKS:
+                    decided = True
+            if number >= LOOKS and decided:
                 break  # peers only look during the bake; the extension is ours alone
-        if not decided and not results["edgeshift"].rolled_back:
-            results["edgeshift"].rolled_back = True  # the bake ran out without a verdict
-        looks_so_far += LOOKS
+        if not decided:  # the bake and its extension ran out without a verdict
+            ours.rolled_back, ours.look = True, None
     for name in JUDGES:
         if not results[name].rolled_back:
             results[name].promoted = True
@@ -250,5 +259,8 @@ def _record(name: str, scenario: Scenario, results: list[Result]) -> dict[str, o
     record["fail_verdict_rate"] = round(len(failed) / len(results), 4)
     record["median_intervals_to_detect"] = statistics.median(looks) if looks else None
     record["promoted_rate"] = round(promoted, 4)
+    promotions = [r.looks for r in results if r.promoted]
+    # What the extension of inconclusive bakes costs in time: peers always take the 30 looks.
+    record["median_looks_to_promote"] = statistics.median(promotions) if promotions else None
     record["rollouts"] = len(results)
     return record

@@ -32,11 +32,7 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
     index = max(0, min(index, len(baked) - 1))
     stage = baked[index]
     planned = max(1, stage.bake // stage.interval)
-    extra = 0
-    policies = plan.policies
-    if policies.on_inconclusive == "extend":
-        extension = stage.bake if policies.max_extension is None else policies.max_extension
-        extra = extension // stage.interval
+    extra = plan.extension(stage) // stage.interval
     number = max(1, min(math.floor(elapsed / stage.interval + 0.5), planned + extra))
     spec = plan.analysis
     return Look(

@@ -48,6 +48,10 @@ class Stage(Strict):
         return round(self.weight * 100)
 
 
+DEFAULT_EXTENSION_BAKES = 5
+DEFAULT_EXTENSION = 3600
+
+
 class Policies(Strict):
     on_inconclusive: Literal["extend", "pause", "rollback"] = Field(
         default="extend",
@@ -55,7 +59,11 @@ class Policies(Strict):
         "then roll back; pause for a person; or roll back at once",
     )
     max_extension: Duration | None = Field(
-        default=None, ge=0, le=86400, description="extra bake time; default: one more bake"
+        default=None,
+        ge=0,
+        le=86400,
+        description="extra bake time; default: five more bakes up to an hour, or one more "
+        "bake when that is longer or the history budget has no room for more",
     )
     failure_limit: int = Field(
         default=1, ge=1, le=10, description="failed analyses in a stage before rolling back"
@@ -72,6 +80,24 @@ class Policies(Strict):
     approval_timeout: Duration = Field(
         default=86400, ge=1, le=30 * 86400, description="an approval not given by then rolls back"
     )
+
+    def extension(self, stage: Stage, long: bool = True) -> int:
+        """Seconds an inconclusive bake of ``stage`` may be extended by.
+
+        By default (``long``) five more bakes up to an hour, or one more bake when that is
+        longer: at low traffic the evidence needs time (a 5% stage of 2,000 requests a
+        minute needs most of an hour to show that a 1% error rate is within 1.5x), and
+        meanwhile the canary stays at its small weight; a bad canary is still failed at
+        whichever look the evidence is enough. Healthy canaries with enough traffic pass at
+        the bake's end. ``long=False`` is one more bake, for plans whose Step Functions
+        history has no room for more (see ``RolloutPlan.extension``)."""
+        if self.on_inconclusive != "extend":
+            return 0
+        if self.max_extension is not None:
+            return self.max_extension
+        if not long:
+            return stage.bake
+        return max(stage.bake, min(DEFAULT_EXTENSION_BAKES * stage.bake, DEFAULT_EXTENSION))
 
 
 class Invalidation(Strict):
@@ -92,13 +118,12 @@ EVENTS_PER_STAGE = 5  # ApplyStage task
 EVENTS_FIXED = 24  # start, Begin, Promote or Rollback, end, one pause or approval
 
 
-def estimated_history_events(stages: list[Stage], policies: Policies) -> int:
+def estimated_history_events(stages: list[Stage], policies: Policies, long: bool = True) -> int:
     total = EVENTS_FIXED
     for stage in stages:
         if stage.weight >= 100:
             continue
-        extension = stage.bake if policies.max_extension is None else policies.max_extension
-        looks = -(-(stage.bake + extension) // stage.interval)
+        looks = -(-(stage.bake + policies.extension(stage, long)) // stage.interval)
         total += EVENTS_PER_STAGE + looks * EVENTS_PER_LOOK + (5 if stage.approval else 0)
     return total
 
@@ -125,12 +150,12 @@ class RolloutPlan(Strict):
 
     @model_validator(mode="after")
     def _history_fits(self) -> RolloutPlan:
-        events = estimated_history_events(self.stages, self.policies)
+        events = estimated_history_events(self.stages, self.policies, self._long_extensions())
         if events > HISTORY_EVENT_BUDGET:
             raise ValueError(
                 f"stages: about {events} Step Functions history events, over the budget of "
                 f"{HISTORY_EVENT_BUDGET} (the hard limit is {HISTORY_EVENT_LIMIT}); use longer "
-                "intervals or fewer stages"
+                "intervals, fewer stages or a shorter policies.max_extension"
             )
         return self
 
@@ -139,6 +164,14 @@ class RolloutPlan(Strict):
         if self.stable.name == self.canary.name:
             raise ValueError("stable and canary must have different names")
         return self
+
+    def extension(self, stage: Stage) -> int:
+        """Seconds an inconclusive bake of ``stage`` may be extended by: the policy's, with
+        the long default only when the whole plan's history stays within its budget."""
+        return self.policies.extension(stage, self._long_extensions())
+
+    def _long_extensions(self) -> bool:
+        return estimated_history_events(self.stages, self.policies) <= HISTORY_EVENT_BUDGET
 
     def baked_stages(self) -> list[Stage]:
         """Stages that are watched; a final 100% stage is the promotion itself."""

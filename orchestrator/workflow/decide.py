@@ -80,7 +80,7 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
 def _without_verdict(rollout: Rollout, index: int, elapsed: float, why: str) -> Decision:
     """The bake is over and the evidence is not enough: never promote on missing evidence."""
     stage, policies = rollout.plan.stages[index], rollout.plan.policies
-    extension = stage.bake if policies.max_extension is None else policies.max_extension
+    extension = rollout.plan.extension(stage)
     if policies.on_inconclusive == "extend" and elapsed < stage.bake + extension:
         left = stage.bake + extension - elapsed
         return _bake(index, left, stage.interval, f"bake extended, no verdict yet: {why}")

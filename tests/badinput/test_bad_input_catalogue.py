@@ -52,6 +52,8 @@ def _set(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 DELETE = object()
+
+
 def _cases(rows: list[tuple[Any, ...]], bugs: dict[str, pytest.MarkDecorator]) -> list[Any]:
     return [pytest.param(*row, id=row[0], marks=bugs.get(row[0], ())) for row in rows]
 

@@ -18,9 +18,14 @@ HOST = "shop.example.com"
 def release_event(event_id: str = "7bf73129-1428-4cd3-a780-95db273d1602", **detail):
     """An EventBridge event as Lambda receives it (AWS's documented envelope)."""
     return {
-        "version": "0", "id": event_id, "detail-type": "Release Published",
-        "source": "ci.pipeline", "account": "123456789012", "time": "2026-11-22T10:00:00Z",
-        "region": "us-east-1", "resources": [],
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Release Published",
+        "source": "ci.pipeline",
+        "account": "123456789012",
+        "time": "2026-11-22T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
         "detail": {"host": HOST, "version": "v2", "plan": "standard", **detail},
     }
 
@@ -40,7 +45,8 @@ def aws(monkeypatch):
         )
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         arn = sfn.create_state_machine(
-            name="edgeshift-rollout", roleArn="arn:aws:iam::123456789012:role/sfn",
+            name="edgeshift-rollout",
+            roleArn="arn:aws:iam::123456789012:role/sfn",
             definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
         )["stateMachineArn"]
         monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", arn)
@@ -74,8 +80,12 @@ def test_a_second_release_while_one_runs_is_a_conflict(aws, lambda_context):
 
 @pytest.mark.parametrize(
     ("detail", "field"),
-    [({"host": "Not A Host"}, "detail.host"), ({"version": ""}, "detail.version"),
-     ({"plan": "missing"}, "plan template not found"), ({"surprise": 1}, "detail.surprise")],
+    [
+        ({"host": "Not A Host"}, "detail.host"),
+        ({"version": ""}, "detail.version"),
+        ({"plan": "missing"}, "plan template not found"),
+        ({"surprise": 1}, "detail.surprise"),
+    ],
 )
 def test_bad_release_events_are_rejected_without_writing(aws, lambda_context, detail, field):
     """Malformed details and unknown templates are reported by field; no rollout exists."""

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.analysis.schedule import look_at
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.workflow.decide import Action, decide, first_step
 
@@ -117,7 +118,7 @@ def test_pass_on_the_last_stage_promotes() -> None:
 
 @pytest.mark.parametrize(
     ("extension", "elapsed", "wait"),
-    [(None, BAKE, INTERVAL), (None, 2 * BAKE - 10, 10), (120, BAKE + 100, 20)],
+    [(None, BAKE, INTERVAL), (None, 6 * BAKE - 10, 10), (120, BAKE + 100, 20)],
 )
 def test_inconclusive_after_bake_extends_within_the_extension(
     extension: int | None, elapsed: int, wait: int
@@ -131,7 +132,7 @@ def test_inconclusive_after_bake_extends_within_the_extension(
     assert decision.reason.startswith("bake extended")
 
 
-@pytest.mark.parametrize(("extension", "elapsed"), [(None, 2 * BAKE), (120, BAKE + 120), (0, BAKE)])
+@pytest.mark.parametrize(("extension", "elapsed"), [(None, 6 * BAKE), (120, BAKE + 120), (0, BAKE)])
 def test_inconclusive_after_the_extension_rolls_back(extension: int | None, elapsed: int) -> None:
     """GIVEN policy extend with the extension used up WHEN inconclusive THEN roll back."""
     plan = _plan([10, 50], max_extension=extension)
@@ -140,6 +141,28 @@ def test_inconclusive_after_the_extension_rolls_back(extension: int | None, elap
 
     assert (decision.action, decision.stage) == (Action.ROLLBACK, 0)
     assert decision.reason.startswith("bake ended without a verdict")
+
+
+@pytest.mark.parametrize(
+    ("bake", "extension"), [(60, 300), (600, 3_000), (900, 3_600), (3_600, 3_600), (7_200, 7_200)]
+)
+def test_default_extension_is_five_bakes_up_to_an_hour_or_one_bake(
+    bake: int, extension: int
+) -> None:
+    """GIVEN no max_extension WHEN a stage's extension is asked THEN five more bakes, at most
+    an hour, or one more bake when that is longer."""
+    plan = _plan([10, 50], bake=bake, interval=60)
+
+    assert plan.extension(plan.stages[0]) == extension
+
+
+def test_default_extension_shrinks_to_one_bake_when_the_history_has_no_room() -> None:
+    """GIVEN 2-second looks over 5-minute bakes (five more bakes would be ~16,000 history
+    events) WHEN validated THEN the plan stays valid and extends by one more bake."""
+    plan = _plan([10, 50], bake=300, interval=2)
+
+    assert plan.extension(plan.stages[0]) == 300
+    assert look_at(plan, 0, 2).extra == 150
 
 
 def test_inconclusive_with_rollback_policy_rolls_back_at_bake_end() -> None:
