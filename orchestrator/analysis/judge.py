@@ -58,6 +58,7 @@ class MetricVerdict:
     statistic: float | None = None  # z of "canary worse than baseline"
     threshold: float | None = None  # the boundary the statistic must cross to fail
     margin: float | None = None  # the worst effect that may still pass
+    looks_to_pass: int | None = None  # inconclusive: looks a pass needs at this traffic
     value: float | None = None  # threshold metrics
     critical: bool = False
     transient: bool = False  # an error that may go away at the next look
@@ -144,7 +145,32 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
         f"{metric.name} not yet certain: z {statistic:.2f} (fails above {fail_at:.2f}), "
         f"bound {upper:+.4%} (passes within {margin:.4%}); "
     )
+    looks = _looks_to_pass(effect, spread, margin, pass_at, look.number)
+    if looks is None:
+        reason += "as measured it is outside the tolerance; "
+    else:
+        reason += (
+            f"at this traffic a pass needs about {looks} looks, "
+            f"the stage has {look.planned + look.extra}; "
+        )
+    evidence["looks_to_pass"] = looks
     return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason + summary, **evidence)
+
+
+def _looks_to_pass(
+    effect: float, spread: float, margin: float, bound: float, looks: int
+) -> int | None:
+    """How many looks of this stage a pass needs if the canary stays as measured: the
+    spread shrinks as one over the square root of the events, so of the looks. ``None``
+    when the measured effect is beyond the margin (more events alone will not pass it)."""
+    if effect >= margin:
+        return None
+    scale = spread * bound / (margin - effect)
+    needed = scale * scale * max(looks, 1) if scale < 1e3 else _MANY_LOOKS
+    return max(looks + 1, math.ceil(min(needed, _MANY_LOOKS)))
+
+
+_MANY_LOOKS = 1e6  # an effect a hair inside the margin: say "very many", not infinity
 
 
 def judge_threshold(metric: ThresholdMetric, value: float | None) -> MetricVerdict:

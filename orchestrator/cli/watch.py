@@ -150,7 +150,8 @@ def _bake(rollout: Rollout, now: datetime) -> RenderableType | None:
     elif left >= 0:
         note = f"{_span(elapsed)} of {_span(stage.bake)}, {_span(left)} left"
     else:
-        note = f"bake over {_span(-left)} ago; extended while the verdict is open"
+        extension = rollout.plan.extension(stage)
+        note = f"bake extended {_span(-left)} of up to {_span(extension)}: no verdict yet"
     if rollout.status is _S.PAUSED:
         note += " (paused: traffic held at this weight)"
     bar = ProgressBar(total=stage.bake, completed=min(elapsed, stage.bake), width=40)

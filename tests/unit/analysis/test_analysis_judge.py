@@ -52,6 +52,30 @@ def test_equal_rates_with_enough_samples_pass() -> None:
     assert verdict.interval[1] <= verdict.margin
 
 
+def test_an_open_verdict_says_how_many_looks_a_pass_needs_at_this_traffic() -> None:
+    """GIVEN 1% in both arms over 1,000 canary requests (low traffic) WHEN judged THEN
+    inconclusive, with an estimate of the looks a pass needs beyond the ten so far; with
+    twice the traffic per look, about half as many looks."""
+    low = judge_ratio(_metric(), Counts(10, 1_000), Counts(190, 19_000), LOOK)
+    double = judge_ratio(_metric(), Counts(20, 2_000), Counts(380, 38_000), LOOK)
+
+    assert low.outcome is Outcome.INCONCLUSIVE and low.looks_to_pass is not None
+    assert low.looks_to_pass > LOOK.number
+    assert f"a pass needs about {low.looks_to_pass} looks, the stage has 20" in low.reason
+    assert double.looks_to_pass is not None
+    assert abs(double.looks_to_pass / low.looks_to_pass - 0.5) < 0.1
+
+
+def test_an_open_verdict_outside_the_tolerance_says_more_looks_will_not_pass_it() -> None:
+    """GIVEN a canary measured at 1.8x the baseline, not yet significant WHEN judged THEN
+    inconclusive, no estimate, and the reason says it is outside the tolerance."""
+    verdict = judge_ratio(_metric(), Counts(18, 1_000), Counts(190, 19_000), LOOK)
+
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert verdict.looks_to_pass is None
+    assert "as measured it is outside the tolerance" in verdict.reason
+
+
 def test_single_canary_error_over_an_error_free_baseline_is_not_a_failure() -> None:
     """GIVEN one canary error and none in the baseline WHEN judged THEN no rollback on it."""
     verdict = judge_ratio(_metric(min_samples=100), Counts(1, 1_000), Counts(0, 19_000), LOOK)
