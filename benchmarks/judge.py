@@ -15,7 +15,7 @@ judge (the real ``judge_ratio`` with the looks and budgets a real plan gets from
 
 The rollout: stages 5% / 25% / 50%, ten 1-minute looks each, 20,000 requests a minute
 (2,000 in the low-traffic scenarios). An inconclusive stage of the project's judge is
-extended by up to fifty more looks (the plan's default policy: five more bakes, at most an
+extended by up to sixty more looks (the plan's default policy: six more bakes, at most an
 hour) and, if still undecided, counts as a rollback, never as a pass. Every judge is scored
 on what happens to the release, and ``median_looks_to_promote`` shows what the extensions
 cost in time (peers always take the 30 looks of the bakes).

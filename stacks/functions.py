@@ -31,6 +31,7 @@ def orchestrator_function(
     handler: str,
     settings: FunctionSettings,
     timeout: Duration | None = None,
+    memory_size: int = 256,
     environment: Mapping[str, str] | None = None,
 ) -> lambda_.Function:
     """A traced python3.12 function with its own log group kept for a month."""
@@ -48,7 +49,7 @@ def orchestrator_function(
         handler=handler,
         code=settings.code,
         layers=list(settings.layers),
-        memory_size=256,
+        memory_size=memory_size,
         timeout=timeout or _DEFAULT_TIMEOUT,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,

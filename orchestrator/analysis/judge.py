@@ -3,12 +3,14 @@
 A ratio metric is turned into "bad events over events, lower is better" (for a
 higher-is-better metric the bad events are the misses), then two one-sided questions:
 
-- fail: is the canary worse than the baseline? The pooled two-proportion z statistic
-  must cross the group-sequential boundary of this look (``sequential.Look``), which keeps
-  the stage's false-rollback rate at its budget although the question is asked every interval.
-- pass: is the canary at most ``tolerance`` worse? The upper confidence bound of the
-  difference (Agresti-Caffo variance, which stays positive at zero errors) must be within
-  the margin.
+- fail: is the canary worse than the baseline? The exact conditional binomial test of the
+  canary's share of bad events (``_excess_z``) must cross the group-sequential boundary of
+  this look (``sequential.Look``), which keeps the stage's false-rollback rate at its
+  budget although the question is asked every interval.
+- pass: is the canary at most ``tolerance`` worse? The score test of ``margin.py`` must
+  cross this look's pass boundary, which keeps the chance of passing a canary at the
+  margin at ``pass_alpha`` over the looks a pass is acted on. The Agresti-Caffo interval
+  of the difference is shown as evidence.
 
 Fail wins over pass; too few events, or neither answer, is inconclusive. An optional
 absolute guard fails the canary when its own rate is beyond the limit with the same
@@ -25,7 +27,8 @@ from typing import Any
 from orchestrator.models.analysis import Direction, RatioMetric, ThresholdMetric
 
 from .counts import Counts
-from .sequential import Look, binomial_upper_tail, z_quantile
+from .margin import margin_for, within_z
+from .sequential import Look, binomial_upper_tail, pass_boundaries, z_quantile
 
 
 class Outcome(StrEnum):
@@ -58,6 +61,8 @@ class MetricVerdict:
     statistic: float | None = None  # z of "canary worse than baseline"
     threshold: float | None = None  # the boundary the statistic must cross to fail
     margin: float | None = None  # the worst effect that may still pass
+    pass_statistic: float | None = None  # z of "within the tolerance" (score test)
+    pass_threshold: float | None = None  # the boundary it must cross to pass
     looks_to_pass: int | None = None  # inconclusive: looks a pass needs at this traffic
     value: float | None = None  # threshold metrics
     critical: bool = False
@@ -120,6 +125,9 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
     statistic = _excess_z(bad_canary, bad_baseline)
     spread = _spread(bad_canary, bad_baseline)
     pass_at = look.pass_bound()
+    within = within_z(
+        bad_canary, bad_baseline, margin_for(metric.tolerance, metric.direction, baseline.rate)
+    )
     lower, upper = effect - pass_at * spread, effect + pass_at * spread
     evidence |= {
         "effect": effect,
@@ -127,6 +135,8 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
         "statistic": statistic,
         "threshold": fail_at,
         "margin": margin,
+        "pass_statistic": within,
+        "pass_threshold": pass_at,
     }
     worse = "higher" if metric.direction is Direction.LOWER else "lower"
     summary = (
@@ -138,14 +148,17 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
         return MetricVerdict(metric.name, Outcome.FAIL, reason + summary, **evidence)
     if guard:
         return MetricVerdict(metric.name, Outcome.FAIL, guard, **evidence)
-    if upper <= margin:
-        reason = f"{metric.name} within {margin:.4%} of baseline (bound {upper:+.4%}); "
+    if within > pass_at:
+        reason = (
+            f"{metric.name} within {margin:.4%} of baseline: "
+            f"z {within:.2f} > {pass_at:.2f} (bound {upper:+.4%}); "
+        )
         return MetricVerdict(metric.name, Outcome.PASS, reason + summary, **evidence)
     reason = (
         f"{metric.name} not yet certain: z {statistic:.2f} (fails above {fail_at:.2f}), "
-        f"bound {upper:+.4%} (passes within {margin:.4%}); "
+        f"within-tolerance z {within:.2f} (passes above {pass_at:.2f}); "
     )
-    looks = _looks_to_pass(effect, spread, margin, pass_at, look.number)
+    looks = _looks_to_pass(within, look)
     if looks is None:
         reason += "as measured it is outside the tolerance; "
     else:
@@ -157,20 +170,24 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
     return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason + summary, **evidence)
 
 
-def _looks_to_pass(
-    effect: float, spread: float, margin: float, bound: float, looks: int
-) -> int | None:
+def _looks_to_pass(within: float, look: Look) -> int | None:
     """How many looks of this stage a pass needs if the canary stays as measured: the
-    spread shrinks as one over the square root of the events, so of the looks. ``None``
-    when the measured effect is beyond the margin (more events alone will not pass it)."""
-    if effect >= margin:
+    within-tolerance z grows as the square root of the events, so of the looks; each
+    look's own pass boundary applies (the last one beyond the schedule). ``None`` when the
+    canary leans outside the tolerance (more events alone will not pass it)."""
+    if within <= 0:
         return None
-    scale = spread * bound / (margin - effect)
-    needed = scale * scale * max(looks, 1) if scale < 1e3 else _MANY_LOOKS
-    return max(looks + 1, math.ceil(min(needed, _MANY_LOOKS)))
+    number = max(look.number, 1)
+    bounds = pass_boundaries(look.pass_alpha, look.planned, look.extra)
+    for offset, bound in enumerate(bounds):
+        at = look.planned + offset
+        if at > number and within * math.sqrt(at / number) > bound:
+            return at
+    needed = number * (bounds[-1] / within) ** 2 if within > 1e-3 else _MANY_LOOKS
+    return max(look.planned + len(bounds), math.ceil(min(needed, _MANY_LOOKS)))
 
 
-_MANY_LOOKS = 1e6  # an effect a hair inside the margin: say "very many", not infinity
+_MANY_LOOKS = 1e6  # a canary a hair inside the margin: say "very many", not infinity
 
 
 def judge_threshold(metric: ThresholdMetric, value: float | None) -> MetricVerdict:

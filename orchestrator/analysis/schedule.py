@@ -31,8 +31,10 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
     baked = plan.baked_stages()
     index = max(0, min(index, len(baked) - 1))
     stage = baked[index]
-    planned = max(1, stage.bake // stage.interval)
-    extra = plan.extension(stage) // stage.interval
+    # A look comes every interval until the bake (then the extension) is over, so a bake
+    # that is not a whole number of intervals still ends with a look: round up.
+    planned = max(1, -(-stage.bake // stage.interval))
+    extra = -(-(stage.bake + plan.extension(stage)) // stage.interval) - planned
     number = max(1, min(math.floor(elapsed / stage.interval + 0.5), planned + extra))
     spec = plan.analysis
     return Look(

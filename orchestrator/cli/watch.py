@@ -151,7 +151,11 @@ def _bake(rollout: Rollout, now: datetime) -> RenderableType | None:
         note = f"{_span(elapsed)} of {_span(stage.bake)}, {_span(left)} left"
     else:
         extension = rollout.plan.extension(stage)
-        note = f"bake extended {_span(-left)} of up to {_span(extension)}: no verdict yet"
+        note = (
+            f"bake extended {_span(-left)} of up to {_span(extension)}: no verdict yet"
+            if extension
+            else f"bake over {_span(-left)} ago: no verdict yet"
+        )
     if rollout.status is _S.PAUSED:
         note += " (paused: traffic held at this weight)"
     bar = ProgressBar(total=stage.bake, completed=min(elapsed, stage.bake), width=40)

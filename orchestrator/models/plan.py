@@ -48,7 +48,7 @@ class Stage(Strict):
         return round(self.weight * 100)
 
 
-DEFAULT_EXTENSION_BAKES = 5
+DEFAULT_EXTENSION_BAKES = 6
 DEFAULT_EXTENSION = 3600
 
 
@@ -62,7 +62,7 @@ class Policies(Strict):
         default=None,
         ge=0,
         le=86400,
-        description="extra bake time; default: five more bakes up to an hour, or one more "
+        description="extra bake time; default: six more bakes up to an hour, or one more "
         "bake when that is longer or the history budget has no room for more",
     )
     failure_limit: int = Field(
@@ -84,7 +84,7 @@ class Policies(Strict):
     def extension(self, stage: Stage, long: bool = True) -> int:
         """Seconds an inconclusive bake of ``stage`` may be extended by.
 
-        By default (``long``) five more bakes up to an hour, or one more bake when that is
+        By default (``long``) six more bakes up to an hour, or one more bake when that is
         longer: at low traffic the evidence needs time (a 5% stage of 2,000 requests a
         minute needs most of an hour to show that a 1% error rate is within 1.5x), and
         meanwhile the canary stays at its small weight; a bad canary is still failed at

@@ -62,7 +62,8 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
         if rollout.failures + 1 >= policies.failure_limit:
             return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
         why = f"failed analysis {rollout.failures + 1} of {policies.failure_limit} allowed"
-        return _bake(index, stage.bake - elapsed, stage.interval, why)
+        # Past the bake, the next look still comes one interval later, not at once.
+        return _bake(index, max(stage.bake - elapsed, stage.interval), stage.interval, why)
     if policies.stage_timeout is not None and elapsed >= policies.stage_timeout:
         return Decision(Action.ROLLBACK, index, 0, "the stage outlived its stage_timeout")
     if elapsed < stage.bake:

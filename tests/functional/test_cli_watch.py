@@ -199,13 +199,13 @@ def test_running_screen_shows_ladder_bake_metrics_evidence_and_commands(three_st
 
 def test_an_extended_bake_shows_how_far_into_its_extension_it_is(three_stages):
     """GIVEN stage 2 two minutes past its 5-minute bake WHEN rendered THEN the note says
-    how long the extension has run of how long it may (the default, 25 minutes here)."""
+    how long the extension has run of how long it may (the default, 30 minutes here)."""
     rollout = _running(three_stages)
     now = T0 + timedelta(seconds=400 + 300 + 120)
 
     screen = _text(render(rollout, _events(rollout), now))
 
-    assert "bake extended 2m00s of up to 25m00s: no verdict yet" in screen
+    assert "bake extended 2m00s of up to 30m00s: no verdict yet" in screen
 
 
 def test_older_and_malformed_verdicts_render_without_crashing(three_stages):

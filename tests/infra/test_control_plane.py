@@ -139,6 +139,18 @@ def test_only_rollback_may_invalidate_and_only_analyze_reads_datadog(
     assert analyze["Environment"]["Variables"]["EDGESHIFT_DATADOG_SECRET_NAME"]
 
 
+def test_analyze_has_the_cpu_for_its_boundaries_and_the_others_stay_small(
+    synthesized: Synthesized,
+) -> None:
+    """Analyze computes sequential boundaries at a cold start: 1,024 MB (more CPU) and 60 s;
+    the other tasks do a few DynamoDB calls at 256 MB."""
+    for handler, fn in functions_by_handler(synthesized.orchestrator, "orchestrator.").items():
+        if handler == "orchestrator.workflow.tasks.analyze":
+            assert (fn["MemorySize"], fn["Timeout"]) == (1024, 60)
+        else:
+            assert fn["MemorySize"] == 256
+
+
 def test_orchestrator_functions_carry_both_dependency_layers(synthesized: Synthesized) -> None:
     """Powertools' public layer (resolved from SSM at deploy) and the vendored one."""
     template = synthesized.orchestrator.to_json()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.analysis import Counts, Outcome, judge_ratio, judge_threshold
-from orchestrator.analysis.sequential import Look
+from orchestrator.analysis.sequential import Look, pass_boundaries
 from orchestrator.models.analysis import Direction, RatioMetric, ThresholdMetric, Tolerance
 
 LOOK = Look(number=10, planned=10, extra=10, alpha=0.005)
@@ -54,16 +55,21 @@ def test_equal_rates_with_enough_samples_pass() -> None:
 
 def test_an_open_verdict_says_how_many_looks_a_pass_needs_at_this_traffic() -> None:
     """GIVEN 1% in both arms over 1,000 canary requests (low traffic) WHEN judged THEN
-    inconclusive, with an estimate of the looks a pass needs beyond the ten so far; with
-    twice the traffic per look, about half as many looks."""
+    inconclusive, with the first look at which the within-tolerance z, growing as the root
+    of the looks, would clear that look's pass boundary; with twice the traffic, sooner."""
     low = judge_ratio(_metric(), Counts(10, 1_000), Counts(190, 19_000), LOOK)
     double = judge_ratio(_metric(), Counts(20, 2_000), Counts(380, 38_000), LOOK)
 
     assert low.outcome is Outcome.INCONCLUSIVE and low.looks_to_pass is not None
-    assert low.looks_to_pass > LOOK.number
     assert f"a pass needs about {low.looks_to_pass} looks, the stage has 20" in low.reason
-    assert double.looks_to_pass is not None
-    assert abs(double.looks_to_pass / low.looks_to_pass - 0.5) < 0.1
+    bounds = pass_boundaries(LOOK.pass_alpha, LOOK.planned, LOOK.extra)
+    assert low.pass_statistic is not None
+    grown = [low.pass_statistic * math.sqrt(m / LOOK.number) for m in range(11, 21)]
+    crossed = [m for m, z in zip(range(11, 21), grown, strict=True) if z > bounds[m - 10]]
+    beyond = math.ceil(LOOK.number * (bounds[-1] / low.pass_statistic) ** 2)
+    assert low.looks_to_pass == (crossed[0] if crossed else max(21, beyond))
+    assert low.looks_to_pass > LOOK.number
+    assert double.looks_to_pass is not None and double.looks_to_pass < low.looks_to_pass
 
 
 def test_an_open_verdict_outside_the_tolerance_says_more_looks_will_not_pass_it() -> None:

@@ -121,7 +121,7 @@ def test_budget_is_shared_by_the_baked_stages(plan: RolloutPlan) -> None:
 
 def test_look_number_follows_the_elapsed_time(plan: RolloutPlan) -> None:
     """GIVEN a 10-minute bake with 1-minute looks WHEN 3 minutes in THEN look 3 of 10 + 50
-    (the default extension: five more bakes, up to an hour)."""
+    (the default extension: six more bakes, up to an hour)."""
     look = look_at(plan, 0, 180.4)
 
-    assert (look.number, look.planned, look.extra) == (3, 10, 50)
+    assert (look.number, look.planned, look.extra) == (3, 10, 60)

@@ -118,7 +118,7 @@ def test_pass_on_the_last_stage_promotes() -> None:
 
 @pytest.mark.parametrize(
     ("extension", "elapsed", "wait"),
-    [(None, BAKE, INTERVAL), (None, 6 * BAKE - 10, 10), (120, BAKE + 100, 20)],
+    [(None, BAKE, INTERVAL), (None, 7 * BAKE - 10, 10), (120, BAKE + 100, 20)],
 )
 def test_inconclusive_after_bake_extends_within_the_extension(
     extension: int | None, elapsed: int, wait: int
@@ -132,7 +132,7 @@ def test_inconclusive_after_bake_extends_within_the_extension(
     assert decision.reason.startswith("bake extended")
 
 
-@pytest.mark.parametrize(("extension", "elapsed"), [(None, 6 * BAKE), (120, BAKE + 120), (0, BAKE)])
+@pytest.mark.parametrize(("extension", "elapsed"), [(None, 7 * BAKE), (120, BAKE + 120), (0, BAKE)])
 def test_inconclusive_after_the_extension_rolls_back(extension: int | None, elapsed: int) -> None:
     """GIVEN policy extend with the extension used up WHEN inconclusive THEN roll back."""
     plan = _plan([10, 50], max_extension=extension)
@@ -144,12 +144,12 @@ def test_inconclusive_after_the_extension_rolls_back(extension: int | None, elap
 
 
 @pytest.mark.parametrize(
-    ("bake", "extension"), [(60, 300), (600, 3_000), (900, 3_600), (3_600, 3_600), (7_200, 7_200)]
+    ("bake", "extension"), [(60, 360), (600, 3_600), (900, 3_600), (3_600, 3_600), (7_200, 7_200)]
 )
-def test_default_extension_is_five_bakes_up_to_an_hour_or_one_bake(
+def test_default_extension_is_six_bakes_up_to_an_hour_or_one_bake(
     bake: int, extension: int
 ) -> None:
-    """GIVEN no max_extension WHEN a stage's extension is asked THEN five more bakes, at most
+    """GIVEN no max_extension WHEN a stage's extension is asked THEN six more bakes, at most
     an hour, or one more bake when that is longer."""
     plan = _plan([10, 50], bake=bake, interval=60)
 
@@ -157,7 +157,7 @@ def test_default_extension_is_five_bakes_up_to_an_hour_or_one_bake(
 
 
 def test_default_extension_shrinks_to_one_bake_when_the_history_has_no_room() -> None:
-    """GIVEN 2-second looks over 5-minute bakes (five more bakes would be ~16,000 history
+    """GIVEN 2-second looks over 5-minute bakes (six more bakes would be ~19,000 history
     events) WHEN validated THEN the plan stays valid and extends by one more bake."""
     plan = _plan([10, 50], bake=300, interval=2)
 
@@ -240,3 +240,33 @@ def test_decide_invariants(situation: tuple[Rollout, Verdict, datetime]) -> None
         assert decision.action is Action.ROLLBACK
     if decision.action is not Action.BAKE:
         assert decision.wait_seconds == 0
+
+
+def test_a_tolerated_failure_past_the_bake_waits_an_interval_for_the_next_look() -> None:
+    """GIVEN failure_limit 3 and a first failure during the extension WHEN decided THEN
+    keep baking, the next look one interval later (not at once)."""
+    plan = _plan([10, 50])
+    plan = plan.model_copy(
+        update={"policies": plan.policies.model_copy(update={"failure_limit": 3})}
+    )
+
+    decision = decide(_rollout(plan, 0), FAIL, _at(BAKE + 120))
+
+    assert (decision.action, decision.wait_seconds) == (Action.BAKE, INTERVAL)
+
+
+@pytest.mark.parametrize(
+    ("bake", "interval", "extension", "planned", "extra"),
+    [(90, 60, 30, 2, 0), (90, 60, 60, 2, 1), (600, 60, 0, 10, 0), (60, 60, None, 1, 6)],
+)
+def test_the_schedule_counts_every_look_decide_takes(
+    bake: int, interval: int, extension: int | None, planned: int, extra: int
+) -> None:
+    """GIVEN bakes and extensions that are not whole intervals WHEN scheduled THEN the looks
+    are those decide() takes: one every interval until the time is over, rounded up."""
+    plan = _plan([10, 50], bake=bake, interval=interval, max_extension=extension)
+    look = look_at(plan, 0, interval)
+    total = -(-(bake + plan.extension(plan.stages[0])) // interval)
+
+    assert (look.planned, look.extra) == (planned, extra)
+    assert look.planned + look.extra == total
