@@ -10,15 +10,17 @@ extension), and both of the judge's questions are asked again at every look:
   few looks anyway) and keeps the last boundaries close to the fixed-sample one.
 - pass ("is the canary within tolerance?"): acted on from the bake's last look to the end
   of the extension, with ``pass_alpha`` spent by the same function over those looks. A
-  Bonferroni split would need z 3.1 at each of 51 looks; these boundaries fall from 3.0
-  at the bake's end to 1.94 at the extension's, so a stage that needs its extension, as at
-  low traffic, keeps nearly the power of one test at the end.
+  Bonferroni split would need z 3.15 at each of the 61 looks of a 10-look bake and its
+  default extension; these boundaries fall from 3.08 at the bake's end to 1.95 at the
+  extension's, so a stage that needs its extension, as at low traffic, keeps nearly the
+  power of one test at the end.
 
 Each look's boundary is computed exactly for the correlated statistics of a cumulative
 window by recursive numerical integration (Armitage, McPherson and Rowe; Jennison and
 Turnbull, ch. 19) on an even grid with Gregory's end correction at the boundary, summing
-only the increments that can matter, so the cost of a look does not grow with its number
-beyond the width of the density.
+only the increments that can matter: each boundary is within 1e-3 of z of what a grid
+five times finer gives, and a 3-hour bake of 1-minute looks with its extension (360
+looks, both tests) takes about 2 s.
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ class MetricEvidence:
     statistic: float | None = None
     threshold: float | None = None
     margin: float | None = None
+    pass_statistic: float | None = None  # within-tolerance z (older verdicts have none)
+    pass_threshold: float | None = None
     value: float | None = None
     critical: bool = False
     judged: str | None = None  # the outcome before a limit tolerated it
@@ -124,6 +126,8 @@ def _metric(entry: Mapping[str, Any], index: int) -> MetricEvidence:
         statistic=_number(entry.get("statistic")),
         threshold=_number(entry.get("threshold")),
         margin=_number(entry.get("margin")),
+        pass_statistic=_number(entry.get("pass_statistic")),
+        pass_threshold=_number(entry.get("pass_threshold")),
         value=_number(entry.get("value")),
         critical=entry.get("critical") is True,
         judged=str(entry["judged"]) if entry.get("judged") else None,

@@ -270,6 +270,9 @@ def _numbers(metric: MetricEvidence) -> str:
         parts.append(f"interval [{low:+.3%}, {high:+.3%}]")
     if metric.margin is not None:
         parts.append(f"passes within {metric.margin:.3%}")
+    if metric.pass_statistic is not None:
+        passes = f" (passes above {metric.pass_threshold:.2f})" if metric.pass_threshold else ""
+        parts.append(f"within z {metric.pass_statistic:.2f}{passes}")
     return ", ".join(parts)
 
 

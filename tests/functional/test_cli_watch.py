@@ -60,6 +60,8 @@ def _metric(outcome: str, canary: tuple[int, int], baseline: tuple[int, int]) ->
         "statistic": 0.71,
         "threshold": 2.81,
         "margin": 0.01,
+        "pass_statistic": 1.23,
+        "pass_threshold": 2.24,
         "critical": True,
     }
 
@@ -190,7 +192,10 @@ def test_running_screen_shows_ladder_bake_metrics_evidence_and_commands(three_st
     assert re.search(r"latency-p99.*\? inconclusive \(was error\)\s+·✓│\?", screen)
     assert re.search(r"verdict\s+\? inconclusive\s+\?✓│\?", screen)
     assert "last look (stage 2 at 50%, 12:07:40): ? inconclusive → bake" in screen
-    assert "z 0.71 (fails above 2.81), interval [-0.100%, +0.400%], passes within 1.000%" in screen
+    assert (
+        "z 0.71 (fails above 2.81), interval [-0.100%, +0.400%], passes within 1.000%, "
+        "within z 1.23 (passes above 2.24)"
+    ) in screen
     assert "latency-p99: latency-p99: timed out" in screen
     rid = rollout.rollout_id
     for verb in ("pause", "abort", "promote"):
