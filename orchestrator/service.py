@@ -52,6 +52,9 @@ class RolloutService:
     store: Store
     sfn: SFNClient
     state_machine_arn: str
+    # EventBridge for the lifecycle events a person's request causes (resume); None: the
+    # process's own client. The CLI passes one made like its others (endpoint, region).
+    eventbridge: Any = None
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class RolloutService:
             output=step.as_payload(),
             detail={"next": step.as_payload()},
         )
-        publish("resumed", after)
+        publish("resumed", after, self.eventbridge)
         return after
 
     @transitions.on_a_fresh_read

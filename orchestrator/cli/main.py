@@ -134,6 +134,12 @@ def status(target: Target, rollout_id: str, as_json: bool, watch: bool, interval
             f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
             f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}"
         )
+        if control := summary["control"]:
+            why = f": {control['reason']}" if control.get("reason") else ""
+            click.echo(
+                f"pending: {control['action']} by {control['actor']}{why} "
+                "(carried out at the next decision point)"
+            )
 
 
 def _watch(target: Target, rollout_id: str, as_json: bool, interval: float) -> None:
@@ -174,7 +180,9 @@ def _steer(target: Target, verb: str, rollout_id: str, actor: str | None, reason
     from orchestrator.service import ControlRefused, RolloutService, rollout_summary
     from orchestrator.store import NotFoundError, StaleWriteError
 
-    service = RolloutService(target.store(), target.client("stepfunctions"), "")
+    service = RolloutService(
+        target.store(), target.client("stepfunctions"), "", target.client("events")
+    )
     try:
         rollout = getattr(service, verb)(rollout_id, _actor(actor), reason)
     except NotFoundError as exc:
@@ -213,15 +221,16 @@ _STEERING = (
 
 
 def _steering_command(verb: str, reason_required: bool, summary: str) -> click.Command:
-    @click.argument("rollout_id")
-    @click.option(
-        "--reason",
-        required=reason_required,
-        default=None if reason_required else "",
-        help="Why (required; recorded in the audit trail)."
+    # A required option gets no default at all: click 8.3+ counts an explicit default of
+    # None as a value, and the command would run without a reason.
+    reason = (
+        click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
         if reason_required
-        else "Why (recorded in the audit trail).",
+        else click.option("--reason", default="", help="Why (recorded in the audit trail).")
     )
+
+    @click.argument("rollout_id")
+    @reason
     @_ACTOR
     @click.pass_obj
     def command(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:

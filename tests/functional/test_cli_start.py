@@ -181,3 +181,69 @@ def test_malformed_dimension_template_exits_2(
 
     assert result.exit_code == 2
     assert "analysis.dimensions" in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["abort", "promote", "recover"])
+def test_steering_that_needs_a_reason_refuses_without_one(aws: dict[str, Any], verb: str) -> None:
+    """GIVEN abort, promote or recover without --reason WHEN run THEN a usage error (exit 2)
+    naming the option, before anything is read or written."""
+    result = CliRunner().invoke(cli, [verb, "r-20250101T000000Z-00000000"])
+
+    assert result.exit_code == 2
+    assert "Missing option '--reason'" in result.output
+    assert _items(aws["store"]) == []
+
+
+def test_resume_publishes_its_event_through_a_client_made_like_the_clis_others(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN `rollout --region eu-west-1 resume` WHEN the service publishes its lifecycle
+    event THEN through an EventBridge client of the CLI's region and endpoint, not the
+    process default (which would miss the local stack, or need a region of its own)."""
+    from orchestrator import service as service_module
+
+    seen: dict[str, Any] = {}
+
+    def resume(self: Any, rollout_id: str, actor: str, reason: str) -> Any:
+        seen["client"] = self.eventbridge
+        raise service_module.ControlRefused("not paused")
+
+    monkeypatch.setattr(service_module.RolloutService, "resume", resume)
+
+    result = CliRunner().invoke(cli, ["--region", "eu-west-1", "resume", "r-1"])
+
+    assert result.exit_code == 3
+    assert seen["client"].meta.service_model.service_name == "events"
+    assert seen["client"].meta.region_name == "eu-west-1"
+
+
+def test_plain_status_shows_a_pending_request(
+    aws: dict[str, Any], tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a started rollout and a pause asked for WHEN `rollout status` (plain) THEN the
+    pending request is shown with who asked and why, as the README says."""
+    from orchestrator.models import RolloutStatus
+    from orchestrator.workflow import transitions
+
+    store: Store = aws["store"]
+    _seed_route(store)
+    rollout_id = _start(_write(tmp_path, plan_doc)).stdout.strip()
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "started",
+        "execution began",
+        actor="test",
+        status=RolloutStatus.RUNNING,
+    )
+    pause = CliRunner().invoke(
+        cli, ["pause", rollout_id, "--reason", "p99 looks odd", "--actor", "ana"]
+    )
+
+    status = CliRunner().invoke(cli, ["status", rollout_id])
+
+    assert pause.exit_code == 0, pause.output
+    assert status.exit_code == 0, status.output
+    assert "pending: pause by ana: p99 looks odd (carried out at the next decision point)" in (
+        status.stdout
+    )
