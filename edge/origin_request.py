@@ -15,9 +15,6 @@ from edge import actions, config, events, rules
 from edge.log import warn
 
 TRIGGER = "origin-request"
-# Kept here for callers of the first version; the logic lives in rules.
-find_rule = rules.find_rule
-original_uri = rules.original_uri
 
 
 def handler(event: dict[str, Any], context: object) -> Any:
@@ -41,18 +38,7 @@ def decide(
     request: dict[str, Any], cfg: config.EdgeConfig, cache: rules.RuleCache, now: float
 ) -> dict[str, Any] | None:
     """The ``set_origin`` action of the request's variant, if it has one."""
-    headers = request["headers"]
-    uri = request["uri"]
-    if not isinstance(headers, dict) or not isinstance(uri, str):
-        return None
-    marked = headers.get(cfg.variant_header)
-    if not marked:
-        return None
-    name = marked[0]["value"]
-    # In origin-request, Host names the origin unless the distribution forwards the viewer's.
-    carried = headers.get(cfg.host_header) or headers["host"]
-    host = rules.normalize_host(carried[0]["value"])
-    found = rules.find_rule(cache.matcher_for(host, now), uri, name, host, headers)
+    found = rules.chosen(request, cfg.variant_header, cfg.host_header, cache, now)
     if found is None:
         return None
     origin: dict[str, Any] | None = (found[1].get("actions") or {}).get("set_origin")

@@ -142,6 +142,24 @@ def find_rule(
     return (matched, found) if found is not None else None
 
 
+def chosen(
+    request: dict[str, Any], variant_header: str, host_header: str, cache: RuleCache, now: float
+) -> tuple[Rule, dict[str, Any]] | None:
+    """The rule and variant viewer-request chose, found again by a later trigger from the
+    variant header it set and the viewer's host it carried; None when it chose nothing."""
+    headers, uri = request["headers"], request["uri"]
+    if not isinstance(headers, dict) or not isinstance(uri, str):
+        return None
+    name = actions.first_header(headers, variant_header)
+    if not name:
+        return None
+    # Past viewer-request, Host names the origin unless the distribution forwards the
+    # viewer's; the carried header is the viewer's own.
+    carried = actions.first_header(headers, host_header)
+    host = normalize_host(carried or headers["host"][0]["value"])
+    return find_rule(cache.matcher_for(host, now), uri, name, host, headers)
+
+
 def original_uri(
     template: str,
     *,

@@ -41,18 +41,11 @@ def decide(
     request: dict[str, Any], cfg: config.EdgeConfig, cache: rules.RuleCache, now: float
 ) -> dict[str, list[dict[str, str]]]:
     """Response headers to set for the request's rule and variant ({} when none apply)."""
-    headers, uri = request["headers"], request["uri"]
-    if not isinstance(headers, dict) or not isinstance(uri, str):
-        return {}
-    name = actions.first_header(headers, cfg.variant_header)
-    if not name:
-        return {}
-    carried = actions.first_header(headers, cfg.host_header)
-    host = rules.normalize_host(carried or headers["host"][0]["value"])
-    found = rules.find_rule(cache.matcher_for(host, now), uri, name, host, headers)
+    found = rules.chosen(request, cfg.variant_header, cfg.host_header, cache, now)
     if found is None:
         return {}
     rule, variant = found
+    headers = request["headers"]
     extra: dict[str, list[dict[str, str]]] = {}
     if rule.get("cache_control"):
         extra["cache-control"] = [{"key": "Cache-Control", "value": rule["cache_control"]}]

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.store import Store
 
-from .traffic import NAMESPACE
+from .traffic import NAMESPACE, count_data
 
 ErrorRate = Callable[[int], float]  # canary weight in basis points -> error rate
 
@@ -66,22 +66,6 @@ class MetricsFeeder:
                 errors_of = self.canary_errors if variant == "canary" else self.stable_errors
                 p = errors_of(canary_weight)
                 errors = sum(1 for _ in range(total) if rng.random() < p)
-                data.extend(_datum(self.host, variant, total, errors))
+                data.extend(count_data(self.host, variant, total, errors, time.time()))
             if data:
                 self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data)
-
-
-def _datum(host: str, variant: str, total: int, errors: int) -> list[dict[str, Any]]:
-    dimensions = [{"Name": "Host", "Value": host}, {"Name": "Variant", "Value": variant}]
-    now = time.time()
-    return [
-        {
-            "MetricName": name,
-            "Dimensions": dimensions,
-            "Timestamp": now,
-            "Value": float(value),
-            "Unit": "Count",
-            "StorageResolution": 1,
-        }
-        for name, value in (("Requests", total), ("Errors", errors))
-    ]

@@ -150,19 +150,21 @@ class TrafficGenerator:
                 tags = {"host": self.host, "variant": variant}
                 self.datadog.add(DATADOG_REQUESTS, tags, int(now), float(count))
                 self.datadog.add(DATADOG_ERRORS, tags, int(now), float(errors[variant]))
-            dimensions = [
-                {"Name": "Host", "Value": self.host},
-                {"Name": "Variant", "Value": variant},
-            ]
-            for name, value in (("Requests", count), ("Errors", errors[variant])):
-                data.append(
-                    {
-                        "MetricName": name,
-                        "Dimensions": dimensions,
-                        "Timestamp": now,
-                        "Value": float(value),
-                        "Unit": "Count",
-                        "StorageResolution": 1,
-                    }
-                )
+            data.extend(count_data(self.host, variant, count, errors[variant], now))
         self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data)
+
+
+def count_data(host: str, variant: str, total: int, errors: int, at: float) -> list[dict[str, Any]]:
+    """CloudWatch MetricData for one variant's request and error counts (1 s resolution)."""
+    dimensions = [{"Name": "Host", "Value": host}, {"Name": "Variant", "Value": variant}]
+    return [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": at,
+            "Value": float(value),
+            "Unit": "Count",
+            "StorageResolution": 1,
+        }
+        for name, value in (("Requests", total), ("Errors", errors))
+    ]

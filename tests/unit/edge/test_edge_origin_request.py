@@ -141,7 +141,7 @@ def test_original_uri_inverts_render_uri(template: str, uri: str, original: str 
     """GIVEN a template and a rewritten URI WHEN inverting THEN the pre-rewrite URI or None."""
     variant = {"name": "canary", "version": "v2"}
 
-    assert origin_request.original_uri(template, uri=uri, variant=variant, host=HOST) == original
+    assert rules.original_uri(template, uri=uri, variant=variant, host=HOST) == original
 
 
 def _host_missing(event: dict[str, Any]) -> None:
