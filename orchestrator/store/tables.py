@@ -63,11 +63,16 @@ def _indexes() -> dict[str, Any]:
     }
 
 
+def create_routes_table(client: DynamoDBClient, name: str) -> None:
+    """The routes table alone, as the edge reads it (tests that exercise only the edge)."""
+    client.create_table(TableName=name, **_key_schema(*ROUTES_KEY))
+
+
 def create_tables(client: DynamoDBClient, names: TableNames) -> None:
     """Create both tables (local stack and tests; in AWS the CDK app owns them)."""
     existing = set(client.list_tables()["TableNames"])
     if names.routes not in existing:
-        client.create_table(TableName=names.routes, **_key_schema(*ROUTES_KEY))
+        create_routes_table(client, names.routes)
     if names.rollouts not in existing:
         schema = _key_schema(*ROLLOUTS_KEY)
         indexes = _indexes()

@@ -19,6 +19,7 @@ from orchestrator.local.cloudfront import CloudFrontEmulator
 from orchestrator.local.origins import DemoOrigin
 from orchestrator.models import RouteRule
 from orchestrator.store.codec import route_item
+from orchestrator.store.tables import create_routes_table
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +46,7 @@ def moto_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
             aws_secret_access_key="testing",
         )
         table = f"routes-{uuid.uuid4().hex[:8]}"
-        client.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "host", "KeyType": "HASH"},
-                {"AttributeName": "path_rule", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "host", "AttributeType": "S"},
-                {"AttributeName": "path_rule", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_routes_table(client, table)
         path = tmp_path_factory.mktemp("edge") / "edge-config.json"
         path.write_text(json.dumps({"table": table, "endpoint_url": endpoint, "ttl_seconds": 0}))
         yield client, path

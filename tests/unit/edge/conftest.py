@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from edge import config, dynamo, rules
+from orchestrator.store.tables import create_routes_table
 
 HOST = "demo.example.com"
 
@@ -54,24 +55,15 @@ def routes_table(
     import boto3
 
     name = f"routes-{uuid.uuid4().hex[:8]}"
-    table = boto3.resource(
+    resource = boto3.resource(
         "dynamodb",
         endpoint_url=moto_endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-    ).create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "host", "KeyType": "HASH"},
-            {"AttributeName": "path_rule", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "host", "AttributeType": "S"},
-            {"AttributeName": "path_rule", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
     )
+    create_routes_table(resource.meta.client, name)
+    table = resource.Table(name)
     path = tmp_path / "edge-config.json"
     path.write_text(
         json.dumps({"table": name, "regions": ["us-east-1"], "endpoint_url": moto_endpoint})
