@@ -1,12 +1,17 @@
-"""Shared fixtures for the functional tests: fake AWS credentials, a plan, a seeded route."""
+"""Shared fixtures for the functional tests: fake AWS credentials, a plan, a seeded route,
+and a store on moto in-process with the default table names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from orchestrator.models import RolloutPlan, RouteRule
+from orchestrator.store import Store, TableNames, create_tables
 
 HOST = "shop.example.com"
 
@@ -82,3 +87,11 @@ def lambda_context():
     return InvocationContext(
         "edgeshift-test", "arn:aws:lambda:us-east-1:123456789012:function:edgeshift-test"
     )
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(dynamodb, TableNames())
+        yield Store(dynamodb, TableNames())

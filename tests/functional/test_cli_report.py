@@ -4,20 +4,17 @@ when matplotlib is missing, and the decisions it marks."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 
 from orchestrator.cli.main import cli
 from orchestrator.cli.report import INSTALL_HINT, decision_marks, draw
 from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
-from orchestrator.store import Store, TableNames, create_tables
+from orchestrator.store import Store
 from orchestrator.workflow import transitions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -122,14 +119,6 @@ def test_decisions_marked_are_the_changes_of_course(plan: RolloutPlan):
 
 
 # -- the command, against moto in-process ---------------------------------------------------
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(dynamodb, TableNames())
-        yield Store(dynamodb, TableNames())
 
 
 def _stored(store: Store, plan: RolloutPlan) -> Rollout:

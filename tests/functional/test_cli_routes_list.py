@@ -7,18 +7,15 @@ active rollout, or changed since the file's revision, exits 3; unknown hosts exi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner, Result
-from moto import mock_aws
 
 from orchestrator.cli.main import cli
 from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
-from orchestrator.store import Store, TableNames, create_tables
+from orchestrator.store import Store
 from orchestrator.workflow import transitions
 
 HOST = "shop.example.com"
@@ -36,14 +33,6 @@ rules:
         actions: {{set_headers: {{x-api-version: "{{version}}"}}}}
       - {{name: stable, version: v1, weight: 10000}}
 """
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(dynamodb, TableNames())
-        yield Store(dynamodb, TableNames())
 
 
 def _rollout(*args: str) -> Result:

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner
-from moto import mock_aws
 from rich.console import Console
 
 from orchestrator.cli.main import cli
@@ -26,7 +24,7 @@ from orchestrator.models import (
     RolloutPlan,
     RolloutStatus,
 )
-from orchestrator.store import Store, TableNames, create_tables
+from orchestrator.store import Store
 from orchestrator.workflow import transitions
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -332,14 +330,6 @@ def test_event_line_tolerates_any_detail():
 
 
 # -- the command, against moto in-process ---------------------------------------------------
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(dynamodb, TableNames())
-        yield Store(dynamodb, TableNames())
 
 
 def _finished(store: Store, plan: RolloutPlan) -> Rollout:
