@@ -31,10 +31,8 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
     baked = plan.baked_stages()
     index = max(0, min(index, len(baked) - 1))
     stage = baked[index]
-    # A look comes every interval until the bake (then the extension) is over, so a bake
-    # that is not a whole number of intervals still ends with a look: round up.
-    planned = max(1, -(-stage.bake // stage.interval))
-    extra = -(-(stage.bake + plan.extension(stage)) // stage.interval) - planned
+    planned = stage.looks()
+    extra = stage.looks(plan.extension(stage)) - planned
     number = max(1, min(math.floor(elapsed / stage.interval + 0.5), planned + extra))
     spec = plan.analysis
     return Look(

@@ -47,6 +47,11 @@ class Stage(Strict):
     def weight_bp(self) -> int:
         return round(self.weight * 100)
 
+    def looks(self, extension: int = 0) -> int:
+        """Analyses of this stage: one every interval until the bake (and ``extension``
+        seconds more) is over, the last one at or after its end."""
+        return max(1, -(-(self.bake + extension) // self.interval))
+
 
 DEFAULT_EXTENSION_BAKES = 6
 DEFAULT_EXTENSION = 3600
@@ -123,7 +128,7 @@ def estimated_history_events(stages: list[Stage], policies: Policies, long: bool
     for stage in stages:
         if stage.weight >= 100:
             continue
-        looks = -(-(stage.bake + policies.extension(stage, long)) // stage.interval)
+        looks = stage.looks(policies.extension(stage, long))
         total += EVENTS_PER_STAGE + looks * EVENTS_PER_LOOK + (5 if stage.approval else 0)
     return total
 
