@@ -28,7 +28,7 @@ from orchestrator.models.analysis import Direction, RatioMetric, ThresholdMetric
 
 from .counts import Counts
 from .margin import margin_for, within_z
-from .sequential import Look, binomial_upper_tail, pass_boundaries, z_quantile
+from .sequential import Look, binomial_upper_tail, z_quantile
 
 
 class Outcome(StrEnum):
@@ -178,7 +178,7 @@ def _looks_to_pass(within: float, look: Look) -> int | None:
     if within <= 0:
         return None
     number = max(look.number, 1)
-    bounds = pass_boundaries(look.pass_alpha, look.planned, look.extra)
+    bounds = look.pass_bounds()
     for offset, bound in enumerate(bounds):
         at = look.planned + offset
         if at > number and within * math.sqrt(at / number) > bound:

@@ -63,9 +63,13 @@ class Look:
         bounds = boundaries(self.alpha, self.planned, self.extra)
         return bounds[min(max(self.number, 1), len(bounds)) - 1]
 
+    def pass_bounds(self) -> tuple[float, ...]:
+        """The stage's pass boundaries, from the bake's last look to the extension's."""
+        return pass_boundaries(self.pass_alpha, self.planned, self.extra)
+
     def pass_bound(self) -> float:
         """A pass counts from the bake's last look on; earlier looks show that boundary."""
-        bounds = pass_boundaries(self.pass_alpha, self.planned, self.extra)
+        bounds = self.pass_bounds()
         return bounds[min(max(self.number - self.planned, 0), len(bounds) - 1)]
 
 
