@@ -1,10 +1,16 @@
 """The seam between fetching and judging.
 
-A provider answers one question: the sum (or another aggregate) of a query between two
-instants. Everything else is shared here: building the queries of each metric and variant,
-batching them into one ``fetch``, and turning answers into ``Measurement``s. Providers
-raise ``ProviderError`` from ``fetch``; ``measure`` turns it into an error measurement,
-so nothing raises into the workflow.
+A provider answers two questions: the count of a query in each period between two
+instants (``fetch_series``, for ratio metrics: the judge needs each interval, not only the
+window's sum, to see how much the counts vary beyond chance), and one aggregate of a
+query over the window (``fetch``, for threshold metrics). Everything else is shared here:
+building the queries of each metric and variant, batching them, and turning answers into
+``Measurement``s. Providers raise ``ProviderError``; ``measure`` turns it into an error
+measurement, so nothing raises into the workflow.
+
+Every call takes a ``deadline`` (a ``time.monotonic()`` instant): a provider never works
+past it, and reports a spent budget as a transient ``ProviderError``, so a slow or
+rate-limited source makes one inconclusive look, not a Lambda timeout.
 """
 
 from __future__ import annotations
@@ -84,11 +90,34 @@ class Measurement:
         return self.error is None and self.missing is None
 
 
+# Period start (aware UTC, a multiple of the period since the epoch) -> that period's sum.
+Series = dict[datetime, float]
+
+
 class MetricProvider(Protocol):
     def fetch(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float | None = None,
     ) -> dict[str, float | None]:
         """One aggregate per query id; ``None`` when the query matched no data."""
+        ...
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        """The sum of each count query in every ``period`` seconds of [start, end); a query
+        without data maps to ``{}``. A period is counted once, however many pages or
+        series it came in."""
         ...
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
@@ -100,8 +129,24 @@ class BaseProvider:
     """Shared ``check``: run the queries over the last minutes; an error is a problem."""
 
     def fetch(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float | None = None,
     ) -> dict[str, float | None]:
+        raise NotImplementedError
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
         raise NotImplementedError
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
