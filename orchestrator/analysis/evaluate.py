@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.models import Rollout
-from orchestrator.models.analysis import AnalysisSpec, DatadogSource, RatioMetric
+from orchestrator.models import Rollout, StageTally
+from orchestrator.models.analysis import AnalysisSpec, DatadogSource, Noise, RatioMetric
 
 from .aggregate import combine
-from .judge import MetricVerdict, Outcome, Verdict, judge_ratio, judge_threshold
+from .counts import Counts
+from .dispersion import history_noise
+from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, judge_threshold
 from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
@@ -63,39 +65,61 @@ def contexts(rollout: Rollout) -> dict[str, QueryContext]:
     }
 
 
+LOOK_BUDGET = 20.0  # seconds a look may spend fetching: well under Analyze's 60 s timeout
+
+
 def evaluate(
     rollout: Rollout,
-    start: datetime,
-    end: datetime,
+    now: datetime,
     provider: MetricProvider | None = None,
     *,
-    history: Sequence[Mapping[str, Any]] = (),
-) -> Verdict:
-    """Judge the canary against the baseline over ``[start, end]``.
+    deadline: float | None = None,
+) -> tuple[Verdict, StageTally]:
+    """Judge the canary against the baseline over the stage so far, and count the look
+    into the stage's tally (``rollout.tally``).
 
-    ``history``: the earlier verdicts of this stage (``Verdict.as_dict()``), for the
-    failure and error limits.
-    """
+    Within ``analysis.initial_delay`` of the stage's start only each metric's absolute
+    limit is judged, on the counts since the start; after it, the judged window starts
+    where the warm-up ends, so a cold canary's first minutes weigh on nothing."""
     plan = rollout.plan
     spec = plan.analysis
+    deadline = deadline if deadline is not None else time.monotonic() + LOOK_BUDGET
+    stage_start = rollout.stage_started_at or now
+    elapsed = (now - stage_start).total_seconds()
+    warm_up = elapsed < spec.initial_delay
+    start = stage_start if warm_up else stage_start + timedelta(seconds=spec.initial_delay)
+    look = look_at(plan, rollout.stage_index, elapsed)
     try:
         provider = provider or provider_for(spec)
     except Exception as exc:  # e.g. a secret that cannot be read
-        return _unmeasured(spec, f"no provider: {exc}", transient=True, history=history)
-    look = look_at(plan, rollout.stage_index, (end - start).total_seconds())
+        return _unmeasured(spec, f"no provider: {exc}", rollout.tally, warm_up, look.number)
     named = contexts(rollout)
-    measured = measure(provider, spec, named, start, end + _END_SLACK)
+    measured = measure(provider, spec, named, start, now + _END_SLACK, deadline=deadline)
     canary_name, baseline_name = plan.canary.name, plan.stable.name
     verdicts = [
         _judge(
-            metric, measured[metric.name, canary_name], measured[metric.name, baseline_name], look
+            metric,
+            measured[metric.name, canary_name],
+            measured[metric.name, baseline_name],
+            look,
+            spec,
+            rollout.noise.get(metric.name),
+            warm_up,
         )
         for metric in spec.judged_metrics()
     ]
-    return combine(verdicts, spec.limits, history, look.number)
+    return combine(verdicts, spec.limits, rollout.tally, look.number, warm_up=warm_up)
 
 
-def _judge(metric: Any, canary: Measurement, baseline: Measurement, look: Any) -> MetricVerdict:
+def _judge(
+    metric: Any,
+    canary: Measurement,
+    baseline: Measurement,
+    look: Any,
+    spec: AnalysisSpec,
+    noise: Noise | None,
+    warm_up: bool,
+) -> MetricVerdict:
     for measurement in (canary, baseline):
         if measurement.error is not None:
             return MetricVerdict(
@@ -115,40 +139,110 @@ def _judge(metric: Any, canary: Measurement, baseline: Measurement, look: Any) -
                 f"{metric.name}: {missing or 'no counts'}",
                 critical=metric.critical,
             )
-        return judge_ratio(metric, canary.counts, baseline.counts, look)
+        if warm_up:
+            return judge_guard(metric, canary.counts, baseline.counts, look)
+        return judge_ratio(
+            metric,
+            canary.counts,
+            baseline.counts,
+            look,
+            intervals=paired(canary, baseline),
+            noise=noise,
+            fail_margin=spec.fail_margin,
+            widen=spec.dispersion == "estimate",
+        )
+    if warm_up:
+        reason = f"{metric.name}: warming up, not judged"
+        return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason, critical=metric.critical)
     return judge_threshold(metric, canary.value)
 
 
+def paired(canary: Measurement, baseline: Measurement) -> tuple[tuple[Counts, Counts], ...]:
+    """The periods both arms have counts for, in time order."""
+    ours, theirs = canary.series or {}, baseline.series or {}
+    return tuple((ours[moment], theirs[moment]) for moment in sorted(ours) if moment in theirs)
+
+
 def _unmeasured(
-    spec: AnalysisSpec, why: str, *, transient: bool, history: Sequence[Mapping[str, Any]]
-) -> Verdict:
+    spec: AnalysisSpec, why: str, tally: StageTally, warm_up: bool, look: int
+) -> tuple[Verdict, StageTally]:
     verdicts = [
         MetricVerdict(
-            m.name, Outcome.ERROR, why, critical=m.critical, transient=transient, measured=False
+            m.name, Outcome.ERROR, why, critical=m.critical, transient=True, measured=False
         )
         for m in spec.judged_metrics()
     ]
-    return combine(verdicts, spec.limits, history)
+    return combine(verdicts, spec.limits, tally, look, warm_up=warm_up)
 
 
-def preflight(rollout: Rollout, provider: MetricProvider | None = None) -> list[str]:
-    """Problems that make analysis impossible, found before any user sees the canary:
-    unreadable keys, rejected keys, queries the provider refuses. [] when all is well.
+PREFLIGHT_ATTEMPTS = 3
+PREFLIGHT_BACKOFF = 2.0  # seconds before the second attempt, doubled after
 
-    Only the baseline's queries run (the canary has no traffic yet), over recent minutes;
-    no data is not a problem (a metric may be new), an error is."""
+
+def preflight(
+    rollout: Rollout,
+    provider: MetricProvider | None = None,
+    *,
+    now: datetime | None = None,
+    sleep: Any = time.sleep,
+) -> tuple[list[str], dict[str, Noise]]:
+    """Problems that make analysis impossible, found before any user sees the canary
+    (unreadable keys, rejected keys, queries the provider refuses; [] when all is well),
+    and each ratio metric's noise and traffic on the stable fleet over
+    ``analysis.noise_history`` (for the dispersion and the feasibility forecast).
+
+    Only the baseline's queries run (the canary has no traffic yet); no data is not a
+    problem (a metric may be new), an error is. A problem is asked again a few times
+    (a transient rate limit is no reason to roll back before the first shift)."""
     plan = rollout.plan
+    now = now or datetime.now(tz=UTC)
     try:
         provider = provider or provider_for(plan.analysis)
     except Exception as exc:
-        return [f"analysis provider {plan.analysis.provider}: {exc}"]
+        return [f"analysis provider {plan.analysis.provider}: {exc}"], {}
     baseline = contexts(rollout)[plan.stable.name]
     queries = [
         query
         for m, metric in enumerate(plan.analysis.judged_metrics())
         for query in metric_queries(metric, baseline, f"m{m}")
     ]
-    try:
-        return list(provider.check(queries, datetime.now(tz=UTC)))
-    except Exception as exc:  # check must not raise either
-        return [f"analysis provider {plan.analysis.provider} check failed: {exc!r}"]
+    problems: list[str] = []
+    for attempt in range(PREFLIGHT_ATTEMPTS):
+        try:
+            problems = list(provider.check(queries, now))
+        except Exception as exc:  # check must not raise either
+            problems = [f"analysis provider {plan.analysis.provider} check failed: {exc!r}"]
+        if not problems:
+            break
+        if attempt + 1 < PREFLIGHT_ATTEMPTS:
+            sleep(PREFLIGHT_BACKOFF * 2**attempt)
+    if problems:
+        return problems, {}
+    return [], stable_noise(rollout, provider, now)
+
+
+def stable_noise(rollout: Rollout, provider: MetricProvider, now: datetime) -> dict[str, Noise]:
+    """Each ratio metric's noise on the stable fleet over the last ``noise_history``: no
+    answer is no prior (the stage's own intervals are then all the judge has)."""
+    spec = rollout.plan.analysis
+    if spec.noise_history <= 0 or spec.dispersion != "estimate":
+        return {}
+    stable = {rollout.plan.stable.name: contexts(rollout)[rollout.plan.stable.name]}
+    start = now - timedelta(seconds=spec.noise_history)
+    measured = measure(provider, spec, stable, start, now, deadline=time.monotonic() + LOOK_BUDGET)
+    noise: dict[str, Noise] = {}
+    for metric in spec.judged_metrics():
+        found = measured.get((metric.name, rollout.plan.stable.name))
+        if not isinstance(metric, RatioMetric) or found is None or not found.series:
+            continue
+        periods = list(found.series.values())
+        estimated = history_noise(periods, f"stable fleet, last {spec.noise_history // 60} min")
+        minutes = len(periods) * spec.period / 60
+        requests = sum(c.total for c in periods)
+        noise[metric.name] = estimated.model_copy(
+            update={
+                "requests_per_minute": requests / minutes if minutes else None,
+                "rate": (sum(c.errors for c in periods) / requests) if requests else None,
+            }
+        )
+    return noise

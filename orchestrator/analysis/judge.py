@@ -3,18 +3,25 @@
 A ratio metric is turned into "bad events over events, lower is better" (for a
 higher-is-better metric the bad events are the misses), then two one-sided questions:
 
-- fail: is the canary worse than the baseline? The exact conditional binomial test of the
-  canary's share of bad events (``_excess_z``) must cross the group-sequential boundary of
-  this look (``sequential.Look``), which keeps the stage's false-rollback rate at its
-  budget although the question is asked every interval.
+- fail: is the canary worse than the baseline by more than the fail margin (a share,
+  ``fail_margin``, of the metric's tolerance)? Two tests must both cross the
+  group-sequential boundary of this look (``sequential.Look``), which keeps the stage's
+  false-rollback rate at its budget although the question is asked every interval: the
+  exact conditional binomial test of the canary's share of bad events against no
+  difference (``_excess_z``: exact at a handful of errors), and the score test against the
+  fail line (``margin.py``: a canary whose true effect is inside the margin is not rolled
+  back because traffic is high, as Kayenta's effect-size thresholds intend).
 - pass: is the canary at most ``tolerance`` worse? The score test of ``margin.py`` must
   cross this look's pass boundary, which keeps the chance of passing a canary at the
   margin at ``pass_alpha`` over the looks a pass is acted on. The Agresti-Caffo interval
   of the difference is shown as evidence.
 
+Every statistic is widened by the look's dispersion (``dispersion.py``): counts of real
+fleets vary more than binomial, and judging them as binomial rolls back healthy canaries.
+
 Fail wins over pass; too few events, or neither answer, is inconclusive. An optional
 absolute guard fails the canary when its own rate is beyond the limit with the same
-confidence, whatever the baseline does.
+confidence, whatever the baseline does; ``judge_guard`` applies it alone (the warm-up).
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.models.analysis import Direction, RatioMetric, ThresholdMetric
+from orchestrator.models.analysis import Direction, Noise, RatioMetric, ThresholdMetric
 
 from .counts import Counts
-from .margin import margin_for, within_z
+from .dispersion import Dispersion, estimate, rare_side
+from .margin import Margin, margin_for, within_z
 from .sequential import Look, binomial_upper_tail, z_quantile
 
 
@@ -60,10 +68,17 @@ class MetricVerdict:
     interval: tuple[float, float] | None = None  # of the effect, at the pass confidence
     statistic: float | None = None  # z of "canary worse than baseline"
     threshold: float | None = None  # the boundary the statistic must cross to fail
+    fail_statistic: float | None = None  # z of "worse than the fail margin" (score test)
+    fail_margin: float | None = None  # the effect beyond which a canary may fail
     margin: float | None = None  # the worst effect that may still pass
     pass_statistic: float | None = None  # z of "within the tolerance" (score test)
     pass_threshold: float | None = None  # the boundary it must cross to pass
     looks_to_pass: int | None = None  # inconclusive: looks a pass needs at this traffic
+    dispersion: float | None = None  # variance factor over binomial the tests used
+    dispersion_df: float | None = None  # its degrees of freedom (inf: binomial)
+    dispersion_source: str | None = None  # where it came from
+    intervals: int | None = None  # intervals the counts came in
+    warm_up: bool = False  # within initial_delay: only the absolute limit is judged
     value: float | None = None  # threshold metrics
     critical: bool = False
     transient: bool = False  # an error that may go away at the next look
@@ -74,6 +89,10 @@ class MetricVerdict:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         data["judged"] = self.judged.value if self.judged else None
+        if data.get("dispersion_df") == math.inf:
+            data["dispersion_df"] = None  # JSON has no infinity: absent means binomial
+        if not data.get("warm_up"):
+            data.pop("warm_up", None)
         return {key: value for key, value in data.items() if value is not None}
 
 
@@ -99,7 +118,20 @@ class Verdict:
         }
 
 
-def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Look) -> MetricVerdict:
+def judge_ratio(
+    metric: RatioMetric,
+    canary: Counts,
+    baseline: Counts,
+    look: Look,
+    *,
+    intervals: tuple[tuple[Counts, Counts], ...] = (),
+    noise: Noise | None = None,
+    fail_margin: float = 0.0,
+    widen: bool = True,
+) -> MetricVerdict:
+    """``intervals``: the (canary, baseline) counts of each interval the totals came from;
+    ``noise``: the stable fleet's, from preflight; ``fail_margin``: the share of the
+    tolerance the canary must be worse by to fail; ``widen=False`` assumes binomial noise."""
     bad_canary, bad_baseline = _bad_events(metric.direction, canary, baseline)
     evidence: dict[str, Any] = {
         "canary": canary,
@@ -107,6 +139,7 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
         "canary_rate": canary.rate,
         "baseline_rate": baseline.rate,
         "critical": metric.critical,
+        "intervals": len(intervals) or None,
     }
     fail_at = look.fail_bound()
     guard = _guard(metric, bad_canary, fail_at)
@@ -120,32 +153,48 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
             f"need {metric.min_samples} each",
             **evidence,
         )
+    spread_of = _dispersion(metric.direction, canary, baseline, intervals, noise, widen)
+    tolerance_line = margin_for(metric.tolerance, metric.direction, baseline.rate)
+    fail_line = _scaled(tolerance_line, fail_margin)
     margin = metric.tolerance.margin(baseline.rate)  # relative to the rate as written
     effect = bad_canary.rate - bad_baseline.rate
-    statistic = _excess_z(bad_canary, bad_baseline)
-    spread = _spread(bad_canary, bad_baseline)
-    pass_at = look.pass_bound()
-    within = within_z(
-        bad_canary, bad_baseline, margin_for(metric.tolerance, metric.direction, baseline.rate)
+    statistic = spread_of.widen(_excess_z(bad_canary, bad_baseline))
+    fail_statistic = (
+        spread_of.widen(-within_z(bad_canary, bad_baseline, fail_line)) if fail_margin else None
     )
+    within = spread_of.widen(within_z(bad_canary, bad_baseline, tolerance_line))
+    spread = _spread(bad_canary, bad_baseline) * math.sqrt(spread_of.phi)
+    pass_at = look.pass_bound()
     lower, upper = effect - pass_at * spread, effect + pass_at * spread
     evidence |= {
         "effect": effect,
         "interval": (lower, upper),
         "statistic": statistic,
         "threshold": fail_at,
+        "fail_statistic": fail_statistic,
+        "fail_margin": margin * fail_margin if fail_margin else None,
         "margin": margin,
         "pass_statistic": within,
         "pass_threshold": pass_at,
+        "dispersion": spread_of.phi,
+        "dispersion_df": spread_of.df,
+        "dispersion_source": spread_of.source,
     }
     worse = "higher" if metric.direction is Direction.LOWER else "lower"
     summary = (
         f"canary {canary.rate:.4%} vs baseline {baseline.rate:.4%} "
         f"({canary.errors}/{canary.total} vs {baseline.errors}/{baseline.total})"
+        + (f", dispersion {spread_of.phi:.2f}" if spread_of.phi > 1 else "")
     )
-    if statistic > fail_at:
-        reason = f"{metric.name} {worse} than baseline: z {statistic:.2f} > {fail_at:.2f}; "
-        return MetricVerdict(metric.name, Outcome.FAIL, reason + summary, **evidence)
+    beyond = fail_statistic is None or fail_statistic > fail_at
+    if statistic > fail_at and beyond:
+        reason = f"{metric.name} {worse} than baseline: z {statistic:.2f} > {fail_at:.2f}"
+        if fail_statistic is not None:
+            reason += (
+                f", and by more than {margin * fail_margin:.4%}: "
+                f"z {fail_statistic:.2f} > {fail_at:.2f}"
+            )
+        return MetricVerdict(metric.name, Outcome.FAIL, f"{reason}; {summary}", **evidence)
     if guard:
         return MetricVerdict(metric.name, Outcome.FAIL, guard, **evidence)
     if within > pass_at:
@@ -168,6 +217,44 @@ def judge_ratio(metric: RatioMetric, canary: Counts, baseline: Counts, look: Loo
         )
     evidence["looks_to_pass"] = looks
     return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason + summary, **evidence)
+
+
+def judge_guard(metric: RatioMetric, canary: Counts, baseline: Counts, look: Look) -> MetricVerdict:
+    """The warm-up's verdict: only the absolute limit, at the first look's confidence."""
+    bad_canary, _ = _bad_events(metric.direction, canary, baseline)
+    evidence: dict[str, Any] = {
+        "canary": canary,
+        "baseline": baseline,
+        "canary_rate": canary.rate,
+        "baseline_rate": baseline.rate,
+        "critical": metric.critical,
+        "warm_up": True,
+    }
+    guard = _guard(metric, bad_canary, look.fail_bound())
+    if guard:
+        return MetricVerdict(metric.name, Outcome.FAIL, guard, **evidence)
+    reason = f"{metric.name}: warming up, only its limit is judged"
+    return MetricVerdict(metric.name, Outcome.INCONCLUSIVE, reason, **evidence)
+
+
+def _dispersion(
+    direction: Direction,
+    canary: Counts,
+    baseline: Counts,
+    intervals: tuple[tuple[Counts, Counts], ...],
+    noise: Noise | None,
+    widen: bool,
+) -> Dispersion:
+    if not widen:
+        return Dispersion(1.0, math.inf, "binomial (analysis.dispersion)")
+    # The rarer class is the same whichever way the metric is written: count on it.
+    flipped, _, _ = rare_side(canary, baseline)
+    return estimate(intervals, noise, flipped=flipped)
+
+
+def _scaled(line: Margin, share: float) -> Margin:
+    """``share`` of the way from "no difference" to the tolerance line."""
+    return Margin(1 + share * (line.slope - 1), share * line.offset)
 
 
 def _looks_to_pass(within: float, look: Look) -> int | None:

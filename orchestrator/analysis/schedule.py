@@ -27,13 +27,17 @@ def stage_alpha(alpha: float, index: int, baked: int) -> float:
 
 
 def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
-    """The look ``elapsed`` seconds into stage ``index`` (a 100% stage counts as the last)."""
+    """The judged look ``elapsed`` seconds into stage ``index`` (a 100% stage counts as the
+    last). Looks within the warm-up are not part of the schedule: a stage's looks are
+    numbered from the first one after ``initial_delay``."""
     baked = plan.baked_stages()
     index = max(0, min(index, len(baked) - 1))
     stage = baked[index]
-    planned = stage.looks()
-    extra = stage.looks(plan.extension(stage)) - planned
-    number = max(1, min(math.floor(elapsed / stage.interval + 0.5), planned + extra))
+    skipped = plan.analysis.initial_delay // stage.interval
+    planned = max(1, stage.looks() - skipped)
+    extra = stage.looks(plan.extension(stage)) - stage.looks()
+    taken = math.floor(elapsed / stage.interval + 0.5) - skipped
+    number = max(1, min(taken, planned + extra))
     spec = plan.analysis
     return Look(
         number=number,

@@ -184,6 +184,13 @@ def _convolve(
     return out
 
 
+def student_upper_tail(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` (any positive real) degrees of freedom."""
+    if t <= 0:
+        return 1 - student_upper_tail(-t, df)
+    return 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+
+
 def binomial_upper_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p): the regularized incomplete beta I_p(k, n-k+1)."""
     if k <= 0:

@@ -10,6 +10,7 @@ from .rollout import (
     ControlRequest,
     Rollout,
     RolloutStatus,
+    StageTally,
     new_rollout_id,
     utcnow,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "RouteRule",
     "SetOrigin",
     "Stage",
+    "StageTally",
     "Target",
     "Variant",
     "VariantActions",

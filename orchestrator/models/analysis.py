@@ -12,7 +12,16 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from .durations import Duration
 from .route import Strict
@@ -28,6 +37,8 @@ DATADOG_SITES = (
     "ddog-gov.com",
 )
 MAX_METRICS = 20
+# Chosen by `make bench`: a canary must be worse by half its tolerance before it fails.
+DEFAULT_FAIL_MARGIN = 0.5
 
 
 # ``{name}`` is a placeholder; braces around anything with ':', ',', '*', '!' or spaces are
@@ -142,16 +153,64 @@ class DatadogSource(Strict):
     max_retries: int = Field(default=3, ge=0, le=10, description="after a 429 (rate limited)")
 
 
-class Limits(Strict):
-    """How verdicts over time and across metrics add up (the worst phase wins)."""
+# Names a plan may still carry from before the limits had one home each.
+_RENAMED_LIMITS = {
+    "failure_limit": "tolerated_failures",
+    "inconclusive_limit": "max_inconclusive_looks",
+    "consecutive_error_limit": "max_error_streak",
+}
 
-    failure_limit: int = Field(default=0, ge=0, description="failures of non-critical metrics")
-    inconclusive_limit: int | None = Field(
-        default=None, ge=1, description="inconclusive looks in a stage before it counts as fail"
+
+class Limits(Strict):
+    """How verdicts over time and across metrics add up (the worst phase wins). Counted
+    per stage in the rollout's ``StageTally``; the one function that reads them is
+    ``orchestrator.analysis.aggregate.combine``."""
+
+    tolerated_failures: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="failing looks of a non-critical metric tolerated in a stage; the next "
+        "one rolls back (a critical metric rolls back at its first)",
     )
-    consecutive_error_limit: int = Field(
-        default=3, ge=1, description="looks in a row the provider may fail before error"
+    max_inconclusive_looks: int | None = Field(
+        default=None,
+        ge=1,
+        description="inconclusive looks in a stage; the next one counts as a failure",
     )
+    max_error_streak: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="looks in a row a metric may go unmeasured (transient provider errors) "
+        "before the analysis counts as unable to measure, which rolls back",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for old, new in _RENAMED_LIMITS.items():
+                if old in data:
+                    raise ValueError(
+                        f"analysis.limits.{old} was renamed: use analysis.limits.{new} "
+                        f"({Limits.model_fields[new].description})"
+                    )
+        return data
+
+
+class Noise(BaseModel):
+    """Extra-binomial noise of one metric, measured on the stable fleet before the first
+    shift: the relative variance of its rate per interval (``kappa``) and the degrees of
+    freedom it was estimated with. See ``orchestrator.analysis.dispersion``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kappa: float = Field(default=0.0, ge=0)
+    df: int = Field(default=0, ge=0)
+    source: str = "none"
+    requests_per_minute: float | None = Field(default=None, ge=0)
+    rate: float | None = Field(default=None, ge=0, le=1)
 
 
 class AnalysisSpec(Strict):
@@ -175,6 +234,32 @@ class AnalysisSpec(Strict):
     )
     pass_alpha: float = Field(
         default=0.05, gt=0, le=0.5, description="chance of passing a canary worse than tolerance"
+    )
+    fail_margin: float = Field(
+        default=DEFAULT_FAIL_MARGIN,
+        ge=0,
+        le=1,
+        description="share of a metric's tolerance the canary must be worse by, with "
+        "confidence, before it fails (0: any difference fails)",
+    )
+    initial_delay: Duration = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="warm-up at the start of each stage: looks in it count toward neither a "
+        "fail nor a pass (a metric's absolute limit still applies at once)",
+    )
+    dispersion: Literal["estimate", "binomial"] = Field(
+        default="estimate",
+        description="estimate: widen the tests by the extra-binomial noise measured on the "
+        "stable fleet and in each stage; binomial: assume none (ideal counts only)",
+    )
+    noise_history: Duration = Field(
+        default=3600,
+        ge=0,
+        le=86400,
+        description="how far back preflight reads the stable fleet to measure its noise and "
+        "traffic (0: not at all)",
     )
 
     @field_validator("dimensions")

@@ -70,9 +70,6 @@ class Policies(Strict):
         description="extra bake time; default: six more bakes up to an hour, or one more "
         "bake when that is longer or the history budget has no room for more",
     )
-    failure_limit: int = Field(
-        default=1, ge=1, le=10, description="failed analyses in a stage before rolling back"
-    )
     stage_timeout: Duration | None = Field(
         default=None, ge=1, le=7 * 86400, description="longest time in one stage, pauses included"
     )
@@ -85,6 +82,17 @@ class Policies(Strict):
     approval_timeout: Duration = Field(
         default=86400, ge=1, le=30 * 86400, description="an approval not given by then rolls back"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "failure_limit" in data:
+            raise ValueError(
+                "policies.failure_limit was replaced by analysis.limits.tolerated_failures: "
+                "failing looks tolerated in a stage before rolling back (failure_limit N is "
+                "tolerated_failures N - 1)"
+            )
+        return data
 
     def extension(self, stage: Stage, long: bool = True) -> int:
         """Seconds an inconclusive bake of ``stage`` may be extended by.
@@ -162,6 +170,17 @@ class RolloutPlan(Strict):
                 f"{HISTORY_EVENT_BUDGET} (the hard limit is {HISTORY_EVENT_LIMIT}); use longer "
                 "intervals, fewer stages or a shorter policies.max_extension"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _warm_up_fits(self) -> RolloutPlan:
+        delay = self.analysis.initial_delay
+        for number, stage in enumerate(self.stages, start=1):
+            if stage.weight < 100 and delay >= stage.bake:
+                raise ValueError(
+                    f"analysis.initial_delay ({delay}s) must be shorter than every stage's "
+                    f"bake: stage {number} bakes {stage.bake}s, so nothing would be judged"
+                )
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .analysis import Noise
 from .plan import RolloutPlan, Stage
 from .route import FULL_WEIGHT
 
@@ -97,6 +98,23 @@ class AuditEvent(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class StageTally(BaseModel):
+    """What the looks of the current stage have added up to; reset when a stage is applied
+    and written with each look, so the limits read one typed record, not the audit trail."""
+
+    model_config = ConfigDict(frozen=True)
+
+    looks: int = Field(default=0, ge=0, description="looks taken in this stage")
+    judged: int = Field(default=0, ge=0, description="looks past the warm-up")
+    inconclusive: int = Field(default=0, ge=0, description="judged looks without a verdict")
+    failures: dict[str, int] = Field(
+        default_factory=dict, description="failing looks per metric, tolerated ones included"
+    )
+    error_streak: dict[str, int] = Field(
+        default_factory=dict, description="looks in a row each metric went unmeasured"
+    )
+
+
 class Rollout(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -116,7 +134,11 @@ class Rollout(BaseModel):
     task_token: str | None = Field(
         default=None, description="set while PAUSED or awaiting approval"
     )
-    failures: int = Field(default=0, ge=0, description="failed analyses in the current stage")
+    tally: StageTally = Field(default_factory=StageTally, description="the current stage's")
+    noise: dict[str, Noise] = Field(
+        default_factory=dict, description="per metric, the stable fleet's noise at preflight"
+    )
+    force: bool = Field(default=False, description="started despite a feasibility warning")
 
     @classmethod
     def start(cls, plan: RolloutPlan, actor: str, now: datetime | None = None) -> Rollout:

@@ -59,11 +59,9 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
         # no evidence is not good evidence, and a person has to look at the metrics source.
         return Decision(Action.ROLLBACK, index, 0, f"analysis could not measure: {verdict.reason}")
     if verdict.outcome is Outcome.FAIL:
-        if rollout.failures + 1 >= policies.failure_limit:
-            return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
-        why = f"failed analysis {rollout.failures + 1} of {policies.failure_limit} allowed"
-        # Past the bake, the next look still comes one interval later, not at once.
-        return _bake(index, max(stage.bake - elapsed, stage.interval), stage.interval, why)
+        # Failures a plan tolerates were already counted and softened by the limits
+        # (analysis.limits.tolerated_failures): a failing verdict here rolls back.
+        return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
     if policies.stage_timeout is not None and elapsed >= policies.stage_timeout:
         return Decision(Action.ROLLBACK, index, 0, "the stage outlived its stage_timeout")
     if elapsed < stage.bake:

@@ -13,14 +13,15 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from orchestrator.analysis import Outcome, evaluate, preflight
+from orchestrator.analysis import preflight
 from orchestrator.events.bus import publish
 from orchestrator.models import Rollout, RolloutStatus, utcnow
 from orchestrator.runtime import per_process
 from orchestrator.store import Store, StoreError
 
 from . import transitions
-from .decide import Action, Decision, decide, first_step
+from .decide import Action, Decision, first_step
+from .step import stage_started, take_look
 
 logger = Logger(service="edgeshift-workflow")
 tracer = Tracer(service="edgeshift-workflow")
@@ -58,7 +59,7 @@ def _lambda(handler: Any) -> Any:
 def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
     if rollout.status is RolloutStatus.PENDING:
-        problems = preflight(rollout)
+        problems, noise = preflight(rollout)
         if problems:  # caught by the state machine: rolled back before the first shift
             raise PreflightFailed("; ".join(problems)[:1000])
         rollout = transitions.commit(
@@ -67,9 +68,13 @@ def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "started",
             "execution began; metric sources answered",
             actor=ACTOR,
-            detail={"execution_arn": event.get("execution_arn")},
+            detail={
+                "execution_arn": event.get("execution_arn"),
+                "noise": {name: n.model_dump() for name, n in noise.items()},
+            },
             status=RolloutStatus.RUNNING,
             execution_arn=event.get("execution_arn"),
+            noise=noise,
         )
         publish("started", rollout)
     return first_step().as_payload()
@@ -94,9 +99,7 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
         actor=ACTOR,
         route=change,
         detail={"stage": index, "weights": transitions.weights(change)},
-        stage_index=index,
-        stage_started_at=utcnow(),
-        failures=0,
+        **stage_started(index, utcnow()),
     )
     publish("stage_applied", rollout)
     metrics.add_metric(name="StageApplied", unit=MetricUnit.Count, value=1)
@@ -107,38 +110,17 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
     _require(rollout, RolloutStatus.RUNNING)
-    now = utcnow()
-    start = rollout.stage_started_at or now
-    history = [
-        e.detail["verdict"]
-        for e in _store().events(rollout.rollout_id)
-        if e.kind == "analysis" and e.detail.get("stage") == rollout.stage_index
-    ]
-    verdict = evaluate(rollout, start, now, history=history)
-    decision = decide(rollout, verdict, now)
+    step = take_look(rollout, utcnow())
+    verdict, decision = step.verdict, step.decision
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
-    changes: dict[str, Any] = {"control": None}
-    if verdict.outcome is Outcome.FAIL:
-        changes["failures"] = rollout.failures + 1
-    if decision.action is Action.PROMOTE:
-        changes.update(status=RolloutStatus.PROMOTING, reason=decision.reason)
-    elif decision.action is Action.ROLLBACK:
-        changes.update(status=RolloutStatus.ROLLING_BACK, reason=decision.reason)
     transitions.commit(
         _store(),
         rollout,
         "analysis",
         decision.reason,
         actor=ACTOR,
-        detail={
-            "stage": rollout.stage_index,
-            "weight": rollout.canary_weight_bp / 100,
-            "window": [start.isoformat(), now.isoformat()],
-            "verdict": verdict.as_dict(),
-            "decision": decision.as_payload(),
-            "control": rollout.control.model_dump(mode="json") if rollout.control else None,
-        },
-        **changes,
+        detail=step.detail,
+        **step.changes,
     )
     metrics.add_metric(name=f"Verdict_{verdict.outcome.value}", unit=MetricUnit.Count, value=1)
     return decision.as_payload()

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.analysis.counts import Counts
 from orchestrator.models.analysis import (
@@ -84,6 +84,7 @@ class Measurement:
     error: str | None = None  # could not measure
     transient: bool = True
     missing: str | None = None  # measured, but no (or incomplete) data: inconclusive
+    series: dict[datetime, Counts] | None = None  # ratio metrics: the counts of each period
 
     @property
     def ok(self) -> bool:
@@ -178,24 +179,86 @@ def measure(
     contexts: Mapping[str, QueryContext],
     start: datetime,
     end: datetime,
+    *,
+    deadline: float | None = None,
 ) -> dict[tuple[str, str], Measurement]:
-    """Every metric for every variant, fetched in one batch; keyed by (metric, variant)."""
-    metrics = spec.judged_metrics()
+    """Every metric for every variant, keyed by (metric, variant): ratio metrics from one
+    ``fetch_series`` batch (their counts per period and in all), threshold metrics from
+    one ``fetch``."""
     plan: dict[tuple[str, str], list[Query]] = {}
-    for m, metric in enumerate(metrics):
+    ratios: set[tuple[str, str]] = set()
+    for m, metric in enumerate(spec.judged_metrics()):
         for v, (variant, context) in enumerate(contexts.items()):
             plan[metric.name, variant] = metric_queries(metric, context, f"m{m}v{v}")
+            if isinstance(metric, RatioMetric):
+                ratios.add((metric.name, variant))
+    found: dict[tuple[str, str], Measurement] = {}
+    counted = {key: batch for key, batch in plan.items() if key in ratios}
+    valued = {key: batch for key, batch in plan.items() if key not in ratios}
+    if counted:
+        series = _guarded(
+            lambda queries: provider.fetch_series(
+                queries, start, end, spec.period, deadline=deadline
+            ),
+            counted,
+        )
+        if isinstance(series, dict):
+            found |= {key: _counted(batch, series) for key, batch in counted.items()}
+        else:
+            found |= dict.fromkeys(counted, series)
+    if valued:
+        answers = _guarded(
+            lambda queries: provider.fetch(queries, start, end, deadline=deadline), valued
+        )
+        if isinstance(answers, dict):
+            found |= {key: _measurement(batch, answers) for key, batch in valued.items()}
+        else:
+            found |= dict.fromkeys(valued, answers)
+    return found
+
+
+def _guarded(call: Any, plan: Mapping[tuple[str, str], list[Query]]) -> Any:
+    """The provider's answer, or the one Measurement every metric of the batch gets."""
     queries = [query for batch in plan.values() for query in batch]
     try:
-        answers = provider.fetch(queries, start, end)
+        return call(queries)
     except IncompleteData as exc:
-        return {key: Measurement(missing=str(exc)) for key in plan}
+        return Measurement(missing=str(exc))
     except ProviderError as exc:
-        return {key: Measurement(error=str(exc), transient=exc.transient) for key in plan}
+        return Measurement(error=str(exc), transient=exc.transient)
     except Exception as exc:  # a provider bug must not reach the workflow either
-        failure = Measurement(error=f"provider failed: {exc!r}", transient=True)
-        return dict.fromkeys(plan, failure)
-    return {key: _measurement(batch, answers) for key, batch in plan.items()}
+        return Measurement(error=f"provider failed: {exc!r}", transient=True)
+
+
+def _counted(batch: list[Query], answers: Mapping[str, object]) -> Measurement:
+    """A ratio's counts per period and in all, from its numerator's and denominator's
+    series. Totals are checked as a whole (numerator at most denominator); a period whose
+    numerator landed before its denominator is kept out of the per-period counts only."""
+    numerator_query, denominator_query = batch
+    numerators = answers.get(numerator_query.id)
+    denominators = answers.get(denominator_query.id)
+    for query, values in ((numerator_query, numerators), (denominator_query, denominators)):
+        if values is None or not isinstance(values, Mapping) or not values:
+            return Measurement(missing=f"no data for {query.text!r}")
+        for value in values.values():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return Measurement(error=f"non-numeric answer {value!r} for {query.text!r}")
+            if not math.isfinite(value) or value < 0:
+                return Measurement(error=f"impossible value {value!r} for {query.text!r}")
+    assert isinstance(numerators, Mapping) and isinstance(denominators, Mapping)
+    numerator = round(sum(numerators.values()))
+    denominator = round(sum(denominators.values()))
+    if numerator > denominator:
+        return Measurement(
+            error=f"numerator {numerator} above denominator {denominator} "
+            f"({numerator_query.text!r} / {denominator_query.text!r})"
+        )
+    series: dict[datetime, Counts] = {}
+    for moment in sorted(denominators):
+        bad, total = round(numerators.get(moment, 0.0)), round(denominators[moment])
+        if bad <= total:
+            series[moment] = Counts(bad, total)
+    return Measurement(counts=Counts(numerator, denominator), series=series)
 
 
 def _measurement(batch: list[Query], answers: Mapping[str, object]) -> Measurement:

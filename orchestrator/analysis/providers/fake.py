@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .base import BaseProvider, ProviderError, Query
+from .base import BaseProvider, ProviderError, Query, Series
 
 Answer = Callable[[Query, datetime, datetime], float | None]
 
@@ -24,7 +24,12 @@ class FakeProvider(BaseProvider):
     calls: list[list[Query]] = field(default_factory=list)
 
     def fetch(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float | None = None,
     ) -> dict[str, float | None]:
         self.calls.append(list(queries))
         if self.error is not None:
@@ -32,6 +37,19 @@ class FakeProvider(BaseProvider):
         if self.answer is not None:
             return {q.id: self.answer(q, start, end) for q in queries}
         return {q.id: self.values.get((q.text, q.context.variant)) for q in queries}
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        """The whole window's answer, as one period starting at ``start``."""
+        answers = self.fetch(queries, start, end, deadline=deadline)
+        return {qid: {} if value is None else {start: value} for qid, value in answers.items()}
 
     def set_counts(
         self,

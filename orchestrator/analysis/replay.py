@@ -1,0 +1,210 @@
+"""A rollout replayed in-process on a simulated clock: what a plan decides on given counts.
+
+``replay`` runs the Analyze task's own step (``orchestrator.workflow.step.take_look``:
+counts, dispersion, judge, limits and tally, warm-up, ``decide``, extensions and the
+inconclusive policy) and carries its decisions out the way the state machine does (apply
+a stage, wait, look again, promote, roll back), with no AWS call. The benchmark, the
+``rollout backtest`` command and tests use it, so there is no second decision loop.
+
+``source(window)`` is asked once per look interval, in time order, for that interval's
+counts only: ``{metric: {"canary": (numerator, denominator), "baseline": (...)}}``. The
+optional ``history`` is the stable fleet's counts per interval before the first shift,
+``[{metric: (numerator, denominator)}, ...]`` oldest first, which preflight would read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+
+from .providers.base import BaseProvider, Query, Series
+
+Pair = tuple[float, float]
+WindowCounts = Mapping[str, Mapping[str, Pair]]
+EPOCH = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday; any instant works
+
+
+@dataclass(frozen=True)
+class Window:
+    stage: int  # 0-based
+    weight: float  # the canary's percent
+    start: datetime
+    end: datetime
+    look: int  # 0-based within the stage
+
+
+@dataclass
+class ReplayResult:
+    outcome: str  # PROMOTED, ROLLED_BACK or PAUSED
+    stage: int
+    looks: int
+    reason: str
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # audit details, per look
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "stage": self.stage,
+            "looks": self.looks,
+            "reason": self.reason,
+            "steps": self.steps,
+        }
+
+
+class ReplayError(ValueError):
+    """The source answered something the replay cannot use (named in the message)."""
+
+
+def replay(
+    plan: RolloutPlan | Mapping[str, Any],
+    source: Callable[[Window], WindowCounts],
+    *,
+    history: Sequence[Mapping[str, Pair]] = (),
+    start: datetime = EPOCH,
+    approve: bool = True,
+) -> ReplayResult:
+    """Run ``plan`` against ``source``. ``approve``: a stage that waits for approval is
+    approved at once (a backtest asks what the analysis decides, not when people answer);
+    otherwise the replay ends PAUSED there, as it does for a pause."""
+    from orchestrator.workflow.decide import Action, advance, first_step
+    from orchestrator.workflow.step import stage_started, take_look
+
+    from .evaluate import stable_noise
+
+    plan = plan if isinstance(plan, RolloutPlan) else RolloutPlan.model_validate(plan)
+    provider = _WindowProvider(plan, source)
+    rollout = Rollout.start(plan, "replay", now=start).model_copy(
+        update={"status": RolloutStatus.RUNNING}
+    )
+    if history:
+        rollout = rollout.model_copy(
+            update={"noise": stable_noise(rollout, _HistoryProvider(plan, history, start), start)}
+        )
+    now, decision = start, first_step()
+    result = ReplayResult("ROLLED_BACK", 0, 0, "")
+    while True:
+        if decision.action is Action.APPLY:
+            rollout = rollout.model_copy(update=stage_started(decision.stage, now))
+            provider.stage(decision.stage, now)
+            wait = plan.stages[decision.stage].interval
+        elif decision.action is Action.BAKE:
+            wait = decision.wait_seconds
+        elif decision.action is Action.AWAIT_APPROVAL and approve:
+            decision = advance(rollout, decision.stage)
+            continue
+        else:
+            outcome = {Action.PROMOTE: "PROMOTED", Action.ROLLBACK: "ROLLED_BACK"}
+            result.outcome = outcome.get(decision.action, "PAUSED")
+            result.stage, result.reason = decision.stage, decision.reason
+            return result
+        now += timedelta(seconds=wait)
+        step = take_look(rollout, now, provider)
+        rollout = rollout.model_copy(update=step.changes)
+        result.looks += 1
+        result.verdicts.append(step.detail["verdict"])
+        result.steps.append(step.detail)
+        decision = step.decision
+
+
+class _Arms:
+    """Which metric, arm and part a query asks for: its id is ``m<metric>...`` and it ends
+    ``_num`` or ``_den`` (see ``providers.base.metric_queries``); the arm is its variant."""
+
+    def __init__(self, plan: RolloutPlan) -> None:
+        self.names = [metric.name for metric in plan.analysis.judged_metrics()]
+        self.canary = plan.canary.name
+
+    def of(self, query: Query) -> tuple[str, str, int]:
+        head, _, part = query.id.rpartition("_")
+        index = int(head[1:].split("v")[0])
+        arm = "canary" if query.context.variant == self.canary else "baseline"
+        return self.names[index], arm, 0 if part == "num" else 1
+
+
+class _WindowProvider(BaseProvider):
+    """Answers the Analyze step's queries from the source's windows, asking each once."""
+
+    def __init__(self, plan: RolloutPlan, source: Callable[[Window], WindowCounts]) -> None:
+        self.plan, self.source, self.arms = plan, source, _Arms(plan)
+        self.windows: list[tuple[Window, WindowCounts]] = []
+        self._stage, self._started = 0, EPOCH
+
+    def stage(self, index: int, now: datetime) -> None:
+        self._stage, self._started, self.windows = index, now, []
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        interval = timedelta(seconds=self.plan.stages[self._stage].interval)
+        while True:  # every window that has ended by ``end`` is asked for, in order
+            look = len(self.windows)
+            opens = self._started + look * interval
+            if opens + interval > end:
+                break
+            window = Window(
+                self._stage, self.plan.stages[self._stage].weight, opens, opens + interval, look
+            )
+            self.windows.append((window, _checked(self.source(window), window, self.arms)))
+        answers: dict[str, Series] = {query.id: {} for query in queries}
+        for query in queries:
+            name, arm, part = self.arms.of(query)
+            for window, counts in self.windows:
+                if window.start >= start and name in counts and arm in counts[name]:
+                    answers[query.id][window.start] = float(counts[name][arm][part])
+        return answers
+
+
+class _HistoryProvider(BaseProvider):
+    """The stable fleet's intervals before the first shift, one per ``period`` up to ``end``."""
+
+    def __init__(
+        self, plan: RolloutPlan, history: Sequence[Mapping[str, Pair]], end: datetime
+    ) -> None:
+        self.arms, self.history, self.end = _Arms(plan), history, end
+        self.period = timedelta(seconds=plan.analysis.period)
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        answers: dict[str, Series] = {query.id: {} for query in queries}
+        first = self.end - len(self.history) * self.period
+        for query in queries:
+            name, _, part = self.arms.of(query)
+            for offset, counts in enumerate(self.history):
+                moment = first + offset * self.period
+                if moment >= start and name in counts:
+                    answers[query.id][moment] = float(counts[name][part])
+        return answers
+
+
+def _checked(counts: WindowCounts, window: Window, arms: _Arms) -> WindowCounts:
+    for name, by_arm in counts.items():
+        if name not in arms.names:
+            raise ReplayError(f"window {window.start.isoformat()}: unknown metric {name!r}")
+        for arm, pair in by_arm.items():
+            if arm not in ("canary", "baseline"):
+                raise ReplayError(f"{name}: unknown arm {arm!r} (canary or baseline)")
+            numerator, denominator = pair
+            if not 0 <= numerator <= denominator:
+                raise ReplayError(
+                    f"{name} {arm} at {window.start.isoformat()}: numerator {numerator} "
+                    f"must be between 0 and its denominator {denominator}"
+                )
+    return counts
