@@ -1,24 +1,38 @@
 """CloudWatch: GetMetricData with MetricStat per variant (``Sum`` for counts; metric math is
 not needed for counts, and moto does not evaluate it), all queries of a look batched in as
-few calls as the 500-query limit allows, pages followed through ``NextToken``.
+few calls as the 500-query and 100,800-datapoint limits allow, pages followed through
+``NextToken``.
 
-A result whose ``StatusCode`` is still ``PartialData`` after the last page is not complete
-yet: the look is inconclusive. ``Forbidden`` and access errors are permanent; throttling,
-``InternalError`` and network failures are transient.
+Nothing short of complete data is judged. A query any page of which reports a status other
+than ``Complete`` (``PartialData``), or carries a message (``ArithmeticError``: points were
+dropped), is incomplete: the look is inconclusive. A top-level message means CloudWatch
+truncated the answer (``MaxMetricsExceeded`` and the like): an error naming the limit.
+``Forbidden`` and access errors are permanent; throttling, ``InternalError`` and network
+failures are transient. A timestamp repeated across pages is counted once.
+
+Every call has a deadline: it is checked between pages, the client this provider creates
+has connect and read timeouts within it and makes no retries of its own (the next look is
+the retry), and a spent budget is a transient error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseProvider, IncompleteData, ProviderError, Query
+from .base import BaseProvider, IncompleteData, ProviderError, Query, Series
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
-MAX_QUERIES = 500
+MAX_QUERIES = 500  # per GetMetricData call
+MAX_DATAPOINTS = 100_800  # per call before CloudWatch paginates
+DEFAULT_BUDGET = 20.0  # seconds, when the caller gives no deadline
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
 _PERMANENT = {
     "AccessDenied",
     "AccessDeniedException",
@@ -29,6 +43,15 @@ _PERMANENT = {
     "InvalidClientTokenId",
     "ValidationError",
 }
+_TRUNCATED = {
+    "MaxQueryResultsExceeded",
+    "MaxMetricsExceeded",
+    "MaxMatchingResultsExceeded",
+    "MaxQueryTimeRangeExceeded",
+}
+
+# query id -> (timestamp -> value): one value per timestamp, however many pages repeat it
+_Points = dict[str, dict[datetime, float]]
 
 
 class CloudWatchProvider(BaseProvider):
@@ -43,33 +66,67 @@ class CloudWatchProvider(BaseProvider):
         self.dimensions = dimensions or {}
         self.period = period
         self._client = client
+        self._owned: dict[tuple[float, float], CloudWatchClient] = {}
 
     @property
     def client(self) -> CloudWatchClient:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("cloudwatch")
-        return self._client
+        return self._client_within(CONNECT_TIMEOUT + READ_TIMEOUT)
 
     def fetch(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float | None = None,
     ) -> dict[str, float | None]:
-        points: dict[str, list[float]] = {}
-        partial: list[str] = []
-        for offset in range(0, len(queries), MAX_QUERIES):
-            batch = queries[offset : offset + MAX_QUERIES]
-            ids = {f"q{i}": query for i, query in enumerate(batch)}
-            request = [self._metric_stat(qid, query) for qid, query in ids.items()]
-            for qid, (values, status) in self._pages(request, start, end).items():
-                points[ids[qid].id] = values
-                if status == "PartialData":
-                    partial.append(ids[qid].text)
-        if partial:
-            raise IncompleteData(f"CloudWatch data still partial for {sorted(set(partial))}")
-        return {query.id: _aggregate(points.get(query.id, []), query) for query in queries}
+        points = self._points(queries, start, end, self.period, None, deadline)
+        return {query.id: _aggregate(points.get(query.id, {}), query) for query in queries}
 
-    def _metric_stat(self, qid: str, query: Query) -> dict[str, Any]:
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        if period <= 0:
+            raise ProviderError(f"period must be positive, not {period}", transient=False)
+        points = self._points(queries, start, end, period, "Sum", deadline)
+        return {
+            query.id: _buckets(points.get(query.id, {}), start, end, period) for query in queries
+        }
+
+    # -- GetMetricData -----------------------------------------------------------------
+
+    def _points(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        stat: str | None,
+        deadline: float | None,
+    ) -> _Points:
+        deadline = time.monotonic() + DEFAULT_BUDGET if deadline is None else deadline
+        points: _Points = {}
+        incomplete: dict[str, str] = {}  # query text -> why
+        for batch in _batches(queries, start, end, period):
+            ids = {f"q{i}": query for i, query in enumerate(batch)}
+            request = [self._metric_stat(qid, q, period, stat) for qid, q in ids.items()]
+            found, problems = self._pages(request, start, end, deadline)
+            for qid, query in ids.items():
+                points[query.id] = found.get(qid, {})
+                if qid in problems:
+                    incomplete[query.text] = problems[qid]
+        if incomplete:
+            detail = "; ".join(f"{text}: {why}" for text, why in sorted(incomplete.items()))
+            raise IncompleteData(f"CloudWatch data not complete ({detail})")
+        return points
+
+    def _metric_stat(self, qid: str, query: Query, period: int, stat: str | None) -> dict[str, Any]:
         dimensions = [
             {"Name": name, "Value": query.context.fill(value)}
             for name, value in self.dimensions.items()
@@ -77,31 +134,28 @@ class CloudWatchProvider(BaseProvider):
         metric = {"Namespace": self.namespace, "MetricName": query.text, "Dimensions": dimensions}
         return {
             "Id": qid,
-            "MetricStat": {"Metric": metric, "Period": self.period, "Stat": query.stat},
+            "MetricStat": {"Metric": metric, "Period": period, "Stat": stat or query.stat},
             "ReturnData": True,
         }
 
     def _pages(
-        self, request: list[dict[str, Any]], start: datetime, end: datetime
-    ) -> dict[str, tuple[list[float], str]]:
+        self, request: list[dict[str, Any]], start: datetime, end: datetime, deadline: float
+    ) -> tuple[_Points, dict[str, str]]:
+        """Every page of one call: the points per id, and why an id is not complete."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        found: dict[str, tuple[list[float], str]] = {}
+        found: _Points = {}
+        problems: dict[str, str] = {}
         kwargs: dict[str, Any] = {"MetricDataQueries": request, "StartTime": start, "EndTime": end}
         try:
             while True:
-                page = self.client.get_metric_data(**kwargs)
-                for result in page.get("MetricDataResults", []):
-                    values, _ = found.get(result["Id"], ([], "Complete"))
-                    status = result.get("StatusCode", "Complete")
-                    if status in ("InternalError", "Forbidden"):
-                        raise ProviderError(
-                            f"CloudWatch {status} for {result.get('Label', result['Id'])}",
-                            transient=status == "InternalError",
-                        )
-                    found[result["Id"]] = ([*values, *result.get("Values", [])], status)
+                client = self._client_within(_remaining(deadline))
+                page = client.get_metric_data(**kwargs)
+                _check_messages(page.get("Messages") or [])
+                for result in page.get("MetricDataResults") or []:
+                    _read_result(result, found, problems)
                 if not page.get("NextToken"):
-                    return found
+                    return found, problems
                 kwargs["NextToken"] = page["NextToken"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -109,12 +163,98 @@ class CloudWatchProvider(BaseProvider):
                 f"CloudWatch GetMetricData failed: {exc}", transient=code not in _PERMANENT
             ) from exc
         except BotoCoreError as exc:
+            if time.monotonic() >= deadline:
+                raise _spent(f"CloudWatch unreachable: {exc}") from exc
             raise ProviderError(f"CloudWatch unreachable: {exc}") from exc
 
+    def _client_within(self, remaining: float) -> CloudWatchClient:
+        """The injected client as it is; else one whose timeouts fit in ``remaining``."""
+        if self._client is not None:
+            return self._client
+        timeouts = (min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining))
+        if timeouts not in self._owned:
+            import boto3
+            from botocore.config import Config
 
-def _aggregate(values: list[float], query: Query) -> float | None:
-    if not values:
+            config = Config(
+                connect_timeout=timeouts[0],
+                read_timeout=timeouts[1],
+                retries={"mode": "standard", "total_max_attempts": 1},
+            )
+            if timeouts != (CONNECT_TIMEOUT, READ_TIMEOUT):
+                # A budget nearly spent: a client for this call only, not kept.
+                return boto3.client("cloudwatch", config=config)
+            self._owned[timeouts] = boto3.client("cloudwatch", config=config)
+        return self._owned[timeouts]
+
+
+def _batches(
+    queries: Sequence[Query], start: datetime, end: datetime, period: int
+) -> Iterator[Sequence[Query]]:
+    """Slices small enough that CloudWatch answers each in one page."""
+    per_query = max(1, math.ceil((end - start).total_seconds() / period))
+    size = max(1, min(MAX_QUERIES, MAX_DATAPOINTS // per_query))
+    for offset in range(0, len(queries), size):
+        yield queries[offset : offset + size]
+
+
+def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
+    """A top-level message means CloudWatch answered only part of the request."""
+    if not messages:
+        return
+    codes = {str(m.get("Code")) for m in messages}
+    text = "; ".join(f"{m.get('Code')}: {m.get('Value')}" for m in messages)
+    if codes & _TRUNCATED:
+        raise ProviderError(
+            f"CloudWatch truncated the answer ({text}); fewer or narrower queries are needed",
+            transient=False,
+        )
+    raise IncompleteData(f"CloudWatch answered with messages ({text})")
+
+
+def _read_result(result: Mapping[str, Any], found: _Points, problems: dict[str, str]) -> None:
+    qid = str(result.get("Id"))
+    label = result.get("Label") or qid
+    status = result.get("StatusCode", "Complete")
+    if status in ("InternalError", "Forbidden"):
+        raise ProviderError(f"CloudWatch {status} for {label}", transient=status == "InternalError")
+    if status != "Complete":
+        problems.setdefault(qid, f"status {status}")
+    for message in result.get("Messages") or []:
+        problems.setdefault(qid, f"{message.get('Code')}: {message.get('Value')}")
+    timestamps, values = result.get("Timestamps") or [], result.get("Values") or []
+    if len(timestamps) != len(values):
+        raise ProviderError(
+            f"CloudWatch returned {len(timestamps)} timestamps and {len(values)} values for {label}"
+        )
+    points = found.setdefault(qid, {})
+    for moment, value in zip(timestamps, values, strict=True):
+        if not isinstance(moment, datetime):
+            raise ProviderError(f"CloudWatch returned a malformed timestamp {moment!r} for {label}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProviderError(f"CloudWatch returned a non-numeric value {value!r} for {label}")
+        points.setdefault(moment.astimezone(UTC), float(value))
+
+
+def _buckets(
+    points: Mapping[datetime, float], start: datetime, end: datetime, period: int
+) -> Series:
+    """Each point added to its period, aligned to the epoch; periods outside [start, end)
+    left out."""
+    first, last = start.timestamp(), end.timestamp()
+    series: Series = {}
+    for moment, value in points.items():
+        second = int(moment.timestamp()) // period * period
+        if second + period > first and second < last:
+            bucket = datetime.fromtimestamp(second, UTC)
+            series[bucket] = series.get(bucket, 0.0) + value
+    return dict(sorted(series.items()))
+
+
+def _aggregate(points: Mapping[datetime, float], query: Query) -> float | None:
+    if not points:
         return None
+    values = list(points.values())
     if query.aggregator == "sum":
         return float(sum(values))
     if query.aggregator == "max":
@@ -122,5 +262,16 @@ def _aggregate(values: list[float], query: Query) -> float | None:
     if query.aggregator == "min":
         return min(values)
     if query.aggregator == "last":
-        return values[0]  # GetMetricData returns newest first by default
+        return points[max(points)]
     return sum(values) / len(values)
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _spent("CloudWatch GetMetricData not finished")
+    return left
+
+
+def _spent(what: str) -> ProviderError:
+    return ProviderError(f"{what}: the look's time budget spent", transient=True)

@@ -1,31 +1,47 @@
-"""Datadog through ``datadog-api-client``: v2 scalar queries (``/api/v2/query/scalar``,
-one value per query over the window) with v1 ``query_metrics`` (``/api/v1/query``, the
-window's points summed, null points treated as missing) as a fallback or on request.
+"""Datadog through ``datadog-api-client``: v2 formula queries (``/api/v2/query/scalar``, one
+value per query over the window; ``/api/v2/query/timeseries`` with ``interval``, the sum of
+each period) with v1 ``query_metrics`` (``/api/v1/query``; per period through
+``.rollup(sum, <period>)``) as a fallback or on request. Each value is read by its formula's
+name (a scalar column's ``name``, a series' ``query_index``), never by position when names
+are given; the groups of one query are summed; a value that is not a number is an error,
+never a crash. Bodies are read as the JSON Datadog documents, checked here.
 
 Keys come from Secrets Manager through powertools' parameters utility (cached), never from
-the plan. A 429 waits for ``X-RateLimit-Reset`` (bounded) and retries at most
-``max_retries`` times; timeouts and 5xx are transient errors; 400 (bad query) and
-401/403 (bad key) are permanent ones. Sparse counters report no series when nothing
-happened: wrap such numerators in ``default_zero()`` or the look stays inconclusive.
+the plan. Nothing retries behind this module's back: the client's connection pool makes one
+request per attempt. A 429 waits for ``Retry-After`` or ``X-RateLimit-Reset`` (the longer)
+and retries at most ``max_retries`` times, and only while the wait fits the deadline; each
+request's timeout is the configured one or the time left, whichever is shorter; a spent
+budget is a transient error. Timeouts and 5xx are transient; 400 (bad query) and 401/403
+(bad key) are permanent. Sparse counters report no series when nothing happened: wrap such
+numerators in ``default_zero()`` or the look stays inconclusive.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.models.analysis import DatadogSource
 
-from .base import BaseProvider, ProviderError, Query
+from .base import BaseProvider, IncompleteData, ProviderError, Query, Series
 
 HOST_OVERRIDE = "EDGESHIFT_DATADOG_HOST"  # deployment setting (local stack, proxies)
 MAX_RATE_LIMIT_WAIT = 10.0  # seconds; longer waits are reported instead of slept
+DEFAULT_BUDGET = 20.0  # seconds per call when the caller gives no deadline
 BATCH = 16  # queries per v2 request
+_MIN_REQUEST = 0.25  # seconds a request needs at least: a wait leaving less is not slept
+_Answer = TypeVar("_Answer")
 _FALLBACK_STATUSES = {404, 405, 408, 500, 501, 502, 503, 504}
+_WRAPPER = re.compile(r"^\s*([a-z_]+)\((.*)\)\s*$", re.DOTALL)
+_METRIC_QUERY = re.compile(r"^\s*\w+:[\w.]+\s*\{[^{}]*\}(\s*by\s*\{[^{}]*\})?(\.as_\w+\(\))?\s*$")
 
 
 def secret_from_secrets_manager(name: str) -> str:
@@ -54,31 +70,66 @@ class DatadogProvider(BaseProvider):
         self._client: Any = None
 
     def fetch(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float | None = None,
     ) -> dict[str, float | None]:
-        if self.source.api == "v1":
-            return self._v1(queries, start, end)
-        try:
-            return self._v2(queries, start, end)
-        except _Fallback as exc:
-            if not self.source.fallback_to_v1:
-                raise ProviderError(str(exc), transient=exc.transient) from None
-            return self._v1(queries, start, end)
+        due = _deadline(deadline)
+        return self._v2_or_v1(
+            partial(self._v2_scalar, queries, start, end, due),
+            partial(self._v1, queries, start, end, due),
+            due,
+        )
+
+    def fetch_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+    ) -> dict[str, Series]:
+        if period <= 0:
+            raise ProviderError(f"period must be positive, not {period}", transient=False)
+        due = _deadline(deadline)
+        return self._v2_or_v1(
+            partial(self._v2_series, queries, start, end, period, due),
+            partial(self._v1_series, queries, start, end, period, due),
+            due,
+        )
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
         from datadog_api_client.v1.api.authentication_api import AuthenticationApi
 
         try:
             api = AuthenticationApi(self._api_client())  # type: ignore[no-untyped-call]
-            self._call(api.validate, "key validation")
+            self._call(api.validate, "key validation", _deadline(None))
         except ProviderError as exc:
             return [str(exc)]
         return super().check(queries, now)
 
+    def _v2_or_v1(
+        self, v2: Callable[[], _Answer], v1: Callable[[], _Answer], deadline: float
+    ) -> _Answer:
+        if self.source.api == "v1":
+            return v1()
+        try:
+            return v2()
+        except _Fallback as exc:
+            if not self.source.fallback_to_v1:
+                raise ProviderError(str(exc), transient=exc.transient) from None
+            if time.monotonic() >= deadline:
+                raise _spent(str(exc)) from None
+            return v1()
+
     # -- v2 ----------------------------------------------------------------------------
 
-    def _v2(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+    def _v2_scalar(
+        self, queries: Sequence[Query], start: datetime, end: datetime, deadline: float
     ) -> dict[str, float | None]:
         from datadog_api_client.v2.api.metrics_api import MetricsApi
         from datadog_api_client.v2.model.metrics_aggregator import MetricsAggregator
@@ -90,10 +141,10 @@ class DatadogProvider(BaseProvider):
         )
         from datadog_api_client.v2.model.scalar_formula_request import ScalarFormulaRequest
         from datadog_api_client.v2.model.scalar_formula_request_attributes import (
-            ScalarFormulaRequestAttributes,
+            ScalarFormulaRequestAttributes as Attributes,
         )
         from datadog_api_client.v2.model.scalar_formula_request_queries import (
-            ScalarFormulaRequestQueries,
+            ScalarFormulaRequestQueries as Queries,
         )
         from datadog_api_client.v2.model.scalar_formula_request_type import (
             ScalarFormulaRequestType,
@@ -101,55 +152,118 @@ class DatadogProvider(BaseProvider):
 
         api = MetricsApi(self._api_client())  # type: ignore[no-untyped-call]
         answers: dict[str, float | None] = {}
-        for offset in range(0, len(queries), BATCH):
-            batch = queries[offset : offset + BATCH]
-            names = {f"q{i}": query for i, query in enumerate(batch)}
+        for names in _batches(queries):
+            metrics = [
+                MetricsScalarQuery(
+                    aggregator=MetricsAggregator(_v2_aggregator(q.aggregator)),  # type: ignore[no-untyped-call]
+                    data_source=MetricsDataSource.METRICS,
+                    query=q.text,
+                    name=name,
+                )
+                for name, q in names.items()
+            ]
+            attributes = Attributes(
+                _from=_ms(start),
+                to=_ms(end),
+                queries=Queries(metrics),  # type: ignore[no-untyped-call]
+                formulas=[QueryFormula(formula=name) for name in names],
+            )
             body = ScalarFormulaQueryRequest(
                 data=ScalarFormulaRequest(
-                    attributes=ScalarFormulaRequestAttributes(
-                        _from=_ms(start),
-                        to=_ms(end),
-                        queries=ScalarFormulaRequestQueries(  # type: ignore[no-untyped-call]
-                            [
-                                MetricsScalarQuery(
-                                    aggregator=MetricsAggregator(  # type: ignore[no-untyped-call]
-                                        _v2_aggregator(q.aggregator)
-                                    ),
-                                    data_source=MetricsDataSource.METRICS,
-                                    query=q.text,
-                                    name=name,
-                                )
-                                for name, q in names.items()
-                            ]
-                        ),
-                        formulas=[QueryFormula(formula=name) for name in names],
-                    ),
-                    type=ScalarFormulaRequestType.SCALAR_REQUEST,
+                    attributes=attributes, type=ScalarFormulaRequestType.SCALAR_REQUEST
                 )
             )
-            response = self._call(partial(api.query_scalar_data, body=body), "v2 scalar", v2=True)
-            answers |= _scalar_values(response, names)
+            request = partial(api.query_scalar_data, body=body)
+            answers |= _scalar_values(self._call(request, "v2 scalar", deadline, v2=True), names)
+        return answers
+
+    def _v2_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        deadline: float,
+    ) -> dict[str, Series]:
+        from datadog_api_client.v2.api.metrics_api import MetricsApi
+        from datadog_api_client.v2.model.metrics_data_source import MetricsDataSource
+        from datadog_api_client.v2.model.metrics_timeseries_query import MetricsTimeseriesQuery
+        from datadog_api_client.v2.model.query_formula import QueryFormula
+        from datadog_api_client.v2.model.timeseries_formula_query_request import (
+            TimeseriesFormulaQueryRequest,
+        )
+        from datadog_api_client.v2.model.timeseries_formula_request import (
+            TimeseriesFormulaRequest,
+        )
+        from datadog_api_client.v2.model.timeseries_formula_request_attributes import (
+            TimeseriesFormulaRequestAttributes as Attributes,
+        )
+        from datadog_api_client.v2.model.timeseries_formula_request_queries import (
+            TimeseriesFormulaRequestQueries as Queries,
+        )
+        from datadog_api_client.v2.model.timeseries_formula_request_type import (
+            TimeseriesFormulaRequestType,
+        )
+
+        api = MetricsApi(self._api_client())  # type: ignore[no-untyped-call]
+        answers: dict[str, Series] = {}
+        for names in _batches(queries):
+            metrics = [
+                MetricsTimeseriesQuery(
+                    data_source=MetricsDataSource.METRICS, query=q.text, name=name
+                )
+                for name, q in names.items()
+            ]
+            attributes = Attributes(
+                _from=_ms(start),
+                to=_ms(end),
+                interval=period * 1000,
+                queries=Queries(metrics),  # type: ignore[no-untyped-call]
+                formulas=[QueryFormula(formula=name) for name in names],
+            )
+            body = TimeseriesFormulaQueryRequest(
+                data=TimeseriesFormulaRequest(
+                    attributes=attributes, type=TimeseriesFormulaRequestType.TIMESERIES_REQUEST
+                )
+            )
+            request = partial(api.query_timeseries_data, body=body)
+            response = self._call(request, "v2 timeseries", deadline, v2=True)
+            answers |= _timeseries_values(response, names, start, end, period)
         return answers
 
     # -- v1 ----------------------------------------------------------------------------
 
     def _v1(
-        self, queries: Sequence[Query], start: datetime, end: datetime
+        self, queries: Sequence[Query], start: datetime, end: datetime, deadline: float
     ) -> dict[str, float | None]:
+        answers: dict[str, float | None] = {}
+        for query in queries:
+            response = self._v1_query(query.text, start, end, deadline)
+            answers[query.id] = _aggregate(_v1_points(response, query), query)
+        return answers
+
+    def _v1_series(
+        self,
+        queries: Sequence[Query],
+        start: datetime,
+        end: datetime,
+        period: int,
+        deadline: float,
+    ) -> dict[str, Series]:
+        answers: dict[str, Series] = {}
+        for query in queries:
+            response = self._v1_query(_with_rollup(query.text, period), start, end, deadline)
+            answers[query.id] = _buckets(_v1_points(response, query), start, end, period)
+        return answers
+
+    def _v1_query(self, text: str, start: datetime, end: datetime, deadline: float) -> Any:
         from datadog_api_client.v1.api.metrics_api import MetricsApi
 
         api = MetricsApi(self._api_client())  # type: ignore[no-untyped-call]
-        answers: dict[str, float | None] = {}
-        for query in queries:
-            request = partial(
-                api.query_metrics,
-                _from=int(start.timestamp()),
-                to=int(end.timestamp()),
-                query=query.text,
-            )
-            response = self._call(request, "v1 query")
-            answers[query.id] = _v1_value(response, query)
-        return answers
+        request = partial(
+            api.query_metrics, _from=int(start.timestamp()), to=int(end.timestamp()), query=text
+        )
+        return self._call(request, "v1 query", deadline)
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -159,52 +273,103 @@ class DatadogProvider(BaseProvider):
         keys = (self._secret(self.source.api_key_secret), self._secret(self.source.app_key_secret))
         if self._client is None or keys != self._keys:
             from datadog_api_client import ApiClient, Configuration
+            from urllib3.util import Retry
 
             configuration = Configuration(  # type: ignore[no-untyped-call]
                 host=self.host,
                 api_key={"apiKeyAuth": keys[0], "appKeyAuth": keys[1]},
                 request_timeout=self.source.timeout,
             )
-            configuration.enable_retry = False  # retries are bounded here, see _call
-            self._client, self._keys = ApiClient(configuration), keys
+            configuration.enable_retry = False
+            # The body is read here (_json), so every value is checked before it is used.
+            configuration.preload_content = False
+            client = ApiClient(configuration)
+            # With enable_retry off the client passes no policy, and urllib3's default
+            # Retry(3) sleeps on Retry-After inside each request. Configuration's
+            # retry_policy exists only in recent releases; the pool's own setting works in
+            # every one. Every retry is made (and bounded) in _call instead.
+            client.rest_client.pool_manager.connection_pool_kw["retries"] = Retry(
+                total=0, redirect=False, respect_retry_after_header=False
+            )
+            self._client, self._keys = client, keys
         return self._client
 
-    def _call(self, request: Callable[[], Any], what: str, *, v2: bool = False) -> Any:
+    def _call(
+        self, request: Callable[[], Any], what: str, deadline: float, *, v2: bool = False
+    ) -> Any:
+        """One request, retried after a 429 while the wait fits; the JSON body it returned."""
         from datadog_api_client.exceptions import ApiException, OpenApiException
         from urllib3.exceptions import HTTPError
 
         attempt = 0
         while True:
+            left = _remaining(deadline, f"Datadog {what}")
+            self._api_client().configuration.request_timeout = min(self.source.timeout, left)
             try:
-                return request()
+                return _json(request(), what, v2)
             except ApiException as exc:
                 status = int(exc.status or 0)
-                if status == 429 and attempt < self.source.max_retries:
-                    wait = _reset_seconds(exc.headers or {})
-                    if wait <= MAX_RATE_LIMIT_WAIT:
-                        attempt += 1
-                        self._sleep(wait)
-                        continue
-                raise _error(status, exc.body, what, v2) from None
+                if status != 429:
+                    raise _error(status, exc.body, what, v2) from None
+                wait = _retry_after(exc.headers or {})
+                if attempt >= self.source.max_retries:
+                    raise ProviderError(
+                        f"Datadog {what}: rate limited (429) after {attempt} retries"
+                        f"{_errors_text(exc.body)}"
+                    ) from None
+                if wait > MAX_RATE_LIMIT_WAIT or wait + _MIN_REQUEST > _left(deadline):
+                    raise ProviderError(
+                        f"Datadog {what}: rate limited (429) for {wait:g} s more, beyond the "
+                        "look's time budget"
+                    ) from None
+                attempt += 1
+                self._sleep(wait)
             except (HTTPError, OSError) as exc:
-                if v2:
-                    raise _Fallback(f"Datadog {what} failed: {exc}", transient=True) from None
-                raise ProviderError(f"Datadog {what} failed: {exc}") from None
-            except OpenApiException as exc:  # the body did not have the documented shape
-                message = f"Datadog {what}: malformed response: {exc}"
-                if v2:
-                    raise _Fallback(message, transient=True) from None
-                raise ProviderError(message) from None
+                failure = _spent if _left(deadline) <= 0 else ProviderError
+                message = f"Datadog {what} failed: {exc}"
+                raise (_Fallback(message) if v2 else failure(message)) from None
+            except OpenApiException as exc:
+                message = f"Datadog {what}: malformed request or response: {exc}"
+                raise (_Fallback(message) if v2 else ProviderError(message)) from None
 
 
 class _Fallback(ProviderError):
     """A v2 failure the v1 endpoint may not share."""
 
 
+def _deadline(deadline: float | None) -> float:
+    return time.monotonic() + DEFAULT_BUDGET if deadline is None else deadline
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def _remaining(deadline: float, what: str) -> float:
+    left = _left(deadline)
+    if left <= 0:
+        raise _spent(f"{what} not finished")
+    return left
+
+
+def _spent(what: str) -> ProviderError:
+    return ProviderError(f"{what}: the look's time budget spent", transient=True)
+
+
+def _json(response: Any, what: str, v2: bool) -> Any:
+    try:
+        data = response.data
+    finally:
+        response.release_conn()
+    try:
+        return json.loads(data)
+    except (ValueError, TypeError) as exc:
+        message = f"Datadog {what}: the body is not JSON ({exc})"
+        raise (_Fallback(message) if v2 else ProviderError(message)) from None
+
+
 def _error(status: int, body: Any, what: str, v2: bool) -> ProviderError:
     detail = _errors_text(body)
-    if status == 429:
-        return ProviderError(f"Datadog {what}: rate limited (429) after retries{detail}")
     if status in (401, 403):
         return ProviderError(
             f"Datadog {what}: API or application key rejected ({status}){detail}", transient=False
@@ -223,72 +388,210 @@ def _errors_text(body: Any) -> str:
     return ""
 
 
-def _reset_seconds(headers: dict[str, str]) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds to wait: the longer of ``Retry-After`` (seconds or an HTTP date) and
+    Datadog's ``X-RateLimit-Reset``; 1 when neither says."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        return max(0.0, float(lowered.get("x-ratelimit-reset", "1")))
-    except ValueError:
-        return 1.0
+    waits = []
+    for name in ("retry-after", "x-ratelimit-reset"):
+        value = lowered.get(name)
+        if value is None:
+            continue
+        try:
+            waits.append(float(value))
+        except ValueError:
+            try:
+                waits.append((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+            except (TypeError, ValueError):
+                continue
+    return max(0.0, max(waits)) if waits else 1.0
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _batches(queries: Sequence[Query]) -> list[dict[str, Query]]:
+    """Formula names (``q0``...) per v2 request, in request order."""
+    return [
+        {f"q{i}": query for i, query in enumerate(queries[offset : offset + BATCH])}
+        for offset in range(0, len(queries), BATCH)
+    ]
+
+
 def _v2_aggregator(aggregator: str) -> str:
     return {"last": "last", "max": "max", "min": "min", "sum": "sum"}.get(aggregator, "avg")
 
 
-def _scalar_values(response: Any, names: dict[str, Query]) -> dict[str, float | None]:
-    """Number columns in formula order; a column's values hold one entry per group."""
-    data = response.get("data") if hasattr(response, "get") else None
-    attributes = getattr(data, "attributes", None) if data is not None else None
-    columns = [
-        c for c in (getattr(attributes, "columns", None) or []) if str(c.get("type")) == "number"
-    ]
-    errors = response.get("errors") if hasattr(response, "get") else None
-    if not columns:
-        if errors:
-            raise ProviderError(f"Datadog v2 scalar query: {errors}", transient=False)
-        return dict.fromkeys((q.id for q in names.values()), None)
-    by_name = {str(c.get("name")): c for c in columns}
+def _with_rollup(text: str, period: int) -> str:
+    """``text`` summed per ``period`` seconds: ``.rollup(sum, period)`` on its metric
+    query, inside wrappers such as ``default_zero(...)``; a query that already rolls up,
+    or is not a plain metric query, is sent as written."""
+    wrappers: list[str] = []
+    core = text
+    while (match := _WRAPPER.match(core)) and not _METRIC_QUERY.match(core):
+        wrappers.append(match[1])
+        core = match[2]
+    if ".rollup(" in core or not _METRIC_QUERY.match(core):
+        return text
+    rolled = f"{core.strip()}.rollup(sum, {period})"
+    for name in reversed(wrappers):
+        rolled = f"{name}({rolled})"
+    return rolled
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+def _number(value: Any, where: str) -> float | None:
+    """A JSON number, or None for null; anything else is a malformed body."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProviderError(f"Datadog {where}: malformed value {value!r}, not a number")
+    return float(value)
+
+
+def _field(body: Any, path: str, kind: type, where: str) -> Any:
+    """``body[a][b]...`` for ``path`` "a.b...", of type ``kind``; absent is None."""
+    value = body
+    for key in path.split("."):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ProviderError(f"Datadog {where}: malformed body, {key!r} is not in an object")
+        value = value.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ProviderError(f"Datadog {where}: malformed body, {path} is not a {kind.__name__}")
+    return value
+
+
+def _body_errors(body: Any, found_any: bool, where: str) -> None:
+    """Datadog's ``errors`` beside (or instead of) data: never judged as complete."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not errors:
+        return
+    if not found_any:
+        raise ProviderError(f"Datadog {where}: {errors}", transient=False)
+    raise IncompleteData(f"Datadog {where} answered with errors: {errors}")
+
+
+def _scalar_values(body: Any, names: dict[str, Query]) -> dict[str, float | None]:
+    """Each formula's number column, found by its name; a column's values hold one
+    entry per group, summed."""
+    where = "v2 scalar"
+    columns = _field(body, "data.attributes.columns", list, where) or []
+    if not all(isinstance(c, dict) for c in columns):
+        raise ProviderError(f"Datadog {where}: malformed body, a column is not an object")
+    numbers = [c for c in columns if c.get("type") == "number"]
+    named = {str(c["name"]): c for c in numbers if c.get("name")}
     answers: dict[str, float | None] = {}
     for position, (name, query) in enumerate(names.items()):
-        column = by_name.get(name) or (columns[position] if position < len(columns) else None)
-        values = (
-            [] if column is None else [v for v in (column.get("values") or []) if v is not None]
-        )
-        if not values:
-            answers[query.id] = None
-        elif len(values) > 1 and query.aggregator != "sum":
-            raise ProviderError(
-                f"{query.text!r} returned {len(values)} groups; expected one", transient=False
-            )
-        else:
-            answers[query.id] = float(sum(values))
+        if named:
+            column = named.get(name)
+        else:  # unnamed columns come in formula order
+            column = numbers[position] if position < len(numbers) else None
+        answers[query.id] = _scalar_value(column, query, where)
+    _body_errors(body, any(v is not None for v in answers.values()), where)
     return answers
 
 
-def _v1_value(response: Any, query: Query) -> float | None:
-    if str(response.get("status", "ok")) == "error":
+def _scalar_value(column: dict[str, Any] | None, query: Query, where: str) -> float | None:
+    if column is None:
+        return None
+    raw = column.get("values")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ProviderError(f"Datadog {where}: malformed values {raw!r} for {query.text!r}")
+    values = [v for v in (_number(v, f"{where} {query.text!r}") for v in raw) if v is not None]
+    if not values:
+        return None
+    if len(values) > 1 and query.aggregator != "sum":
         raise ProviderError(
-            f"Datadog v1 query {query.text!r}: {response.get('error')}", transient=False
+            f"{query.text!r} returned {len(values)} groups; expected one", transient=False
         )
-    points = [
-        pair[1]
-        for series in (response.get("series") or [])
-        for point in (series.get("pointlist") or [])
-        for pair in [list(getattr(point, "value", point))]
-        if len(pair) > 1 and pair[1] is not None
-    ]
+    return float(sum(values))
+
+
+def _timeseries_values(
+    body: Any, names: dict[str, Query], start: datetime, end: datetime, period: int
+) -> dict[str, Series]:
+    """Each series' values under the formula its ``query_index`` names; several series of
+    one formula (groups) summed per period."""
+    where = "v2 timeseries"
+    times = _field(body, "data.attributes.times", list, where) or []
+    series = _field(body, "data.attributes.series", list, where) or []
+    values = _field(body, "data.attributes.values", list, where) or []
+    if len(values) != len(series):
+        raise ProviderError(
+            f"Datadog {where}: malformed body, {len(series)} series and {len(values)} value lists"
+        )
+    formulas = list(names.values())
+    points: dict[str, dict[float, float]] = {query.id: {} for query in formulas}
+    for described, row in zip(series, values, strict=True):
+        index = described.get("query_index") if isinstance(described, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(formulas):
+            raise ProviderError(f"Datadog {where}: malformed body, query_index {index!r}")
+        if not isinstance(row, list) or len(row) != len(times):
+            raise ProviderError(f"Datadog {where}: malformed body, values do not match times")
+        query = formulas[index]
+        for moment, raw in zip(times, row, strict=True):
+            value = _number(raw, f"{where} {query.text!r}")
+            stamp = _number(moment, f"{where} times")
+            if value is not None and stamp is not None:
+                merged = points[query.id]
+                merged[stamp / 1000] = merged.get(stamp / 1000, 0.0) + value
+    _body_errors(body, any(points.values()), where)
+    return {qid: _buckets(found, start, end, period) for qid, found in points.items()}
+
+
+def _v1_points(body: Any, query: Query) -> dict[float, float]:
+    """Every series' points (seconds -> value), summed where series share a timestamp;
+    null points are missing."""
+    where = f"v1 query {query.text!r}"
+    if not isinstance(body, dict):
+        raise ProviderError(f"Datadog {where}: malformed body, not an object")
+    if str(body.get("status", "ok")) == "error":
+        raise ProviderError(f"Datadog {where}: {body.get('error')}", transient=False)
+    found = _field(body, "series", list, where) or []
+    if len(found) > 1 and query.aggregator != "sum":
+        raise ProviderError(
+            f"{query.text!r} returned {len(found)} series; expected one", transient=False
+        )
+    points: dict[float, float] = {}
+    for series in found:
+        for point in _field(series, "pointlist", list, where) or []:
+            if not isinstance(point, list) or len(point) < 2:
+                raise ProviderError(f"Datadog {where}: malformed point {point!r}")
+            stamp, value = _number(point[0], where), _number(point[1], where)
+            if stamp is not None and value is not None:
+                points[stamp / 1000] = points.get(stamp / 1000, 0.0) + value
+    return points
+
+
+def _buckets(points: Mapping[float, float], start: datetime, end: datetime, period: int) -> Series:
+    """Each point added to its period, aligned to the epoch; periods outside [start, end)
+    left out."""
+    first, last = start.timestamp(), end.timestamp()
+    found: dict[int, float] = {}
+    for second, value in points.items():
+        bucket = int(second) // period * period
+        if bucket + period > first and bucket < last:
+            found[bucket] = found.get(bucket, 0.0) + value
+    return {datetime.fromtimestamp(b, UTC): found[b] for b in sorted(found)}
+
+
+def _aggregate(points: Mapping[float, float], query: Query) -> float | None:
     if not points:
         return None
+    values = list(points.values())
     if query.aggregator == "sum":
-        return float(sum(points))
+        return float(sum(values))
     if query.aggregator == "max":
-        return float(max(points))
+        return max(values)
     if query.aggregator == "min":
-        return float(min(points))
+        return min(values)
     if query.aggregator == "last":
-        return float(points[-1])
-    return float(sum(points) / len(points))
+        return points[max(points)]
+    return sum(values) / len(values)
