@@ -87,7 +87,25 @@ BAD_PLANS: list[tuple[str, str, Any, str]] = [
         {"on_inconclusive": "shrug"},
         "policies.on_inconclusive",
     ),
-    ("failure-limit-zero", "policies", {"failure_limit": 0}, "policies.failure_limit"),
+    (
+        "tolerated-failures-negative",
+        "analysis.limits",
+        {"tolerated_failures": -1},
+        "analysis.limits.tolerated_failures",
+    ),
+    (
+        "max-error-streak-zero",
+        "analysis.limits",
+        {"max_error_streak": 0},
+        "analysis.limits.max_error_streak",
+    ),
+    ("fail-margin-negative", "analysis.fail_margin", -0.1, "analysis.fail_margin"),
+    ("fail-margin-over-one", "analysis.fail_margin", 1.5, "analysis.fail_margin"),
+    ("fail-margin-not-a-number", "analysis.fail_margin", "wide", "analysis.fail_margin"),
+    ("initial-delay-not-a-duration", "analysis.initial_delay", "soon", "analysis.initial_delay"),
+    ("initial-delay-negative", "analysis.initial_delay", -1, "analysis.initial_delay"),
+    ("dispersion-unknown", "analysis.dispersion", "beta-binomial", "analysis.dispersion"),
+    ("noise-history-negative", "analysis.noise_history", -60, "analysis.noise_history"),
     (
         "invalidation-bad-path",
         "invalidation",
@@ -104,6 +122,77 @@ def test_bad_plan_is_refused_naming_the_field(case: str, path: str, value: Any, 
         parse_plan(json.dumps(_set(_plan(), path, value)))
     fields = [f for f, _ in refused.value.problems]
     assert any(f == field or f.startswith(field + ".") for f in fields), (case, fields)
+
+
+# (case id, change to a valid plan, field the error is reported on, words its message has)
+RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
+    # The demo's stages bake 8s, 6s (and 6s at 100%, which is not judged).
+    (
+        "initial-delay-as-long-as-a-bake",
+        "analysis.initial_delay",
+        6,
+        "(plan)",
+        ["analysis.initial_delay", "stage 2", "6s"],
+    ),
+    (
+        "initial-delay-longer-than-the-first-bake",
+        "analysis.initial_delay",
+        "1m",
+        "(plan)",
+        ["analysis.initial_delay", "stage 1", "8s"],
+    ),
+    (
+        "old-failure-limit",
+        "analysis.limits",
+        {"failure_limit": 1},
+        "analysis.limits",
+        ["analysis.limits.failure_limit", "analysis.limits.tolerated_failures"],
+    ),
+    (
+        "old-inconclusive-limit",
+        "analysis.limits",
+        {"inconclusive_limit": 3},
+        "analysis.limits",
+        ["analysis.limits.inconclusive_limit", "analysis.limits.max_inconclusive_looks"],
+    ),
+    (
+        "old-consecutive-error-limit",
+        "analysis.limits",
+        {"consecutive_error_limit": 3},
+        "analysis.limits",
+        ["analysis.limits.consecutive_error_limit", "analysis.limits.max_error_streak"],
+    ),
+    (
+        "old-policies-failure-limit",
+        "policies",
+        {"failure_limit": 2},
+        "policies",
+        ["policies.failure_limit", "analysis.limits.tolerated_failures"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "value", "field", "words"), _cases(RULES_ACROSS_FIELDS, {})
+)
+def test_bad_plan_is_refused_with_a_message_naming_the_fields(
+    case: str, path: str, value: Any, field: str, words: list[str]
+) -> None:
+    """GIVEN a plan breaking a rule on several fields, or an old field name WHEN parsed THEN
+    InvalidPlan names the fields (and the new name of an old one) in its message."""
+    with pytest.raises(InvalidPlan) as refused:
+        parse_plan(json.dumps(_set(_plan(), path, value)))
+    messages = [rule for f, rule in refused.value.problems if f == field]
+    assert messages, (case, refused.value.problems)
+    assert all(word in messages[0] for word in words), (case, messages[0])
+
+
+def test_an_initial_delay_shorter_than_every_bake_is_accepted() -> None:
+    """GIVEN initial_delay one second under the shortest judged bake WHEN parsed THEN the
+    plan is accepted (the boundary of the rule above)."""
+    plan = parse_plan(json.dumps(_set(_plan(), "analysis.initial_delay", 5)))
+
+    assert plan.analysis.initial_delay == 5
 
 
 @pytest.mark.parametrize(

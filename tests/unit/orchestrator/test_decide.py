@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.analysis import Counts, MetricVerdict, Outcome, Verdict
+from orchestrator.analysis.aggregate import combine
 from orchestrator.analysis.schedule import look_at
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models.analysis import Limits
 from orchestrator.workflow.decide import Action, decide, first_step
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -243,15 +245,17 @@ def test_decide_invariants(situation: tuple[Rollout, Verdict, datetime]) -> None
 
 
 def test_a_tolerated_failure_past_the_bake_waits_an_interval_for_the_next_look() -> None:
-    """GIVEN failure_limit 3 and a first failure during the extension WHEN decided THEN
-    keep baking, the next look one interval later (not at once)."""
+    """GIVEN tolerated_failures 2 and a first failure during the extension WHEN the limits
+    and decide() see it THEN keep baking, the next look one interval later (not at once)."""
     plan = _plan([10, 50])
-    plan = plan.model_copy(
-        update={"policies": plan.policies.model_copy(update={"failure_limit": 3})}
-    )
+    limits = Limits(tolerated_failures=2)
+    failing = MetricVerdict("error-rate", Outcome.FAIL, "error-rate higher than baseline")
+    rollout = _rollout(plan, 0)
 
-    decision = decide(_rollout(plan, 0), FAIL, _at(BAKE + 120))
+    verdict, tally = combine([failing], limits, rollout.tally, 12)
+    decision = decide(rollout, verdict, _at(BAKE + 120))
 
+    assert verdict.outcome is Outcome.INCONCLUSIVE and tally.failures == {"error-rate": 1}
     assert (decision.action, decision.wait_seconds) == (Action.BAKE, INTERVAL)
 
 

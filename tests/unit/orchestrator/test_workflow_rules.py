@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.analysis import Counts, MetricVerdict, Outcome, Verdict
+from orchestrator.analysis.aggregate import combine
 from orchestrator.local.demo import demo_plan, demo_route
 from orchestrator.models import (
     TRANSITIONS,
@@ -20,7 +21,9 @@ from orchestrator.models import (
     Rollout,
     RolloutPlan,
     RolloutStatus,
+    StageTally,
 )
+from orchestrator.models.analysis import Limits
 from orchestrator.models.plan import HISTORY_EVENT_BUDGET, estimated_history_events
 from orchestrator.plans import InvalidPlan, parse_plan
 from orchestrator.workflow.decide import Action, decide
@@ -136,13 +139,18 @@ def test_approval_is_never_asked_for_a_stage_that_did_not_pass():
     assert decision.action is Action.BAKE
 
 
-def test_failure_limit_tolerates_earlier_failures():
-    """With failure_limit 3, the first two failed looks keep baking; the third rolls back."""
-    plan = _plan(failure_limit=3)
-    fail = _verdict(Outcome.FAIL)
-    assert decide(_running(plan, failures=0), fail, _at(60)).action is Action.BAKE
-    assert decide(_running(plan, failures=1), fail, _at(120)).action is Action.BAKE
-    assert decide(_running(plan, failures=2), fail, _at(180)).action is Action.ROLLBACK
+def test_tolerated_failures_keep_baking_until_one_too_many():
+    """With tolerated_failures 2, the first two failed looks keep baking; the third rolls back."""
+    plan = _plan()
+    limits = Limits(tolerated_failures=2)
+    failing = MetricVerdict("error-rate", Outcome.FAIL, "error-rate higher than baseline")
+    rollout, actions = _running(plan), []
+    for seconds in (60, 120, 180):
+        verdict, tally = combine([failing], limits, rollout.tally, seconds // 60)
+        actions.append(decide(rollout, verdict, _at(seconds)).action)
+        rollout = rollout.model_copy(update={"tally": tally})
+    assert actions == [Action.BAKE, Action.BAKE, Action.ROLLBACK]
+    assert rollout.tally.failures == {"error-rate": 3}
 
 
 def test_inconclusive_with_pause_policy_asks_a_person():
@@ -169,8 +177,9 @@ def test_stage_timeout_and_max_duration_roll_back():
 )
 def test_nothing_promotes_without_a_pass_or_a_person(outcome, seconds, failures, approval):
     """Without a control request, PROMOTE, APPLY and AWAIT_APPROVAL need a PASS verdict."""
+    tally = StageTally(looks=failures, judged=failures, failures={"error-rate": failures})
     decision = decide(
-        _running(_plan(approval=approval), failures=failures), _verdict(outcome), _at(seconds)
+        _running(_plan(approval=approval), tally=tally), _verdict(outcome), _at(seconds)
     )
     if decision.action in (Action.PROMOTE, Action.APPLY, Action.AWAIT_APPROVAL):
         assert outcome is Outcome.PASS
