@@ -354,9 +354,11 @@ def report(target: Target, rollout_id: str, out: Path) -> None:
     click.echo(str(out))
 
 
-from .local import demo, local  # noqa: E402 - registered after the group exists
+from .backtest import backtest  # noqa: E402 - registered after the group exists
+from .local import demo, local  # noqa: E402
 from .routes import routes  # noqa: E402
 
+cli.add_command(backtest)
 cli.add_command(demo)
 cli.add_command(local)
 cli.add_command(routes)
