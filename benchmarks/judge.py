@@ -1,8 +1,9 @@
 """How often each judge rolls back a healthy canary, and how soon it catches a bad one.
 
-Thousands of simulated rollouts per scenario (fixed seed), each judged by the project's
-judge (the real ``judge_ratio`` with the looks and budgets a real plan gets from
-``schedule.look_at``) and, on the very same simulated counts, by the judges peers use:
+Thousands of simulated rollouts per scenario (fixed seed). The project's judge runs as a
+deployed rollout does, through ``orchestrator.analysis.replay`` (the Analyze task's own
+step: dispersion, judge, limits, warm-up, ``decide``, extensions), with the stable fleet's
+last hour as preflight would read it. The judges peers use see the very same counts:
 
 - ``absolute-threshold`` (Flagger / Argo Rollouts): the canary's rate over the last
   interval against a fixed limit at 1.5x the normal rate, rolled back at the first breach
@@ -13,34 +14,38 @@ judge (the real ``judge_ratio`` with the looks and budgets a real plan gets from
   baseline, Mann-Whitney U at 98% confidence (Kayenta's default), two sided, failing on
   the bad side.
 
-The rollout: stages 5% / 25% / 50%, ten 1-minute looks each, 20,000 requests a minute
-(2,000 in the low-traffic scenarios). An inconclusive stage of the project's judge is
-extended by up to sixty more looks (the plan's default policy: six more bakes, at most an
-hour) and, if still undecided, counts as a rollback, never as a pass. Every judge is scored
-on what happens to the release, and ``median_looks_to_promote`` shows what the extensions
-cost in time (peers always take the 30 looks of the bakes).
+Traffic: each fleet's rate in each minute is the scenario's rate times an independent
+lognormal factor of log-sd ``s`` (mean 1; ``s`` = 0 is ideal binomial counts), as real
+fleets vary with cache state, hosts, clients and retries. A warm-up scenario runs the
+canary at 3x for the first two minutes of each stage. The rollout: stages 5% / 25% / 50%,
+ten 1-minute looks each unless the scenario's bake says otherwise. Peers look during each
+stage's bake (after the same ``initial_delay``); the project's judge may extend an
+inconclusive bake, and a stage that ends without a verdict counts as a rollback.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.analysis.counts import Counts
-from orchestrator.analysis.judge import Outcome, judge_ratio
-from orchestrator.analysis.schedule import look_at
+from orchestrator.analysis.forecast import forecast, plan_with_bake
+from orchestrator.analysis.replay import Window, replay
 from orchestrator.analysis.sequential import z_quantile
 from orchestrator.models import RolloutPlan
-from orchestrator.models.analysis import Direction, RatioMetric, Tolerance
+from orchestrator.models.analysis import Direction, Noise
 
 SEED = 20240607
-ROLLOUTS = 2000
+ROLLOUTS = int(os.environ.get("EDGESHIFT_BENCH_ROLLOUTS", "2000"))
 STAGES = (5.0, 25.0, 50.0)
 LOOKS = 10
 PER_MINUTE = 20_000
+HISTORY_MINUTES = 60
 ABSOLUTE_LIMIT = 1.5  # x the normal rate
 Z_95 = z_quantile(0.95)
 Z_98_TWO_SIDED = z_quantile(0.99)
@@ -53,53 +58,104 @@ class Scenario:
     canary_rate: float
     direction: Direction = Direction.LOWER
     per_minute: int = PER_MINUTE
-    normal_rate: float = 0.01  # what a peer's fixed threshold is set against
+    noise: float = 0.0  # log-sd of each fleet's per-minute rate factor
+    warm_up: float = 1.0  # the canary's rate factor in the first two minutes of a stage
+    initial_delay: int = 0
+    bake_from_forecast: bool = False  # bake each stage as the feasibility forecast says
 
     @property
     def healthy(self) -> bool:
-        return self.baseline_rate == self.canary_rate
+        """Should be promoted: as good as the baseline, or worse by less than half the
+        tolerance (1.2x of a 1.5x tolerance), which no team wants rolled back."""
+        return self.canary_rate <= self.baseline_rate * 1.2 + 1e-12 and (
+            self.direction is Direction.LOWER or self.canary_rate == self.baseline_rate
+        )
+
+    @property
+    def normal_rate(self) -> float:  # what a peer's fixed threshold is set against
+        return self.baseline_rate
+
+
+def _error(name: str, ratio: float, **kwargs: Any) -> Scenario:
+    return Scenario(name, 0.01, 0.01 * ratio, **kwargs)
 
 
 SCENARIOS = (
-    Scenario("healthy", 0.01, 0.01),
-    Scenario("regression-2x", 0.01, 0.02),
-    Scenario("regression-1.5x", 0.01, 0.015),
-    Scenario("conversion-drop-10pct", 0.05, 0.045, Direction.HIGHER, normal_rate=0.05),
-    Scenario("low-traffic", 0.01, 0.01, per_minute=2_000),
-    Scenario("low-traffic-regression-2x", 0.01, 0.02, per_minute=2_000),
-    Scenario("zero-error-baseline", 0.0, 0.005, normal_rate=0.0),
+    _error("healthy", 1.0),
+    _error("healthy-s0.1", 1.0, noise=0.1),
+    _error("healthy-s0.2", 1.0, noise=0.2),
+    _error("healthy-200k", 1.0, per_minute=200_000),
+    _error("healthy-200k-s0.1", 1.0, per_minute=200_000, noise=0.1),
+    _error("healthy-200k-s0.2", 1.0, per_minute=200_000, noise=0.2),
+    _error("within-tolerance-1.1x", 1.1),
+    _error("within-tolerance-1.1x-200k", 1.1, per_minute=200_000),
+    _error("within-tolerance-1.2x", 1.2),
+    _error("within-tolerance-1.2x-200k", 1.2, per_minute=200_000),
+    _error("warm-up-3x-2m", 1.0, warm_up=3.0, initial_delay=120),
+    _error("warm-up-3x-2m-no-delay", 1.0, warm_up=3.0),
+    _error("regression-2x", 2.0),
+    _error("regression-2x-s0.2", 2.0, noise=0.2),
+    _error("regression-1.5x", 1.5),
+    Scenario("conversion-drop-10pct", 0.05, 0.045, Direction.HIGHER),
+    Scenario("healthy-conversion", 0.05, 0.05, Direction.HIGHER),
+    Scenario(
+        "healthy-conversion-forecast-bake", 0.05, 0.05, Direction.HIGHER, bake_from_forecast=True
+    ),
+    _error("low-traffic", 1.0, per_minute=2_000),
+    _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
+    Scenario("zero-error-baseline", 0.0, 0.005),
 )
 JUDGES = ("edgeshift", "absolute-threshold", "z-test-per-interval", "mann-whitney")
 
 
-def plan_for(scenario: Scenario) -> tuple[RolloutPlan, RatioMetric]:
-    metric = RatioMetric(
-        name="error-rate" if scenario.direction is Direction.LOWER else "conversion",
-        numerator="Errors",
-        denominator="Requests",
-        direction=scenario.direction,
+def plan_for(scenario: Scenario) -> RolloutPlan:
+    lower = scenario.direction is Direction.LOWER
+    metric = {
+        "name": "error-rate" if lower else "conversion",
+        "numerator": "Errors" if lower else "Conversions",
+        "denominator": "Requests",
+        "direction": scenario.direction.value,
         # An error rate may pass up to 1.5x the baseline's; a conversion only 5% lower.
-        tolerance=Tolerance(relative=0.5, absolute=0.001)
-        if scenario.direction is Direction.LOWER
-        else Tolerance(relative=0.05),
-        min_samples=500,
-    )
+        "tolerance": {"relative": 0.5, "absolute": 0.001} if lower else {"relative": 0.05},
+        "min_samples": 500,
+    }
     plan = RolloutPlan.model_validate(
         {
             "target": {"host": "bench.example.com"},
             "stable": {"name": "stable", "version": "v1"},
             "canary": {"name": "canary", "version": "v2"},
             "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in STAGES],
-            "analysis": {"namespace": "Bench", "metrics": [metric.model_dump()]},
+            "analysis": {
+                "namespace": "Bench",
+                "metrics": [metric],
+                "initial_delay": scenario.initial_delay,
+            },
         }
     )
-    return plan, metric
+    if scenario.bake_from_forecast:
+        plan = forecast_bakes(plan, scenario)
+    return plan
+
+
+def forecast_of(plan: RolloutPlan, scenario: Scenario) -> list[Any]:
+    name = plan.analysis.judged_metrics()[0].name
+    noise = {name: Noise(kappa=scenario.noise**2, df=HISTORY_MINUTES - 1)}
+    return forecast(plan, scenario.per_minute, {name: scenario.baseline_rate}, noise)
+
+
+def forecast_bakes(plan: RolloutPlan, scenario: Scenario) -> RolloutPlan:
+    for stage in forecast_of(plan, scenario):
+        if stage.recommended_bake:
+            plan = plan_with_bake(plan, stage.stage, stage.recommended_bake)
+    return RolloutPlan.model_validate(plan.model_dump())
 
 
 def binomial(rng: random.Random, n: int, p: float) -> int:
     """Exact inversion for small means, a normal approximation for large ones."""
     if p <= 0 or n <= 0:
         return 0
+    if p >= 1:
+        return n
     if p > 0.5:
         return n - binomial(rng, n, 1 - p)
     mean = n * p
@@ -116,74 +172,97 @@ def binomial(rng: random.Random, n: int, p: float) -> int:
     return k
 
 
+class Traffic:
+    """One rollout's counts, drawn once per (stage, look) and shared by every judge."""
+
+    def __init__(self, scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> None:
+        self.scenario, self.plan, self.rng = scenario, plan, rng
+        self.metric = plan.analysis.judged_metrics()[0].name
+        self.drawn: dict[tuple[int, int], tuple[Counts, Counts]] = {}
+
+    def _rate(self, rate: float) -> float:
+        s = self.scenario.noise
+        return rate * math.exp(self.rng.gauss(0, s) - s * s / 2) if s else rate
+
+    def pair(self, stage: int, look: int) -> tuple[Counts, Counts]:
+        if (stage, look) not in self.drawn:
+            weight = self.plan.stages[stage].weight
+            minutes = self.plan.stages[stage].interval / 60
+            canary_n = round(self.scenario.per_minute * minutes * weight / 100)
+            baseline_n = round(self.scenario.per_minute * minutes) - canary_n
+            factor = self.scenario.warm_up if look < 2 else 1.0
+            canary_rate = min(1.0, self._rate(self.scenario.canary_rate) * factor)
+            self.drawn[stage, look] = (
+                Counts(binomial(self.rng, canary_n, canary_rate), canary_n),
+                Counts(
+                    binomial(self.rng, baseline_n, self._rate(self.scenario.baseline_rate)),
+                    baseline_n,
+                ),
+            )
+        return self.drawn[stage, look]
+
+    def source(self, window: Window) -> dict[str, dict[str, tuple[int, int]]]:
+        canary, baseline = self.pair(window.stage, window.look)
+        return {
+            self.metric: {
+                "canary": (canary.errors, canary.total),
+                "baseline": (baseline.errors, baseline.total),
+            }
+        }
+
+    def history(self) -> list[dict[str, tuple[int, int]]]:
+        n = self.scenario.per_minute
+        return [
+            {self.metric: (binomial(self.rng, n, self._rate(self.scenario.baseline_rate)), n)}
+            for _ in range(HISTORY_MINUTES)
+        ]
+
+
 @dataclass
 class Result:
     rolled_back: bool = False
-    first_stage: bool = False  # rolled back within the first stage's bake
-    look: int | None = None  # looks from the start of the rollout until rollback
+    first_stage: bool = False  # rolled back before any later stage got traffic
+    look: int | None = None  # looks from the start of the rollout until a fail verdict
     promoted: bool = False
     looks: int = 0  # looks from the start of the rollout until promotion or rollback
+    reasons: list[str] = field(default_factory=list)
 
 
 PeerJudge = Callable[[list[tuple[Counts, Counts]], Scenario], bool]
+_PEERS: dict[str, PeerJudge] = {}
 
 
-def simulate(scenario: Scenario, rng: random.Random) -> dict[str, Result]:
-    """One rollout; every judge sees the same counts. Returns each judge's result.
-
-    Peers look during each stage's bake only; the project's judge may extend an
-    inconclusive bake, which delays its later stages (``Result.looks`` counts that)."""
-    plan, metric = plan_for(scenario)
+def simulate(scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> dict[str, Result]:
+    """One rollout; every judge sees the same counts. Returns each judge's result."""
+    traffic = Traffic(scenario, plan, rng)
+    history = traffic.history()
     results = {name: Result() for name in JUDGES}
-    peers: dict[str, PeerJudge] = {
-        "absolute-threshold": _absolute,
-        "z-test-per-interval": _z_per_interval,
-        "mann-whitney": _mann_whitney,
-    }
     ours = results["edgeshift"]
-    for index, weight in enumerate(STAGES):
-        canary_n = round(scenario.per_minute * weight / 100)
-        baseline_n = scenario.per_minute - canary_n
-        look = look_at(plan, index, 60)
-        intervals: list[tuple[Counts, Counts]] = []
-        decided = ours.rolled_back
-        for number in range(1, look.planned + look.extra + 1):
-            intervals.append(
-                (
-                    Counts(binomial(rng, canary_n, scenario.canary_rate), canary_n),
-                    Counts(binomial(rng, baseline_n, scenario.baseline_rate), baseline_n),
-                )
-            )
-            if number <= LOOKS:
-                for name, peer in peers.items():
-                    peer_result = results[name]
-                    if not peer_result.rolled_back:
-                        peer_result.looks += 1
-                        if peer(intervals, scenario):
-                            _rolled_back(peer_result, peer_result.looks, index)
-            if not decided:
-                ours.looks += 1
-                canary = sum((c for c, _ in intervals), Counts(0, 0))
-                baseline = sum((b for _, b in intervals), Counts(0, 0))
-                verdict = judge_ratio(metric, canary, baseline, look_at(plan, index, number * 60))
-                if verdict.outcome is Outcome.FAIL:
-                    _rolled_back(ours, ours.looks, index, number <= LOOKS)
-                    decided = True
-                elif verdict.outcome is Outcome.PASS and number >= LOOKS:
-                    decided = True
-            if number >= LOOKS and decided:
-                break  # peers only look during the bake; the extension is ours alone
-        if not decided:  # the bake and its extension ran out without a verdict
-            ours.rolled_back, ours.look = True, None
-    for name in JUDGES:
-        if not results[name].rolled_back:
-            results[name].promoted = True
+    replayed = replay(plan, traffic.source, history=history)
+    ours.looks = replayed.looks
+    ours.promoted = replayed.outcome == "PROMOTED"
+    ours.rolled_back = not ours.promoted
+    ours.first_stage = ours.rolled_back and replayed.stage == 0
+    failed = replayed.verdicts[-1]["outcome"] == "fail" if replayed.verdicts else False
+    ours.look = replayed.looks if ours.rolled_back and failed else None
+    for name, peer in _PEERS.items():
+        result = results[name]
+        for index, stage in enumerate(plan.stages):
+            skip = plan.analysis.initial_delay // stage.interval
+            intervals: list[tuple[Counts, Counts]] = []
+            for look in range(stage.looks()):
+                result.looks += 1
+                if look < skip:
+                    continue
+                intervals.append(traffic.pair(index, look))
+                if peer(intervals, scenario):
+                    result.rolled_back, result.look = True, result.looks
+                    result.first_stage = index == 0
+                    break
+            if result.rolled_back:
+                break
+        result.promoted = not result.rolled_back
     return results
-
-
-def _rolled_back(result: Result, at: int, stage: int, within_bake: bool = True) -> None:
-    result.rolled_back, result.look = True, at
-    result.first_stage = stage == 0 and within_bake
 
 
 def _bad(scenario: Scenario, counts: Counts) -> Counts:
@@ -231,16 +310,42 @@ def _mann_whitney(intervals: list[tuple[Counts, Counts]], scenario: Scenario) ->
     return variance > 0 and (u - n * m / 2) / math.sqrt(variance) > Z_98_TWO_SIDED
 
 
-def run(rollouts: int = ROLLOUTS) -> Iterator[dict[str, object]]:
+_PEERS.update(
+    {
+        "absolute-threshold": _absolute,
+        "z-test-per-interval": _z_per_interval,
+        "mann-whitney": _mann_whitney,
+    }
+)
+
+
+def run(rollouts: int = ROLLOUTS, names: tuple[str, ...] = ()) -> Iterator[dict[str, object]]:
     for scenario in SCENARIOS:
+        if names and scenario.name not in names:
+            continue
+        plan = plan_for(scenario)
         rng = random.Random(f"{SEED}:{scenario.name}")
-        outcomes = [simulate(scenario, rng) for _ in range(rollouts)]
+        outcomes = [simulate(scenario, plan, rng) for _ in range(rollouts)]
         for name in JUDGES:
             results = [outcome[name] for outcome in outcomes]
-            yield _record(name, scenario, results)
+            yield _record(name, scenario, plan, results)
+        yield _forecast_record(scenario, plan)
 
 
-def _record(name: str, scenario: Scenario, results: list[Result]) -> dict[str, object]:
+def _forecast_record(scenario: Scenario, plan: RolloutPlan) -> dict[str, object]:
+    stages = forecast_of(plan, scenario)
+    return {
+        "judge": "forecast",
+        "scenario": scenario.name,
+        "feasible": all(stage.feasible for stage in stages),
+        "bakes": [stage.bake for stage in plan.baked_stages()],
+        "stages": [stage.message() for stage in stages],
+    }
+
+
+def _record(
+    name: str, scenario: Scenario, plan: RolloutPlan, results: list[Result]
+) -> dict[str, object]:
     """Every judge is scored on what happens to the release: a rollback for any reason
     (a fail verdict, or a stage that ended without a verdict) counts as a rollback.
     ``fail_verdict_rate`` shows the part decided by a fail verdict."""
@@ -253,14 +358,16 @@ def _record(name: str, scenario: Scenario, results: list[Result]) -> dict[str, o
         record["false_rollback_rate"] = rolled_back
     else:
         record["detection_rate"] = rolled_back
-        record["first_stage_detection_rate"] = round(
-            sum(r.first_stage for r in results) / len(results), 4
-        )
+    record["first_stage_detection_rate"] = round(
+        sum(r.first_stage for r in results) / len(results), 4
+    )
     record["fail_verdict_rate"] = round(len(failed) / len(results), 4)
     record["median_intervals_to_detect"] = statistics.median(looks) if looks else None
     record["promoted_rate"] = round(promoted, 4)
     promotions = [r.looks for r in results if r.promoted]
-    # What the extension of inconclusive bakes costs in time: peers always take the 30 looks.
+    # What extending inconclusive bakes costs in time: peers always take the bakes' looks.
     record["median_looks_to_promote"] = statistics.median(promotions) if promotions else None
+    record["noise_s"] = scenario.noise
+    record["per_minute"] = scenario.per_minute
     record["rollouts"] = len(results)
     return record

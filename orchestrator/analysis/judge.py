@@ -69,6 +69,7 @@ class MetricVerdict:
     statistic: float | None = None  # z of "canary worse than baseline"
     threshold: float | None = None  # the boundary the statistic must cross to fail
     fail_statistic: float | None = None  # z of "worse than the fail margin" (score test)
+    fail_threshold: float | None = None  # the boundary fail_statistic must cross
     fail_margin: float | None = None  # the effect beyond which a canary may fail
     margin: float | None = None  # the worst effect that may still pass
     pass_statistic: float | None = None  # z of "within the tolerance" (score test)
@@ -172,6 +173,7 @@ def judge_ratio(
         "statistic": statistic,
         "threshold": fail_at,
         "fail_statistic": fail_statistic,
+        "fail_threshold": look.margin_bound() if fail_margin else None,
         "fail_margin": margin * fail_margin if fail_margin else None,
         "margin": margin,
         "pass_statistic": within,
@@ -186,13 +188,14 @@ def judge_ratio(
         f"({canary.errors}/{canary.total} vs {baseline.errors}/{baseline.total})"
         + (f", dispersion {spread_of.phi:.2f}" if spread_of.phi > 1 else "")
     )
-    beyond = fail_statistic is None or fail_statistic > fail_at
+    margin_at = look.margin_bound()
+    beyond = fail_statistic is None or fail_statistic > margin_at
     if statistic > fail_at and beyond:
         reason = f"{metric.name} {worse} than baseline: z {statistic:.2f} > {fail_at:.2f}"
         if fail_statistic is not None:
             reason += (
                 f", and by more than {margin * fail_margin:.4%}: "
-                f"z {fail_statistic:.2f} > {fail_at:.2f}"
+                f"z {fail_statistic:.2f} > {margin_at:.2f}"
             )
         return MetricVerdict(metric.name, Outcome.FAIL, f"{reason}; {summary}", **evidence)
     if guard:
@@ -331,10 +334,10 @@ def _excess_z(canary: Counts, baseline: Counts) -> float:
     bad = canary.errors + baseline.errors
     good = canary.total + baseline.total - bad
     if bad <= good:
-        tail = binomial_upper_tail(canary.errors, bad, share)
+        tail = _mid_p(canary.errors, bad, share)
     else:  # too few good events in the canary
         canary_good = canary.total - canary.errors
-        tail = 1 - binomial_upper_tail(canary_good + 1, good, share)
+        tail = 1 - _mid_p(canary_good, good, share)
     if tail >= 1:
         return -40.0
     if tail > 1e-12:
@@ -342,6 +345,12 @@ def _excess_z(canary: Counts, baseline: Counts) -> float:
     # Beyond double precision of 1 - tail: the normal tail's asymptotic inverse.
     log_inverse = -math.log(max(tail, 1e-300))
     return min(40.0, math.sqrt(2 * log_inverse - math.log(4 * math.pi * log_inverse)))
+
+
+def _mid_p(k: int, n: int, p: float) -> float:
+    """P(X > k) + P(X = k) / 2: the exact tail without its conservative half-step (at 20
+    errors the full step costs a z of about 0.4; mid-p keeps the level close to nominal)."""
+    return 0.5 * (binomial_upper_tail(k, n, p) + binomial_upper_tail(k + 1, n, p))
 
 
 def _spread(canary: Counts, baseline: Counts) -> float:

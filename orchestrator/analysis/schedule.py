@@ -45,4 +45,5 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
         extra=extra,
         alpha=stage_alpha(spec.alpha, index, len(baked)),
         pass_alpha=spec.pass_alpha,
+        margin_alpha=stage_alpha(spec.margin_alpha, index, len(baked)),
     )

@@ -58,9 +58,16 @@ class Look:
     extra: int = 0  # looks an extension may add
     alpha: float = 0.005  # false-rollback budget of the stage
     pass_alpha: float = 0.05  # chance of passing a canary worse than the tolerance
+    margin_alpha: float = 0.025  # chance of failing a canary at the fail margin, this stage
 
     def fail_bound(self) -> float:
         bounds = boundaries(self.alpha, self.planned, self.extra)
+        return bounds[min(max(self.number, 1), len(bounds)) - 1]
+
+    def margin_bound(self) -> float:
+        """The boundary of "worse than the fail margin": its own, larger budget, as a canary
+        at the margin is not a healthy one (see ``AnalysisSpec.margin_alpha``)."""
+        bounds = boundaries(self.margin_alpha, self.planned, self.extra)
         return bounds[min(max(self.number, 1), len(bounds)) - 1]
 
     def pass_bounds(self) -> tuple[float, ...]:

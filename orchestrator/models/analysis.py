@@ -242,6 +242,13 @@ class AnalysisSpec(Strict):
         description="share of a metric's tolerance the canary must be worse by, with "
         "confidence, before it fails (0: any difference fails)",
     )
+    margin_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        le=0.5,
+        description="chance of rolling back a canary exactly at the fail margin (a canary "
+        "equal to the baseline is held to alpha)",
+    )
     initial_delay: Duration = Field(
         default=0,
         ge=0,
