@@ -122,7 +122,10 @@ def _row(
     if at.tzinfo is None:
         raise bad("window_start", f"{cells['window_start']!r} needs a UTC offset or Z")
     if cells["metric"] not in names:
-        raise bad("metric", f"unknown metric {cells['metric']!r}; the plan judges {names}")
+        raise bad(
+            "metric",
+            f"unknown metric {cells['metric']!r}; the plan's counted (ratio) metrics are {names}",
+        )
     if cells["variant"] not in arms:
         known = sorted(arms)
         raise bad("variant", f"unknown variant {cells['variant']!r}; expected one of {known}")
@@ -331,9 +334,9 @@ def render(backtest: Backtest, plan: RolloutPlan, name: str) -> None:
         )
     console.print(table)
     if backtest.outcome == "UNDECIDED":
-        console.print(f"{name}: {backtest.reason} after {backtest.looks} looks")
+        click.echo(f"{name}: {backtest.reason} after {backtest.looks} looks")
     else:
-        console.print(
+        click.echo(
             f"{name} would have: {backtest.outcome} at stage {backtest.stage + 1} after "
             f"{backtest.looks} looks: {backtest.reason}"
         )
