@@ -58,17 +58,26 @@ class RolloutService:
 
     # -- starting -----------------------------------------------------------------------------
 
-    def start(self, plan: RolloutPlan, actor: str, idempotency_key: str | None = None) -> Rollout:
+    def start(
+        self,
+        plan: RolloutPlan,
+        actor: str,
+        idempotency_key: str | None = None,
+        *,
+        force: bool = False,
+    ) -> Rollout:
         """Check the plan against its route, take the target's lock, start the execution.
 
         Repeating a start with the same ``idempotency_key`` and plan returns the first
-        rollout; the same key with another plan is refused.
+        rollout; the same key with another plan is refused. ``force``: run even when the
+        feasibility forecast at preflight says a healthy canary cannot pass a stage in time
+        (the warning is then recorded instead of rolling back before the first shift).
         """
         fingerprint = hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
         if idempotency_key and (earlier := self.store.idempotent_start(idempotency_key)):
             return self._replay(idempotency_key, fingerprint, *earlier)
         self._check_route(plan)
-        rollout = Rollout.start(plan, actor)
+        rollout = Rollout.start(plan, actor).model_copy(update={"force": force})
         created = AuditEvent(
             rollout_id=rollout.rollout_id,
             seq=1,
@@ -76,7 +85,11 @@ class RolloutService:
             actor=actor,
             kind="created",
             reason="rollout requested",
-            detail={"plan": plan.model_dump(mode="json"), "idempotency_key": idempotency_key},
+            detail={
+                "plan": plan.model_dump(mode="json"),
+                "idempotency_key": idempotency_key,
+                "force": force,
+            },
         )
         claim = (idempotency_key, fingerprint) if idempotency_key else None
         try:

@@ -100,6 +100,17 @@ def forecast(
     return found
 
 
+def feasibility(plan: RolloutPlan, noise: Mapping[str, Noise]) -> list[StageForecast]:
+    """The forecast from what preflight measured on the stable fleet (its traffic and rate
+    per metric); metrics preflight could not measure are not forecast."""
+    found = []
+    for name, measured in noise.items():
+        if measured.requests_per_minute and measured.rate is not None:
+            rates = {name: measured.rate}  # numerator / denominator: the rate as written
+            found += forecast(plan, measured.requests_per_minute, rates, {name: measured})
+    return found
+
+
 def _stage(
     plan: RolloutPlan,
     index: int,

@@ -57,13 +57,27 @@ def cli(
     default=None,
     help="Retrying with the same key returns the same rollout instead of a second one.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run even when preflight forecasts that a healthy canary cannot pass a stage within "
+    "its bake and extension at the stable fleet's traffic (recorded as a warning).",
+)
 @click.pass_obj
 def start(
-    target: Target, plan_file: Path, actor: str | None, wait: bool, idempotency_key: str | None
+    target: Target,
+    plan_file: Path,
+    actor: str | None,
+    wait: bool,
+    idempotency_key: str | None,
+    force: bool,
 ) -> None:
     """Validate PLAN_FILE (YAML or JSON) and start a rollout of it.
 
-    Nothing is written when the plan is invalid or its target is busy.
+    Nothing is written when the plan is invalid or its target is busy. Before the first
+    traffic shift, preflight forecasts from the stable fleet's traffic and noise whether
+    each stage can pass in time; if one cannot, the rollout ends before any user sees the
+    canary, with the numbers and the bake that would do (unless --force).
     """
     import getpass
 
@@ -79,7 +93,9 @@ def start(
         service = RolloutService(
             target.store(), target.client("stepfunctions"), target.find_state_machine()
         )
-        rollout = service.start(plan, actor or f"cli:{getpass.getuser()}", idempotency_key)
+        rollout = service.start(
+            plan, actor or f"cli:{getpass.getuser()}", idempotency_key, force=force
+        )
     except PlanRejected as exc:
         _fail(f"plan rejected: {exc}", EXIT_INVALID)
     except (TargetLockedError, IdempotencyConflict) as exc:

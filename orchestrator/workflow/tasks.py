@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from orchestrator.analysis import preflight
+from orchestrator.analysis.forecast import feasibility
 from orchestrator.events.bus import publish
 from orchestrator.models import Rollout, RolloutStatus, utcnow
 from orchestrator.runtime import per_process
@@ -62,6 +63,14 @@ def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
         problems, noise = preflight(rollout)
         if problems:  # caught by the state machine: rolled back before the first shift
             raise PreflightFailed("; ".join(problems)[:1000])
+        warnings = [
+            stage.message() for stage in feasibility(rollout.plan, noise) if not stage.feasible
+        ]
+        if warnings and not rollout.force:
+            raise PreflightFailed(
+                ("a healthy canary could not pass in time: " + "; ".join(warnings))[:900]
+                + " (start with --force to run anyway)"
+            )
         rollout = transitions.commit(
             _store(),
             rollout,
@@ -71,6 +80,7 @@ def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
             detail={
                 "execution_arn": event.get("execution_arn"),
                 "noise": {name: n.model_dump() for name, n in noise.items()},
+                "forecast_warnings": warnings,
             },
             status=RolloutStatus.RUNNING,
             execution_arn=event.get("execution_arn"),
