@@ -257,9 +257,15 @@ def _recorded(store: Store, plan: RolloutPlan, looks: int, canary_errors: int) -
     created = AuditEvent(rollout_id=rollout.rollout_id, seq=1, at=T0, actor="tests", kind="created")
     store.create_rollout(rollout, created)
     rollout = transitions.commit(
-        store, rollout, "stage_applied", "stage 1", actor="workflow",
-        detail={"stage": 0}, status=RolloutStatus.RUNNING, stage_index=0,
-    )  # fmt: skip
+        store,
+        rollout,
+        "stage_applied",
+        "stage 1",
+        actor="workflow",
+        detail={"stage": 0},
+        status=RolloutStatus.RUNNING,
+        stage_index=0,
+    )
     for stage in (0, 1):
         opened = T0 + timedelta(minutes=5 * stage)
         for look in range(1, looks + 1):
@@ -271,11 +277,19 @@ def _recorded(store: Store, plan: RolloutPlan, looks: int, canary_errors: int) -
             }
             window = [opened.isoformat(), (opened + timedelta(minutes=look)).isoformat()]
             rollout = transitions.commit(
-                store, rollout, "analysis", "baking", actor="workflow",
-                detail={"stage": stage, "weight": (10.0, 50.0)[stage], "window": window,
-                        "verdict": {"outcome": "inconclusive", "metrics": [metric]},
-                        "decision": {"action": "bake", "stage": stage}},
-            )  # fmt: skip
+                store,
+                rollout,
+                "analysis",
+                "baking",
+                actor="workflow",
+                detail={
+                    "stage": stage,
+                    "weight": (10.0, 50.0)[stage],
+                    "window": window,
+                    "verdict": {"outcome": "inconclusive", "metrics": [metric]},
+                    "decision": {"action": "bake", "stage": stage},
+                },
+            )
     return rollout.rollout_id
 
 
