@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("window_start", "metric", "variant", "numerator", "denominator")
 ARMS = ("canary", "baseline")
-# evaluate() reads one second past each look, so a look at ``now`` asks for every window
+# The Analyze step reads one second past each look, so a look at ``now`` asks for every window
 # that ends by ``now + 1s``.
 _LOOK_SLACK = timedelta(seconds=1)
 
@@ -205,7 +205,6 @@ class RecordedCounts:
         names = ratio_names(plan)
         self.looks: dict[int, list[Counts]] = {}
         self.start: datetime | None = None
-        self.end: datetime | None = None
         totals: dict[int, tuple[str, Counts]] = {}  # stage -> (window start, counts so far)
         for event in events:
             stage, window = event.detail.get("stage"), event.detail.get("window")
@@ -214,9 +213,11 @@ class RecordedCounts:
                 continue
             if not isinstance(window, list | tuple) or len(window) != 2:
                 continue
-            opened, closed = str(window[0]), str(window[1])
-            self.start = self.start or datetime.fromisoformat(opened)
-            self.end = datetime.fromisoformat(closed)
+            opened = str(window[0])
+            try:
+                self.start = self.start or datetime.fromisoformat(opened)
+            except ValueError:  # a trail is read defensively, like the live view reads it
+                continue
             so_far: Counts = {}
             for metric in metric_evidence(verdict if isinstance(verdict, dict) else {}):
                 name = names[0] if metric.metric == OVERALL else metric.metric
@@ -279,7 +280,7 @@ def run(plan: RolloutPlan, counts: Callable[[Window], Counts | None], start: dat
     def source(window: Window) -> Counts:
         answer = None if ended else counts(window)
         if answer is None:
-            ended.append(window)
+            ended[:] = ended or [window]
             return {}  # no data: the replay goes on inconclusive; those looks are cut
         return answer
 
