@@ -1,8 +1,8 @@
 """Edge configuration, bundled with the function as ``config.json``.
 
-Lambda@Edge cannot have environment variables, so the deployment writes the table name and
-replica regions into the zip. ``EDGESHIFT_EDGE_CONFIG`` overrides the path for local runs and
-tests only: CloudFront never sets it.
+Lambda@Edge cannot have environment variables, so the deployment writes the table name, its
+replica regions and the distribution's hosts into the zip. ``EDGESHIFT_EDGE_CONFIG``
+overrides the path for local runs and tests only: CloudFront never sets it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 from typing import Any
 
 ENV_PATH = "EDGESHIFT_EDGE_CONFIG"
+# The debug header's name is budgeted at this length when a generated response is sized.
+MAX_HEADER_NAME_CHARS = 64
 _BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.json")
 
 
@@ -23,17 +25,20 @@ class EdgeConfig:
     """What the edge needs to find the routes table; immutable after load."""
 
     __slots__ = (
+        "deadline_seconds",
         "debug_header",
         "endpoint_url",
         "force_cookie",
         "force_header",
         "force_secret",
         "host_header",
+        "hosts",
+        "max_hosts",
         "max_stale_seconds",
         "regions",
+        "rule_header",
         "sticky_header",
         "table",
-        "timeout_seconds",
         "ttl_seconds",
         "variant_header",
     )
@@ -46,7 +51,7 @@ class EdgeConfig:
         ttl_seconds: float = 5.0,
         variant_header: str = "x-edgeshift-variant",
         endpoint_url: str | None = None,
-        timeout_seconds: float = 0.3,
+        deadline_seconds: float = 0.25,
         max_stale_seconds: float = 300.0,
         sticky_header: str = "x-edgeshift-sticky-key",
         host_header: str = "x-edgeshift-host",
@@ -54,13 +59,19 @@ class EdgeConfig:
         force_header: str = "x-edgeshift-force",
         force_cookie: str = "edgeshift-force",
         force_secret: str | None = None,
+        rule_header: str = "x-edgeshift-rule",
+        hosts: tuple[str, ...] | None = None,
+        max_hosts: int = 1024,
     ) -> None:
         self.table = table
         self.regions = regions
         self.ttl_seconds = ttl_seconds
         self.variant_header = variant_header
         self.endpoint_url = endpoint_url
-        self.timeout_seconds = timeout_seconds
+        # One budget per request for all table work: connect, TLS, every read, every page and
+        # every retry. Far under the viewer trigger's 5 s; past it the edge serves cached
+        # rules or stable.
+        self.deadline_seconds = deadline_seconds
         # Past this age a table outage stops serving stale rules: everyone gets stable.
         self.max_stale_seconds = max_stale_seconds
         # Carries a freshly minted sticky id from viewer-request to viewer-response.
@@ -74,6 +85,23 @@ class EdgeConfig:
         self.force_cookie = force_cookie
         # None turns forced variants off everywhere, whatever a rule says.
         self.force_secret = force_secret
+        # Carries "<revision>:<path_rule>" of the rule viewer-request chose, so the later
+        # triggers use that rule instead of guessing it from the (rewritten) URI.
+        self.rule_header = rule_header
+        # The only hosts whose rules are read (the stack writes edgeshift:hosts); any other
+        # Host passes through without a table read. None: every host is looked up, and hosts
+        # without rules are remembered in a bounded cache of max_hosts entries.
+        self.hosts = hosts
+        self.max_hosts = max_hosts
+
+    def internal_headers(self) -> tuple[str, ...]:
+        """Headers viewer-request sets for the later triggers; a viewer's copy is dropped."""
+        return (self.variant_header, self.sticky_header, self.host_header, self.rule_header)
+
+    def own_headers(self) -> frozenset[str]:
+        """Every header the edge reads or writes itself; templates may not read them."""
+        extra = (self.force_header, self.debug_header or self.variant_header)
+        return frozenset(self.internal_headers() + extra)
 
     def __repr__(self) -> str:
         shown = {name: getattr(self, name) for name in self.__slots__}
@@ -112,6 +140,17 @@ def parse(raw: Any) -> EdgeConfig:
         or not all(isinstance(r, str) and r for r in regions)
     ):
         raise ConfigError("regions must be a non-empty list of region names")
+    hosts = raw.get("hosts")
+    if hosts is not None and (
+        not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)
+    ):
+        raise ConfigError("hosts must be null or a list of host names")
+    max_hosts = raw.get("max_hosts", defaults.max_hosts)
+    if isinstance(max_hosts, bool) or not isinstance(max_hosts, int) or max_hosts < 1:
+        raise ConfigError("max_hosts must be a positive integer")
+    debug = (_optional_text(raw, "debug_header") or "").lower() or None
+    if debug is not None and len(debug) > MAX_HEADER_NAME_CHARS:
+        raise ConfigError(f"debug_header must be at most {MAX_HEADER_NAME_CHARS} characters")
     force = raw.get("force_secret")
     if force is not None and (not isinstance(force, str) or len(force) < 16):
         raise ConfigError("force_secret must be null or a string of at least 16 characters")
@@ -121,14 +160,17 @@ def parse(raw: Any) -> EdgeConfig:
         ttl_seconds=_seconds(raw, "ttl_seconds", defaults.ttl_seconds),
         variant_header=_text(raw, "variant_header", defaults.variant_header).lower(),
         endpoint_url=_optional_text(raw, "endpoint_url"),
-        timeout_seconds=_seconds(raw, "timeout_seconds", defaults.timeout_seconds),
+        deadline_seconds=_seconds(raw, "deadline_seconds", defaults.deadline_seconds),
         max_stale_seconds=_seconds(raw, "max_stale_seconds", defaults.max_stale_seconds),
         sticky_header=_text(raw, "sticky_header", defaults.sticky_header).lower(),
         host_header=_text(raw, "host_header", defaults.host_header).lower(),
-        debug_header=(_optional_text(raw, "debug_header") or "").lower() or None,
+        debug_header=debug,
         force_header=_text(raw, "force_header", defaults.force_header).lower(),
         force_cookie=_text(raw, "force_cookie", defaults.force_cookie),
         force_secret=force,
+        rule_header=_text(raw, "rule_header", defaults.rule_header).lower(),
+        hosts=None if hosts is None else tuple(h.strip().lower() for h in hosts),
+        max_hosts=max_hosts,
     )
 
 

@@ -2,8 +2,9 @@
 
 Only origin-facing triggers may change the origin, so viewer-request records the variant in a
 header and this trigger acts on it: a custom origin (domain, port, protocol, path) or an S3
-one, with the Host header set to the new origin's domain. The URI may already be rewritten by
-viewer-request, so the rule is found by undoing that rewrite (``rules.find_rule``).
+one, with the Host header set to the new origin's domain. The rule is the one viewer-request
+chose, named in its rule header (``rules.chosen``): the URI may have been rewritten into
+another rule's paths, so it is never used to find the rule again.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def decide(
     request: dict[str, Any], cfg: config.EdgeConfig, cache: rules.RuleCache, now: float
 ) -> dict[str, Any] | None:
     """The ``set_origin`` action of the request's variant, if it has one."""
-    found = rules.chosen(request, cfg.variant_header, cfg.host_header, cache, now)
+    found = rules.chosen(request, cfg, cache, now)
     if found is None:
         return None
     origin: dict[str, Any] | None = (found[1].get("actions") or {}).get("set_origin")

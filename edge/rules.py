@@ -1,73 +1,100 @@
-"""Route rules: validation, matching, and the per-container cache with a TTL.
+"""Route rules: matching, the rule a request carries, and the per-container cache.
 
 The cache is the only thing standing between CloudFront's request rate and the routes table,
 so it reads each host at most once per TTL, keeps serving the last good rules while the table
-is unreachable, and remembers hosts that have no rules at all.
+is unreachable or slow, and remembers hosts that have no rules at all. A failed read backs off
+from the moment it failed; during a back-off, and while another request of this container is
+reading the host, requests are answered from what is cached (or stable) without waiting.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from edge import actions, log
-from edge.actions import TOKEN
+from edge import actions, log, validate
+from edge.validate import DEFAULT_RULE, EXACT, FULL_WEIGHT, PREFIX
 
 Rule = dict[str, Any]
 QueryFn = Callable[[str], list[dict[str, Any]]]
 
-DEFAULT_RULE = "default"
-EXACT = "exact:"
-PREFIX = "prefix:"
-FULL_WEIGHT = 10_000  # basis points
+__all__ = [
+    "DEFAULT_RULE",
+    "EXACT",
+    "FULL_WEIGHT",
+    "PREFIX",
+    "Matcher",
+    "RuleCache",
+    "chosen",
+    "default_cache",
+    "is_valid_rule",
+    "match",
+    "rule_marker",
+]
+# Stands in for a malformed rule in the index: its paths pass through (stable).
+_BROKEN: Rule = {"path_rule": "", "broken": True}
 
 
 class Matcher:
     """A host's rules indexed for matching: exact paths by dict, prefixes by length.
 
     Built once per cache refresh, so a request costs one dict lookup per distinct prefix
-    length instead of a scan and a slice per rule.
+    length. A malformed rule keeps its place (``broken``): the paths it covers pass through
+    instead of falling to the next, less specific rule.
     """
 
-    __slots__ = ("default", "exact", "lengths", "prefixes", "rules")
+    __slots__ = ("by_key", "default", "exact", "lengths", "prefixes", "rules")
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], broken: tuple[str, ...] = ()) -> None:
         self.rules = rules
         self.default: Rule | None = None
         self.exact: dict[str, Rule] = {}
         self.prefixes: dict[str, Rule] = {}
+        self.by_key: dict[str, Rule] = {}
+        for path_rule in broken:
+            self._index(path_rule, _BROKEN)
         for rule in rules:
-            path_rule = rule["path_rule"]
-            if path_rule == DEFAULT_RULE:
-                self.default = rule
-            elif path_rule.startswith(EXACT):
-                self.exact.setdefault(path_rule[len(EXACT) :], rule)
-            else:
-                self.prefixes.setdefault(path_rule[len(PREFIX) :], rule)
+            self._index(rule["path_rule"], rule)
+            self.by_key.setdefault(rule["path_rule"], rule)
         self.lengths = sorted({len(prefix) for prefix in self.prefixes}, reverse=True)
 
+    def _index(self, path_rule: str, rule: Rule) -> None:
+        if path_rule == DEFAULT_RULE:
+            self.default = self.default or rule
+        elif path_rule.startswith(EXACT):
+            self.exact.setdefault(path_rule[len(EXACT) :], rule)
+        else:
+            self.prefixes.setdefault(path_rule[len(PREFIX) :], rule)
+
     def match(self, uri: str) -> Rule | None:
-        """Exact beats the longest prefix, which beats ``default``."""
+        """Exact beats the longest prefix, which beats ``default``; None passes through."""
         rule = self.exact.get(uri)
-        if rule is not None:
-            return rule
-        size = len(uri)
-        for length in self.lengths:
-            if length <= size:
-                rule = self.prefixes.get(uri[:length])
-                if rule is not None:
-                    return rule
-        return self.default
+        if rule is None:
+            size = len(uri)
+            for length in self.lengths:
+                if length <= size:
+                    rule = self.prefixes.get(uri[:length])
+                    if rule is not None:
+                        break
+            else:
+                rule = self.default
+        return None if rule is _BROKEN else rule
+
+
+_EMPTY = Matcher([])
 
 
 def match(rules: list[Rule] | Matcher, uri: str) -> Rule | None:
     """Pick the rule for ``uri``: exact beats the longest prefix, which beats ``default``."""
-    return as_matcher(rules).match(uri)
+    return (rules if isinstance(rules, Matcher) else Matcher(rules)).match(uri)
 
 
-def as_matcher(rules: list[Rule] | Matcher) -> Matcher:
-    return rules if isinstance(rules, Matcher) else Matcher(rules)
+def is_valid_rule(item: Any) -> bool:
+    """True if the edge can serve ``item`` (``edge.validate.rule_problem`` finds nothing)."""
+    return validate.rule_problem(item) is None
 
 
 def find_variant(rule: Rule, name: str) -> dict[str, Any] | None:
@@ -99,11 +126,7 @@ def render_uri(
     host: str,
     headers: dict[str, Any] | None = None,
 ) -> str:
-    """Fill a ``set_uri`` template (see ``edge.actions`` for the fields).
-
-    One regex pass rather than ``str.format``: a stray brace in a template must not raise,
-    and format's attribute access (``{uri.__class__}``) has no business at the edge.
-    """
+    """Fill a ``set_uri`` template (see ``edge.actions`` for the fields)."""
     return actions.render(
         template,
         fields=template_fields(uri=uri, variant=variant, host=host),
@@ -112,91 +135,34 @@ def render_uri(
     )
 
 
-def find_rule(
-    candidates: list[Rule] | Matcher,
-    uri: str,
-    name: str,
-    host: str,
-    headers: dict[str, Any] | None = None,
-) -> tuple[Rule, dict[str, Any]] | None:
-    """The rule viewer-request matched and its variant ``name``, given the rewritten ``uri``.
-
-    Origin-request and viewer-response see the request after viewer-request rewrote it, so
-    the rule is found by undoing the rewrite: the edge keeps no state between triggers.
-    """
-    candidates = as_matcher(candidates)
-    for rule in candidates.rules:
-        variant = find_variant(rule, name)
-        template = (variant.get("actions") or {}).get("set_uri") if variant else None
-        if (
-            variant is not None
-            and template is not None
-            and _rewrote(template, rule, variant, candidates, uri, host, headers)
-        ):
-            return rule, variant
-    # No rewrite explains the URI: viewer-request left it as it was.
-    matched = match(candidates, uri)
-    if matched is None:
-        return None
-    found = find_variant(matched, name)
-    return (matched, found) if found is not None else None
+def rule_marker(rule: Rule) -> str:
+    """The rule header's value: ``<revision>:<path_rule>`` (path rules hold no spaces)."""
+    return f"{rule.get('revision', 0)}:{rule['path_rule']}"
 
 
 def chosen(
-    request: dict[str, Any], variant_header: str, host_header: str, cache: RuleCache, now: float
+    request: Any, cfg: Any, cache: RuleCache, now: float
 ) -> tuple[Rule, dict[str, Any]] | None:
-    """The rule and variant viewer-request chose, found again by a later trigger from the
-    variant header it set and the viewer's host it carried; None when it chose nothing."""
-    headers, uri = request["headers"], request["uri"]
-    if not isinstance(headers, dict) or not isinstance(uri, str):
+    """The rule and variant viewer-request chose, for a later trigger; None if it chose none.
+
+    Viewer-request names the rule in ``cfg.rule_header`` and the variant in
+    ``cfg.variant_header``; the rule is looked up by that key and never re-derived from the
+    URI, which viewer-request may have rewritten into another rule's paths. A rule whose
+    revision moved on since keeps the variant by name (the viewer's cohort is the same).
+    """
+    headers = request.get("headers") if isinstance(request, dict) else None
+    if not isinstance(headers, dict):
         return None
-    name = actions.first_header(headers, variant_header)
-    if not name:
+    name = actions.first_header(headers, cfg.variant_header)
+    revision, sep, key = actions.first_header(headers, cfg.rule_header).partition(":")
+    if not name or not sep or not revision.isdigit():
         return None
     # Past viewer-request, Host names the origin unless the distribution forwards the
     # viewer's; the carried header is the viewer's own.
-    carried = actions.first_header(headers, host_header)
-    host = normalize_host(carried or headers["host"][0]["value"])
-    return find_rule(cache.matcher_for(host, now), uri, name, host, headers)
-
-
-def original_uri(
-    template: str,
-    *,
-    uri: str,
-    variant: dict[str, Any],
-    host: str,
-    headers: dict[str, Any] | None = None,
-) -> str | None:
-    """Invert ``render_uri`` for a template holding ``{uri}`` once; None if it cannot."""
-    head, sep, tail = template.partition("{uri}")
-    if not sep or "{uri}" in tail:
-        return None
-    prefix = render_uri(head, uri="", variant=variant, host=host, headers=headers)
-    suffix = render_uri(tail, uri="", variant=variant, host=host, headers=headers)
-    if len(uri) < len(prefix) + len(suffix):
-        return None
-    if not uri.startswith(prefix) or not uri.endswith(suffix):
-        return None
-    original = uri[len(prefix) : len(uri) - len(suffix)]
-    # CloudFront URIs always start with a slash; anything else was not produced by a rewrite.
-    return original if original.startswith("/") else None
-
-
-def _rewrote(
-    template: str,
-    rule: Rule,
-    variant: dict[str, Any],
-    candidates: Matcher,
-    uri: str,
-    host: str,
-    headers: dict[str, Any] | None,
-) -> bool:
-    if "{uri}" not in template:
-        # A fixed target (say, the new entry point) names its rule by the path alone.
-        return render_uri(template, uri="", variant=variant, host=host, headers=headers) == uri
-    original = original_uri(template, uri=uri, variant=variant, host=host, headers=headers)
-    return original is not None and candidates.match(original) is rule
+    host = actions.first_header(headers, cfg.host_header) or actions.first_header(headers, "host")
+    rule = cache.matcher_for(normalize_host(host), now).by_key.get(key)
+    variant = find_variant(rule, name) if rule is not None else None
+    return (rule, variant) if rule is not None and variant is not None else None
 
 
 def normalize_host(value: str) -> str:
@@ -208,93 +174,24 @@ def normalize_host(value: str) -> str:
     return host
 
 
-def is_valid_rule(item: Any) -> bool:
-    """True if ``item`` has everything the handlers read, with the right types and limits.
-
-    Checked once per cache refresh so the per-request path can index without guarding. The
-    orchestrator rejects all of this at write time; the edge checks again because an item
-    can reach the table by other paths, and skipping a rule means serving stable.
-    """
-    try:
-        return (
-            isinstance(item, dict)
-            and _valid_path_rule(item.get("path_rule"))
-            and isinstance(item.get("salt"), str)
-            and _valid_variants(item.get("variants"))
-            and _valid_stickiness(item.get("stickiness"))
-            and _valid_cache_control(item.get("cache_control"))
-            and isinstance(item.get("allow_forced", False), bool)
-        )
-    except Exception:  # validation itself must not take the edge down
-        return False
-
-
-def _valid_path_rule(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    if value == DEFAULT_RULE:
-        return True
-    for kind in (EXACT, PREFIX):
-        if value.startswith(kind) and value[len(kind) :].startswith("/"):
-            return True
-    return False
-
-
-def _valid_variants(variants: Any) -> bool:
-    if not isinstance(variants, list) or len(variants) < 2:
-        return False
-    if not all(_valid_variant(v) for v in variants):
-        return False
-    names = {v["name"] for v in variants}
-    # Weights that do not cover every bucket would leave some viewers unassigned.
-    return len(names) == len(variants) and sum(v["weight"] for v in variants) == FULL_WEIGHT
-
-
-def _valid_variant(variant: Any) -> bool:
-    if not isinstance(variant, dict) or not isinstance(variant.get("name"), str):
-        return False
-    weight = variant.get("weight")
-    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-        return False
-    if not isinstance(variant.get("version", ""), str):
-        return False
-    return actions.valid_actions(variant.get("actions") or {})
-
-
-def _valid_stickiness(value: Any) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, dict):
-        return False
-    key, name, max_age = value.get("key", "ip_ua"), value.get("name"), value.get("max_age", 0)
-    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
-        return False
-    if key == "ip_ua":
-        return True
-    return key in ("cookie", "header") and isinstance(name, str) and bool(TOKEN.match(name))
-
-
-def _valid_cache_control(value: Any) -> bool:
-    return value is None or (
-        isinstance(value, str) and 0 < len(value) <= 256 and value.isprintable()
-    )
-
-
 class _Entry:
-    __slots__ = ("expires_at", "fetched_at", "matcher", "rules")
+    __slots__ = ("expires_at", "fetched_at", "matcher")
 
-    def __init__(self, rules: list[Rule], expires_at: float, fetched_at: float) -> None:
-        self.rules = rules
-        self.matcher = Matcher(rules)
+    def __init__(self, matcher: Matcher, expires_at: float, fetched_at: float) -> None:
+        self.matcher = matcher
         self.expires_at = expires_at
         self.fetched_at = fetched_at  # when the table last answered for this host
 
 
 class RuleCache:
-    """Valid rules per host, read through ``query`` at most once per host per TTL.
+    """Rules per host, read through ``query`` at most once per host per TTL.
 
     ``query`` is injected (powertools-style) so tests count calls and production passes the
-    DynamoDB reader. ``now`` is passed in, from ``time.monotonic()``, for the same reason.
+    DynamoDB reader, which gives up at the configured deadline. ``now`` is passed in, from
+    ``time.monotonic()``; ``clock`` measures how long a read took, so a back-off starts when
+    the failure ended. ``hosts``, when given, are the only hosts ever read; otherwise at most
+    ``max_hosts`` hosts are remembered, least recently read first out, hosts without rules
+    before hosts with rules.
     """
 
     def __init__(
@@ -305,73 +202,113 @@ class RuleCache:
         retry_seconds: float = 1.0,
         max_stale_seconds: float = 300.0,
         max_hosts: int = 1024,
+        hosts: tuple[str, ...] | frozenset[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._query = query
         self._ttl = ttl_seconds
         self._max_stale = max_stale_seconds
         # After a failure, wait this long before asking the table again: an outage must not
-        # turn every viewer request into a timed-out table read.
+        # turn every viewer request into a wait on the table.
         self._retry = min(retry_seconds, ttl_seconds) if ttl_seconds > 0 else retry_seconds
-        self._max_hosts = max_hosts
-        self._entries: dict[str, _Entry] = {}
-        self._refresh_lock = threading.Lock()
-
-    def rules_for(self, host: str, now: float) -> list[Rule]:
-        """The host's valid rules: cached, refreshed, stale on failure, or [] if none."""
-        entry = self._entries.get(host)
-        if entry is not None and now < entry.expires_at:
-            return entry.rules
-        # With stale rules in hand, let one caller refresh while the others keep serving them.
-        if not self._refresh_lock.acquire(blocking=entry is None):
-            return entry.rules if entry is not None else []
-        try:
-            entry = self._entries.get(host)
-            if entry is not None and now < entry.expires_at:
-                return entry.rules  # another thread refreshed while this one waited
-            return self._refresh(host, entry, now)
-        finally:
-            self._refresh_lock.release()
+        self._max_hosts = max(1, max_hosts)
+        self._hosts = None if hosts is None else frozenset(hosts)
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._reading: set[str] = set()
+        self._lock = threading.Lock()
 
     def matcher_for(self, host: str, now: float) -> Matcher:
-        """``rules_for`` indexed for matching (see ``Matcher``)."""
-        found = self.rules_for(host, now)
+        """The host's rules indexed for matching: cached, refreshed, stale, or empty."""
         entry = self._entries.get(host)
-        return entry.matcher if entry is not None and entry.rules is found else Matcher(found)
+        if entry is not None and now < entry.expires_at:
+            return entry.matcher
+        if self._hosts is not None and host not in self._hosts:
+            return _EMPTY  # not one of the distribution's hosts: no table read, ever
+        with self._lock:
+            if host in self._reading:  # another request is reading it: do not wait
+                return entry.matcher if entry is not None else _EMPTY
+            self._reading.add(host)
+        try:
+            return self._refresh(host, entry, now)
+        finally:
+            with self._lock:
+                self._reading.discard(host)
 
-    def _refresh(self, host: str, entry: _Entry | None, now: float) -> list[Rule]:
+    def rules_for(self, host: str, now: float) -> list[Rule]:
+        """The host's valid rules (``matcher_for(...).rules``)."""
+        return self.matcher_for(host, now).rules
+
+    def _refresh(self, host: str, entry: _Entry | None, now: float) -> Matcher:
+        started = self._clock()
         try:
             items = self._query(host)
-            fresh = [item for item in items if is_valid_rule(item)]
+            if not isinstance(items, list):
+                raise TypeError(f"query returned {type(items).__name__}, not a list")
         except Exception as exc:  # any failure means "keep what we have, for a while"
-            age = now - entry.fetched_at if entry is not None else None
-            stale_ok = age is not None and age <= self._max_stale
-            log.warn(
-                "route query failed",
-                host=host,
-                error=repr(exc),
-                serving="stale" if stale_ok else "stable",
-                stale_age_seconds=None if age is None else round(age, 3),
-            )
-            if entry is not None and stale_ok:
-                entry.expires_at = now + self._retry
-                return entry.rules
-            # Too old (or never read): everyone gets stable until the table answers again.
-            fetched_at = entry.fetched_at if entry is not None else now - self._max_stale - 1
-            self._store(host, _Entry([], now + self._retry, fetched_at))
-            return []
-        if len(fresh) != len(items):
-            log.warn("ignored malformed route items", host=host, dropped=len(items) - len(fresh))
-        self._store(host, _Entry(fresh, now + self._ttl, now))
-        return fresh
+            ended = now + max(0.0, self._clock() - started)
+            return self._failed(host, entry, ended, exc)
+        ended = now + max(0.0, self._clock() - started)
+        matcher = _index(host, items)
+        self._store(host, _Entry(matcher, ended + self._ttl, ended))
+        return matcher
+
+    def _failed(self, host: str, entry: _Entry | None, ended: float, exc: Exception) -> Matcher:
+        age = ended - entry.fetched_at if entry is not None else None
+        stale_ok = age is not None and age <= self._max_stale
+        log.warn(
+            "route query failed",
+            host=host,
+            error=repr(exc)[:300],
+            serving="stale" if stale_ok else "stable",
+            stale_age_seconds=None if age is None else round(age, 3),
+        )
+        if entry is not None and stale_ok:
+            entry.expires_at = ended + self._retry
+            return entry.matcher
+        # Too old (or never read): everyone gets stable until the table answers again.
+        fetched_at = entry.fetched_at if entry is not None else ended - self._max_stale - 1
+        self._store(host, _Entry(_EMPTY, ended + self._retry, fetched_at))
+        return _EMPTY
 
     def _store(self, host: str, entry: _Entry) -> None:
-        if host not in self._entries and len(self._entries) >= self._max_hosts:
-            # CloudFront only sends a distribution's own hosts, so this is a guard against
-            # surprises: forget hosts without rules first, then everything.
-            self._entries = {h: e for h, e in self._entries.items() if e.rules}
-            if len(self._entries) >= self._max_hosts:
-                self._entries = {}
-        self._entries[host] = entry
+        with self._lock:
+            self._entries[host] = entry
+            self._entries.move_to_end(host)
+            while len(self._entries) > self._max_hosts:
+                self._evict_one()
+
+    def _evict_one(self) -> None:
+        # Hosts without rules go first (oldest first), so a flood of unknown hosts cannot
+        # push out the hosts that are really being served.
+        for name, old in self._entries.items():
+            if not old.matcher.rules:
+                del self._entries[name]
+                return
+        self._entries.popitem(last=False)
+
+
+def _index(host: str, items: list[Any]) -> Matcher:
+    valid: list[Rule] = []
+    broken: list[str] = []
+    for item in items:
+        problem = validate.rule_problem(item)
+        if problem is None:
+            valid.append(item)
+            continue
+        path_rule = item.get("path_rule") if isinstance(item, dict) else None
+        covers = validate.path_rule_problem(path_rule) is None
+        if covers:
+            broken.append(path_rule)  # type: ignore[arg-type]
+        log.warn(
+            "malformed route rule: its paths pass through (stable)"
+            if covers
+            else "malformed route item without a usable path_rule: ignored",
+            host=host,
+            path_rule=str(path_rule)[:200],
+            problem=problem[:300],
+        )
+    return Matcher(valid, tuple(broken))
 
 
 _default: RuleCache | None = None
@@ -385,7 +322,11 @@ def default_cache() -> RuleCache:
 
         cfg = config.load()
         _default = RuleCache(
-            _query_table, ttl_seconds=cfg.ttl_seconds, max_stale_seconds=cfg.max_stale_seconds
+            _query_table,
+            ttl_seconds=cfg.ttl_seconds,
+            max_stale_seconds=cfg.max_stale_seconds,
+            max_hosts=cfg.max_hosts,
+            hosts=cfg.hosts,
         )
     return _default
 

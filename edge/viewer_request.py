@@ -3,8 +3,9 @@
 The variant lands in a request header that is part of the cache key, so each variant has its
 own cache entries and the origin-request trigger can switch origins on a miss. Viewer actions
 are ``set_uri``, ``set_querystring``, ``set_headers``, ``redirect`` and ``respond`` (the last
-two answer without the origin). Whatever goes wrong, the viewer gets the request CloudFront
-sent, which means stable.
+two answer without the origin). viewer-request also names the rule it chose, as
+``<revision>:<path_rule>`` in the rule header, so origin-request and viewer-response act on
+that rule. Whatever goes wrong, the viewer gets the request CloudFront sent, which means stable.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge import actions, assign, config, events, rules
+from edge import actions, assign, cloudfront, config, events, rules, validate
 from edge.log import client_ref, info, warn
 
 TRIGGER = "viewer-request"
@@ -45,10 +46,6 @@ def handler(event: dict[str, Any], context: object) -> Any:
         if not events.is_trigger(event, TRIGGER):
             return request
         cfg = config.load()
-        # The edge's own headers: a viewer's copy must never reach the later triggers, or a
-        # pass-through would let anyone pick the canary or plant a cookie.
-        for own in (cfg.variant_header, cfg.sticky_header, cfg.host_header):
-            request["headers"].pop(own, None)
         decision = decide(request, cfg, rules.default_cache(), time.monotonic(), time.time())
         if decision is not None:
             if decision.response is not None:
@@ -59,6 +56,18 @@ def handler(event: dict[str, Any], context: object) -> Any:
     return request
 
 
+def strip_internal(request: dict[str, Any], cfg: config.EdgeConfig) -> None:
+    """Drop a viewer's copies of the edge's own headers (variant, sticky id, host, rule).
+
+    A pass-through must not let anyone pick the canary, plant a cookie or name a rule for
+    the later triggers; ``decide`` does this first, whatever it decides.
+    """
+    headers = request.get("headers")
+    if isinstance(headers, dict):
+        for own in cfg.internal_headers():
+            headers.pop(own, None)
+
+
 def decide(
     request: dict[str, Any],
     cfg: config.EdgeConfig,
@@ -66,12 +75,23 @@ def decide(
     now: float,
     wall: float | None = None,
 ) -> Decision | None:
-    """Work out what to do with a request without touching it; None means pass through."""
-    headers, uri = request["headers"], request["uri"]
+    """Work out what to do with a request; None means pass through (stable).
+
+    Only the viewer's copies of the edge's own headers are removed from ``request`` here;
+    everything else is left for ``Decision.apply``. Anything CloudFront would reject (a URI
+    too long, a Location leaving the host, a response over 40 KB) is not produced: the
+    request passes through and a line is logged.
+    """
+    strip_internal(request, cfg)
+    headers, uri = request.get("headers"), request.get("uri")
     if not isinstance(headers, dict) or not isinstance(uri, str):
         return None
     querystring = request.get("querystring") or ""
-    host = rules.normalize_host(headers["host"][0]["value"])
+    if not isinstance(querystring, str):
+        return None
+    host = rules.normalize_host(actions.first_header(headers, "host"))
+    if not host:
+        return None
     rule = cache.matcher_for(host, now).match(uri)
     if rule is None:
         return None
@@ -84,26 +104,42 @@ def decide(
     decision = Decision(uri, querystring)
     decision.headers[cfg.variant_header] = variant["name"]
     decision.headers[cfg.host_header] = host
+    decision.headers[cfg.rule_header] = rules.rule_marker(rule)
     if minted is not None:
         decision.headers[cfg.sticky_header] = minted
     acts = variant.get("actions") or {}
     fields = rules.template_fields(uri=uri, variant=variant, host=host, querystring=querystring)
+    hidden = cfg.own_headers()
     if acts.get("redirect") is not None or acts.get("respond") is not None:
         decision.response = _generated(acts, fields, headers, rule, variant, minted, cfg)
-        return decision
+        return decision if decision.response is not None else _refused(rule, "response")
     if acts.get("set_uri") is not None:
         decision.uri = actions.render(
-            acts["set_uri"], fields=fields, headers=headers, quote_values=True
+            acts["set_uri"], fields=fields, headers=headers, quote_values=True, hidden=hidden
         )
-        if not decision.uri.startswith("/"):
-            raise ValueError(f"set_uri produced {decision.uri[:64]!r}, which CloudFront rejects")
     if acts.get("set_querystring") is not None:
         decision.querystring = actions.render(
-            acts["set_querystring"], fields=fields, headers=headers, quote_values=True
+            acts["set_querystring"],
+            fields=fields,
+            headers=headers,
+            quote_values=True,
+            hidden=hidden,
         ).strip("&")
+    if (decision.uri, decision.querystring) != (uri, querystring):
+        problem = cloudfront.uri_problem(decision.uri, decision.querystring)
+        if problem is not None:
+            return _refused(rule, problem)
     for name, template in (acts.get("set_headers") or {}).items():
-        decision.headers[name.lower()] = actions.render(template, fields=fields, headers=headers)
+        value = actions.render(template, fields=fields, headers=headers, hidden=hidden)
+        if cloudfront.header_value_problem(value) is not None:
+            return _refused(rule, f"set_headers {name!r} rendered a control character")
+        decision.headers[name.lower()] = value
     return decision
+
+
+def _refused(rule: rules.Rule, problem: str) -> Decision | None:
+    warn("rule not applied: passed through", path_rule=rule["path_rule"], problem=problem)
+    return None
 
 
 def _forced(
@@ -141,23 +177,17 @@ def _generated(
     variant: dict[str, Any],
     minted: str | None,
     cfg: config.EdgeConfig,
-) -> dict[str, Any]:
-    # CloudFront skips viewer-response for generated responses, so what it would have added
-    # (cookie, Cache-Control, debug header) goes in here.
-    extra: dict[str, str] = {}
-    if rule.get("cache_control"):
-        extra["cache-control"] = rule["cache_control"]
-    if minted is not None:
-        stickiness = rule["stickiness"]
-        extra["set-cookie"] = assign.sticky_cookie(
-            stickiness["name"], minted, stickiness.get("max_age") or assign.DEFAULT_MAX_AGE
-        )
-    if cfg.debug_header:
-        extra[cfg.debug_header] = debug_value(rule, variant)
+) -> dict[str, Any] | None:
+    """The redirect or respond answer, or None when it would not be safe or valid."""
+    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header)
     redirect = acts.get("redirect")
     if redirect is not None:
         location = actions.render(
-            redirect["location"], fields=fields, headers=headers, quote_values=True
+            redirect["location"],
+            fields=fields,
+            headers=headers,
+            quote_values=True,
+            hidden=cfg.own_headers(),
         )
         query = fields["querystring"]
         if (
@@ -166,24 +196,24 @@ def _generated(
             and "{querystring}" not in (redirect["location"])
         ):
             location += ("&" if "?" in location else "?") + query
+        if validate.rendered_location_problem(location) is not None:
+            return None
         status = redirect.get("status", 302)
-        return actions.generated_response(
-            status, actions.REDIRECT_STATUSES[status], {"location": location, **extra}
-        )
-    respond = acts["respond"]
-    response_headers = {"content-type": respond.get("content_type") or "text/plain"}
-    response_headers.update({k.lower(): v for k, v in (respond.get("headers") or {}).items()})
-    response_headers.update(extra)
-    status = respond.get("status", 200)
+        response_headers = {"location": location, **extra}
+        description, body = validate.REDIRECT_STATUSES[status], ""
+    else:
+        respond = acts["respond"]
+        response_headers = {"content-type": respond.get("content_type") or "text/plain"}
+        response_headers.update({k.lower(): v for k, v in (respond.get("headers") or {}).items()})
+        response_headers.update(extra)
+        status, body = respond.get("status", 200), respond.get("body", "")
+        description = str(status)
+    size = cloudfront.response_size(status, response_headers, body)
+    if cloudfront.response_size_problem(size) is not None:
+        return None
     return actions.generated_response(
-        status, str(status), response_headers, respond.get("body", "")
+        status, description, response_headers, body if redirect is None else None
     )
 
 
-def debug_value(rule: rules.Rule, variant: dict[str, Any]) -> str:
-    """What the debug header says: enough to tell which rule and cohort served a response."""
-    return (
-        f"variant={variant['name']}; version={variant.get('version', '')}; "
-        f"rule={rule['path_rule']}; rollout={rule.get('rollout_id', '')}; "
-        f"revision={rule.get('revision', '')}"
-    )
+debug_value = validate.debug_value

@@ -1,9 +1,9 @@
 """CloudFront viewer-response trigger: Cache-Control override, sticky cookie, debug header.
 
-It sees the request as viewer-request left it (variant header, minted sticky id, rewritten
-URI), so it finds the rule the same way origin-request does. CloudFront does not run it for
-responses generated in viewer-request (those carry the same headers already) nor when the
-origin answered 400 or more. It only ever edits response headers.
+It sees the request as viewer-request left it (variant header, rule header, minted sticky
+id), so it acts on the rule viewer-request chose, as origin-request does. CloudFront does
+not run it for responses generated in viewer-request (those carry the same headers already)
+nor when the origin answered 400 or more. It only ever edits response headers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge import actions, assign, config, events, rules
+from edge import actions, cloudfront, config, events, rules, validate
 from edge.log import warn
 
 TRIGGER = "viewer-response"
@@ -41,25 +41,14 @@ def decide(
     request: dict[str, Any], cfg: config.EdgeConfig, cache: rules.RuleCache, now: float
 ) -> dict[str, list[dict[str, str]]]:
     """Response headers to set for the request's rule and variant ({} when none apply)."""
-    found = rules.chosen(request, cfg.variant_header, cfg.host_header, cache, now)
+    found = rules.chosen(request, cfg, cache, now)
     if found is None:
         return {}
     rule, variant = found
-    headers = request["headers"]
-    extra: dict[str, list[dict[str, str]]] = {}
-    if rule.get("cache_control"):
-        extra["cache-control"] = [{"key": "Cache-Control", "value": rule["cache_control"]}]
-    minted = actions.first_header(headers, cfg.sticky_header)
-    stickiness = rule.get("stickiness") or {}
-    if minted and stickiness.get("key") == "cookie":
-        cookie = assign.sticky_cookie(
-            stickiness["name"], minted, stickiness.get("max_age") or assign.DEFAULT_MAX_AGE
-        )
-        extra["set-cookie"] = [{"key": "Set-Cookie", "value": cookie}]
-    if cfg.debug_header:
-        from edge.viewer_request import debug_value
-
-        extra[cfg.debug_header] = [
-            {"key": actions.display_name(cfg.debug_header), "value": debug_value(rule, variant)}
-        ]
-    return extra
+    minted = actions.first_header(request["headers"], cfg.sticky_header) or None
+    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header)
+    return {
+        name: [{"key": actions.display_name(name), "value": value}]
+        for name, value in extra.items()
+        if cloudfront.header_value_problem(value) is None
+    }

@@ -25,7 +25,9 @@ def test_bundled_config_holds_the_documented_defaults() -> None:
     assert cfg.ttl_seconds == 5.0
     assert cfg.variant_header == "x-edgeshift-variant"
     assert cfg.endpoint_url is None
-    assert cfg.timeout_seconds == 0.3
+    assert cfg.deadline_seconds == 0.25
+    assert cfg.hosts is None
+    assert cfg.rule_header == "x-edgeshift-rule"
     assert cfg.max_stale_seconds == 300.0
     assert cfg.force_secret is None
     assert cfg.debug_header is None
@@ -82,7 +84,7 @@ def test_variant_header_is_lower_cased() -> None:
         {"ttl_seconds": "5"},
         {"ttl_seconds": -1},
         {"ttl_seconds": True},
-        {"timeout_seconds": None},
+        {"deadline_seconds": None},
         {"endpoint_url": 5000},
     ],
 )

@@ -124,7 +124,7 @@ def test_unreachable_endpoint_raises_dynamo_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cfg = config.EdgeConfig(endpoint_url=f"http://127.0.0.1:{port}", timeout_seconds=0.2)
+    cfg = config.EdgeConfig(endpoint_url=f"http://127.0.0.1:{port}", deadline_seconds=0.2)
 
     with pytest.raises(dynamo.DynamoError):
         dynamo.query_host(HOST, cfg=cfg)

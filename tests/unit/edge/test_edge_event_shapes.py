@@ -54,9 +54,11 @@ def _cf(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mark(event: dict[str, Any], variant: str = "canary", host: str = HOST) -> None:
+    """What viewer-request leaves for the later triggers: variant, host, rule (3:default)."""
     headers = _cf(event)["request"]["headers"]
     headers["x-edgeshift-variant"] = [{"key": "X-Edgeshift-Variant", "value": variant}]
     headers["x-edgeshift-host"] = [{"key": "X-Edgeshift-Host", "value": host}]
+    headers["x-edgeshift-rule"] = [{"key": "X-Edgeshift-Rule", "value": "3:default"}]
 
 
 def test_documented_viewer_request_is_rewritten(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Tests for edge.origin_request: origin switching by variant, after any URI rewrite."""
+"""Tests for edge.origin_request: origin switching by the variant and rule viewer-request chose."""
 
 from __future__ import annotations
 
@@ -26,8 +26,11 @@ def _request(event: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _marked(cf_event: CfEvent, variant: str, uri: str = "/index.html") -> dict[str, Any]:
-    event: dict[str, Any] = cf_event(uri, extra_headers={"X-Edgeshift-Variant": variant})
+def _marked(
+    cf_event: CfEvent, variant: str, uri: str = "/index.html", rule: str = "1:default"
+) -> dict[str, Any]:
+    marks = {"X-Edgeshift-Variant": variant, "X-Edgeshift-Rule": rule}
+    event: dict[str, Any] = cf_event(uri, extra_headers=marks)
     return event
 
 
@@ -126,22 +129,61 @@ def test_rule_is_found_after_a_fixed_uri_rewrite(
     assert result["origin"]["custom"]["domainName"] == "canary.internal"
 
 
-@pytest.mark.parametrize(
-    ("template", "uri", "original"),
-    [
-        ("/releases/{version}{uri}", "/releases/v2/app/a.js", "/app/a.js"),
-        ("{uri}?v={version}", "/a.js?v=v2", "/a.js"),
-        ("/releases/{version}{uri}", "/other/app/a.js", None),
-        ("/{uri}/{uri}", "/x/x", None),
-        ("/fixed.html", "/fixed.html", None),
-        ("/r/{version}{uri}/end", "/r/v2/end", None),
-    ],
-)
-def test_original_uri_inverts_render_uri(template: str, uri: str, original: str | None) -> None:
-    """GIVEN a template and a rewritten URI WHEN inverting THEN the pre-rewrite URI or None."""
-    variant = {"name": "canary", "version": "v2"}
+def test_origin_follows_the_rule_viewer_request_chose_not_the_rewritten_uri(
+    monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
+) -> None:
+    """GIVEN prefix:/v2/ (canary to v2-canary) and prefix:/app/ whose canary rewrites to
+    "/v2{uri}" (to app-canary) WHEN /v2/app/x.js arrives THEN it goes to v2-canary: the
+    rewrite that could also have produced this URI is not taken for the rule that matched."""
+    v2 = {**CANARY_ORIGIN, "domain": "v2-canary.example.org"}
+    app = {
+        "set_uri": "/v2{uri}",
+        "set_origin": {**CANARY_ORIGIN, "domain": "app-canary.example.org"},
+    }
+    _use_items(
+        monkeypatch,
+        [
+            route_item(
+                path_rule="prefix:/v2/", canary_weight=10_000, canary_actions={"set_origin": v2}
+            ),
+            route_item(path_rule="prefix:/app/", canary_weight=10_000, canary_actions=app),
+        ],
+    )
+    wrong = 0
+    for n in range(509):
+        event = cf_event("/v2/app/x.js", client_ip=f"198.51.100.{n % 250}", user_agent=f"ua{n}")
+        viewer_request.handler(event, None)
+        result = origin_request.handler(event, None)
+        wrong += result["origin"]["custom"]["domainName"] != "v2-canary.example.org"
 
-    assert rules.original_uri(template, uri=uri, variant=variant, host=HOST) == original
+    assert wrong == 0
+
+
+@pytest.mark.parametrize("marker", ["", "default", "x:default", "1:prefix:/nope/", "1"])
+def test_a_missing_or_unknown_rule_marker_keeps_the_origin(
+    marker: str, monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
+) -> None:
+    """GIVEN a variant header but no usable rule header WHEN a miss arrives THEN unchanged:
+    the rule is never guessed from the URI."""
+    _use_items(monkeypatch, [route_item(canary_actions={"set_origin": CANARY_ORIGIN})])
+    event = _marked(cf_event, "canary", rule=marker)
+    before = copy.deepcopy(_request(event))
+
+    assert origin_request.handler(event, None) == before
+
+
+def test_a_newer_revision_keeps_the_variant_by_name(
+    monkeypatch: pytest.MonkeyPatch, route_item: RouteItem, cf_event: CfEvent
+) -> None:
+    """GIVEN viewer-request chose revision 1 and this container already reads revision 2
+    WHEN the miss arrives THEN the variant's origin in the rule at that key is used."""
+    item = route_item(canary_actions={"set_origin": CANARY_ORIGIN})
+    item["revision"] = 2
+    _use_items(monkeypatch, [item])
+
+    result = origin_request.handler(_marked(cf_event, "canary", rule="1:default"), None)
+
+    assert result["origin"]["custom"]["domainName"] == "canary.internal"
 
 
 def _host_missing(event: dict[str, Any]) -> None:

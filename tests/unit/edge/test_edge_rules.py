@@ -188,7 +188,7 @@ def test_cache_queries_each_host_once_per_ttl(route_item: RouteItem) -> None:
 def test_cache_refreshes_after_the_ttl(route_item: RouteItem) -> None:
     """GIVEN cached rules WHEN the TTL passes and the table changed THEN new rules are served."""
     table = FakeTable({HOST: [route_item(canary_weight=100)]})
-    cache = rules.RuleCache(table, ttl_seconds=5)
+    cache = rules.RuleCache(table, ttl_seconds=5, clock=lambda: 0.0)  # reads take no time
     cache.rules_for(HOST, 0.0)
     table.items[HOST] = [route_item(canary_weight=500)]
 
@@ -216,7 +216,7 @@ def test_failure_without_cached_rules_serves_nothing_and_backs_off() -> None:
     """GIVEN a host never read WHEN the table fails THEN [] is served and retried later."""
     table = FakeTable({})
     table.failing = True
-    cache = rules.RuleCache(table, ttl_seconds=5, retry_seconds=1)
+    cache = rules.RuleCache(table, ttl_seconds=5, retry_seconds=1, clock=lambda: 0.0)
 
     assert cache.rules_for(HOST, 0.0) == []
     assert cache.rules_for(HOST, 0.5) == []

@@ -56,6 +56,7 @@ def test_stable_viewer_keeps_uri_and_gets_header(
     expected = copy.deepcopy(_request(event))
     expected["headers"]["x-edgeshift-variant"] = [{"key": "X-Edgeshift-Variant", "value": "stable"}]
     expected["headers"]["x-edgeshift-host"] = [{"key": "X-Edgeshift-Host", "value": HOST}]
+    expected["headers"]["x-edgeshift-rule"] = [{"key": "X-Edgeshift-Rule", "value": "1:default"}]
 
     assert viewer_request.handler(event, None) == expected
 
