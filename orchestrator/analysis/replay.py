@@ -7,7 +7,9 @@ a stage, wait, look again, promote, roll back), with no AWS call. The benchmark,
 ``rollout backtest`` command and tests use it, so there is no second decision loop.
 
 ``source(window)`` is asked once per look interval, in time order, for that interval's
-counts only: ``{metric: {"canary": (numerator, denominator), "baseline": (...)}}``. The
+counts only: ``{metric: {"canary": (numerator, denominator), "baseline": (...)}}``, or
+``None`` when it has no more (``CountsEnded`` is raised, with the looks so far). What a
+source raises, and counts the replay cannot use (``ReplayError``), reach the caller. The
 optional ``history`` is the stable fleet's counts per interval before the first shift,
 ``[{metric: (numerator, denominator)}, ...]`` oldest first, which preflight would read.
 """
@@ -60,9 +62,21 @@ class ReplayError(ValueError):
     """The source answered something the replay cannot use (named in the message)."""
 
 
+class CountsEnded(ReplayError):
+    """The source had no counts for ``window`` (it returned ``None``) before the plan
+    decided; ``partial`` holds the looks taken until then."""
+
+    def __init__(self, window: Window, partial: ReplayResult) -> None:
+        super().__init__(
+            f"counts end at {window.start.isoformat()}, before look {window.look + 1} of "
+            f"stage {window.stage + 1}: the plan had not decided after {partial.looks} looks"
+        )
+        self.window, self.partial = window, partial
+
+
 def replay(
     plan: RolloutPlan | Mapping[str, Any],
-    source: Callable[[Window], WindowCounts],
+    source: Callable[[Window], WindowCounts | None],
     *,
     history: Sequence[Mapping[str, Pair]] = (),
     start: datetime = EPOCH,
@@ -104,6 +118,11 @@ def replay(
             return result
         now += timedelta(seconds=wait)
         step = take_look(rollout, now, provider)
+        if provider.failure is not None:  # measure() turns errors into verdicts: not here
+            failure, provider.failure = provider.failure, None
+            if isinstance(failure, _NoMoreCounts):
+                raise CountsEnded(failure.window, result) from None
+            raise failure
         rollout = rollout.model_copy(update=step.changes)
         result.looks += 1
         result.verdicts.append(step.detail["verdict"])
@@ -129,10 +148,11 @@ class _Arms:
 class _WindowProvider(BaseProvider):
     """Answers the Analyze step's queries from the source's windows, asking each once."""
 
-    def __init__(self, plan: RolloutPlan, source: Callable[[Window], WindowCounts]) -> None:
+    def __init__(self, plan: RolloutPlan, source: Callable[[Window], WindowCounts | None]) -> None:
         self.plan, self.source, self.arms = plan, source, _Arms(plan)
         self.windows: list[tuple[Window, WindowCounts]] = []
         self._stage, self._started = 0, EPOCH
+        self.failure: Exception | None = None
 
     def stage(self, index: int, now: datetime) -> None:
         self._stage, self._started, self.windows = index, now, []
@@ -155,7 +175,14 @@ class _WindowProvider(BaseProvider):
             window = Window(
                 self._stage, self.plan.stages[self._stage].weight, opens, opens + interval, look
             )
-            self.windows.append((window, _checked(self.source(window), window, self.arms)))
+            try:
+                counts = self.source(window)
+                if counts is None:
+                    raise _NoMoreCounts(window)
+                self.windows.append((window, _checked(counts, window, self.arms)))
+            except Exception as exc:
+                self.failure = exc
+                raise
         answers: dict[str, Series] = {query.id: {} for query in queries}
         for query in queries:
             name, arm, part = self.arms.of(query)
@@ -163,6 +190,12 @@ class _WindowProvider(BaseProvider):
                 if window.start >= start and name in counts and arm in counts[name]:
                     answers[query.id][window.start] = float(counts[name][arm][part])
         return answers
+
+
+class _NoMoreCounts(Exception):
+    def __init__(self, window: Window) -> None:
+        super().__init__(window)
+        self.window = window
 
 
 class _HistoryProvider(BaseProvider):

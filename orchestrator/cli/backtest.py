@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 
 COLUMNS = ("window_start", "metric", "variant", "numerator", "denominator")
 ARMS = ("canary", "baseline")
-# The Analyze step reads one second past each look, so a look at ``now`` asks for every window
-# that ends by ``now + 1s``.
-_LOOK_SLACK = timedelta(seconds=1)
 
 Pair = tuple[float, float]
 Counts = dict[str, dict[str, Pair]]
@@ -273,31 +270,16 @@ def replayable(plan: RolloutPlan) -> tuple[RolloutPlan, list[str]]:
 
 def run(plan: RolloutPlan, counts: Callable[[Window], Counts | None], start: datetime) -> Backtest:
     """Replay ``plan`` on ``counts`` (None: the counts have ended) from ``start``."""
-    from orchestrator.analysis.replay import replay
+    from orchestrator.analysis.replay import CountsEnded, replay
 
-    ended: list[Window] = []
-
-    def source(window: Window) -> Counts:
-        answer = None if ended else counts(window)
-        if answer is None:
-            ended[:] = ended or [window]
-            return {}  # no data: the replay goes on inconclusive; those looks are cut
-        return answer
-
-    result = replay(plan, source, start=start)
-    if not ended:
-        return Backtest(result.outcome, result.stage, result.looks, result.reason, result.steps)
-    last = ended[0]
-    steps = [
-        step
-        for step in result.steps
-        if datetime.fromisoformat(step["window"][1]) + _LOOK_SLACK < last.end
-    ]
-    reason = (
-        f"counts end at {last.start.isoformat()}, before look {last.look + 1} of stage "
-        f"{last.stage + 1}: the plan had not decided yet"
-    )
-    return Backtest("UNDECIDED", last.stage, len(steps), reason, steps, last.start)
+    try:
+        result = replay(plan, counts, start=start)
+    except CountsEnded as ended:
+        partial, last = ended.partial, ended.window
+        return Backtest(
+            "UNDECIDED", last.stage, partial.looks, str(ended), partial.steps, last.start
+        )
+    return Backtest(result.outcome, result.stage, result.looks, result.reason, result.steps)
 
 
 # -- the command ------------------------------------------------------------------------------

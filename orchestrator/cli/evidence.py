@@ -41,6 +41,12 @@ class MetricEvidence:
     value: float | None = None
     critical: bool = False
     judged: str | None = None  # the outcome before a limit tolerated it
+    fail_statistic: float | None = None  # z of "worse than the fail margin"
+    fail_threshold: float | None = None
+    fail_margin: float | None = None
+    dispersion: float | None = None  # variance factor over binomial the tests used
+    dispersion_source: str | None = None
+    warm_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,14 @@ def _metric(entry: Mapping[str, Any], index: int) -> MetricEvidence:
         value=_number(entry.get("value")),
         critical=entry.get("critical") is True,
         judged=str(entry["judged"]) if entry.get("judged") else None,
+        fail_statistic=_number(entry.get("fail_statistic")),
+        fail_threshold=_number(entry.get("fail_threshold")),
+        fail_margin=_number(entry.get("fail_margin")),
+        dispersion=_number(entry.get("dispersion")),
+        dispersion_source=str(entry["dispersion_source"])
+        if isinstance(entry.get("dispersion_source"), str)
+        else None,
+        warm_up=entry.get("warm_up") is True,
     )
 
 

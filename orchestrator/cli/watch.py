@@ -265,6 +265,11 @@ def _numbers(metric: MetricEvidence) -> str:
     if metric.statistic is not None:
         fails = f" (fails above {metric.threshold:.2f})" if metric.threshold is not None else ""
         parts.append(f"z {metric.statistic:.2f}{fails}")
+    if metric.fail_statistic is not None and metric.fail_margin is not None:
+        above = f" above {metric.fail_threshold:.2f}" if metric.fail_threshold is not None else ""
+        parts.append(
+            f"beyond {metric.fail_margin:.3%} z {metric.fail_statistic:.2f} (fails{above})"
+        )
     if metric.interval is not None:
         low, high = metric.interval
         parts.append(f"interval [{low:+.3%}, {high:+.3%}]")
@@ -273,6 +278,11 @@ def _numbers(metric: MetricEvidence) -> str:
     if metric.pass_statistic is not None:
         passes = f" (passes above {metric.pass_threshold:.2f})" if metric.pass_threshold else ""
         parts.append(f"within z {metric.pass_statistic:.2f}{passes}")
+    if metric.dispersion is not None:
+        source = f" from {metric.dispersion_source}" if metric.dispersion_source else ""
+        parts.append(f"dispersion {metric.dispersion:.2f}{source}")
+    if metric.warm_up:
+        parts.append("warm-up: only the limit is judged")
     return ", ".join(parts)
 
 

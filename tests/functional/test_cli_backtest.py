@@ -134,7 +134,7 @@ def test_counts_that_end_early_leave_the_plan_undecided(plan_file: Path, tmp_pat
     assert document["counts_end"] == "2026-03-01T12:03:00+00:00"
     assert document["reason"] == (
         "counts end at 2026-03-01T12:03:00+00:00, before look 4 of stage 1: "
-        "the plan had not decided yet"
+        "the plan had not decided after 3 looks"
     )
     human = _backtest(str(plan_file), "--counts", counts)
     assert human.exit_code == 0
