@@ -317,7 +317,7 @@ def render(backtest: Backtest, plan: RolloutPlan, name: str) -> None:
         )
     console.print(table)
     if backtest.outcome == "UNDECIDED":
-        click.echo(f"{name}: {backtest.reason} after {backtest.looks} looks")
+        click.echo(f"{name}: {backtest.reason}")
     else:
         click.echo(
             f"{name} would have: {backtest.outcome} at stage {backtest.stage + 1} after "

@@ -140,7 +140,7 @@ def test_counts_that_end_early_leave_the_plan_undecided(plan_file: Path, tmp_pat
     assert human.exit_code == 0
     assert human.stdout.splitlines()[-1] == (
         "plan.yaml: counts end at 2026-03-01T12:03:00+00:00, before look 4 of stage 1: "
-        "the plan had not decided yet after 3 looks"
+        "the plan had not decided after 3 looks"
     )
 
 
