@@ -17,8 +17,12 @@ Variants are stored canary first, so the canary's bucket range always starts at 
 its weight never moves a canary user back to stable. Actions per variant: ``set_uri``,
 ``set_querystring``, ``set_headers`` (viewer-request), ``set_origin`` (origin-request, custom
 or S3), ``redirect`` or ``respond`` (a generated response; alone, since it ends the request).
-Everything here is checked when written, naming the field; the edge checks the same limits
-again when it reads an item (``edge/actions.py``) and skips a rule that fails them.
+Everything here is checked when written, naming the field. The CloudFront rules (which
+headers a trigger may set, template fields, safe redirect locations, the generated-response
+size with every header the edge adds, URI limits) are the edge's own checks in
+``edge/validate.py`` and ``edge/cloudfront.py``, called from here: ``edge`` is stdlib-only at
+the bottom of the import graph, so there is one copy. The edge runs the same checks when it
+reads an item and serves stable for the paths of a rule that fails them.
 """
 
 from __future__ import annotations
@@ -37,29 +41,17 @@ from pydantic import (
     model_validator,
 )
 
-FULL_WEIGHT = 10_000  # basis points
-# Lambda@Edge limit for a response generated in a viewer trigger, headers and body together.
-MAX_VIEWER_RESPONSE_BYTES = 40 * 1024
-_PATH_RULE = re.compile(r"^(default|exact:/\S*|prefix:/\S*)$")
+from edge import cloudfront
+from edge import validate as edge_rules
+
+FULL_WEIGHT = edge_rules.FULL_WEIGHT
+MAX_VIEWER_RESPONSE_BYTES = cloudfront.MAX_GENERATED_RESPONSE_BYTES
 _HOST = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _S3_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3[a-z0-9.-]*\.amazonaws\.com$")
-
-# Kept equal to edge/actions.py by tests/unit/orchestrator/test_route_actions.py.
-BASE_FIELDS = frozenset({"uri", "version", "variant", "host"})
-QUERY_FIELDS = BASE_FIELDS | {"querystring"}
-DISALLOWED_HEADERS = frozenset(
-    {"connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization"}
-    | {"proxy-connection", "trailer", "upgrade", "x-cache", "x-real-ip"}
-)
-DISALLOWED_PREFIXES = ("proxy-", "x-accel-", "x-amz-cf-", "x-amzn-", "x-edge-")
-READ_ONLY_HEADERS = frozenset({"content-length", "host", "transfer-encoding", "via"})
-RESERVED_PREFIX = "x-edgeshift-"
+BASE_FIELDS = edge_rules.BASE_FIELDS
+QUERY_FIELDS = edge_rules.QUERY_FIELDS
 
 Weight = Annotated[int, Field(ge=0, le=FULL_WEIGHT, description="basis points: 10000 = 100%")]
 
@@ -70,29 +62,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _raise_on(problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(problem)
+
+
 def check_template(value: str, allowed: frozenset[str] = BASE_FIELDS) -> str:
-    """Every ``{...}`` in ``value`` names a known field or ``{header:<name>}``."""
-    for found in _TEMPLATE_FIELD.finditer(value):
-        name, sep, header = found.group(1).partition(":")
-        if (sep and name == "header" and _TOKEN.match(header)) or (not sep and name in allowed):
-            continue
-        known = ", ".join(f"{{{f}}}" for f in sorted(allowed))
-        raise ValueError(
-            f"unknown template field {found.group(0)}; known: {known}, {{header:NAME}}"
-        )
+    """Every ``{...}`` in ``value`` names a known field, and no secret header is read."""
+    _raise_on(edge_rules.template_problem(value, allowed))
     return value
 
 
 def check_header_name(name: str, *, request: bool = True) -> str:
-    lowered = name.lower()
-    if not _TOKEN.match(name):
-        raise ValueError(f"{name!r} is not a valid header name")
-    if lowered in DISALLOWED_HEADERS or lowered.startswith(DISALLOWED_PREFIXES):
-        raise ValueError(f"{name!r} is a header CloudFront does not let Lambda@Edge set")
-    if request and lowered in READ_ONLY_HEADERS:
-        raise ValueError(f"{name!r} is read-only in viewer-request")
-    if lowered.startswith(RESERVED_PREFIX):
-        raise ValueError(f"{name!r} is reserved for the edge ({RESERVED_PREFIX}*)")
+    """A header a route may set: in viewer-request, or in a generated response."""
+    trigger = cloudfront.VIEWER_REQUEST if request else cloudfront.GENERATED
+    _raise_on(edge_rules.header_name_problem(name, trigger))
     return name
 
 
@@ -157,9 +141,8 @@ class Redirect(Strict):
 
     @field_validator("location")
     @classmethod
-    def _absolute_or_rooted(cls, value: str) -> str:
-        if not value.startswith(("/", "https://", "http://")):
-            raise ValueError("must start with '/', 'https://' or 'http://'")
+    def _same_host_or_literal_url(cls, value: str) -> str:
+        _raise_on(edge_rules.location_problem(value))
         return value
 
 
@@ -178,16 +161,11 @@ class Respond(Strict):
             check_header_name(name, request=False)
         return value
 
-    @model_validator(mode="after")
-    def _fits_a_viewer_trigger(self) -> Respond:
-        size = len(self.body.encode()) + len(self.content_type) + len("content-type: \r\n")
-        size += sum(len(k.encode()) + len(v.encode()) + 4 for k, v in self.headers.items())
-        if size > MAX_VIEWER_RESPONSE_BYTES:
-            raise ValueError(
-                f"body: the response is {size} bytes with headers; viewer triggers allow "
-                f"{MAX_VIEWER_RESPONSE_BYTES}"
-            )
-        return self
+    @field_validator("content_type")
+    @classmethod
+    def _a_header_value(cls, value: str) -> str:
+        _raise_on(cloudfront.header_value_problem(value))
+        return value
 
 
 class VariantActions(Strict):
@@ -208,10 +186,7 @@ class VariantActions(Strict):
     @field_validator("set_headers")
     @classmethod
     def _settable_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for name, text in (value or {}).items():
-            check_header_name(name)
-            if _CONTROL.search(text):
-                raise ValueError(f"{name!r}: header values cannot hold control characters")
+        _raise_on(edge_rules.set_headers_problem(value) if value is not None else None)
         return value
 
     @model_validator(mode="after")
@@ -228,7 +203,9 @@ class Stickiness(Strict):
     """What identifies a viewer for assignment. ``ip_ua`` needs nothing from the viewer."""
 
     key: Literal["ip_ua", "cookie", "header"] = "ip_ua"
-    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=_TOKEN.pattern)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=cloudfront.TOKEN.pattern
+    )
     max_age: int = Field(default=30 * 86_400, ge=60, le=400 * 86_400)
 
     @model_validator(mode="after")
@@ -255,10 +232,7 @@ class Release(Strict):
     @field_validator("name")
     @classmethod
     def _name_is_a_slug(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(
-                "must be lowercase letters, digits, '-' or '_', starting with a letter"
-            )
+        _raise_on(edge_rules.variant_name_problem(value))
         return value
 
 
@@ -274,8 +248,8 @@ def check_host(value: str) -> str:
 
 
 def check_path_rule(value: str) -> str:
-    if not _PATH_RULE.match(value):
-        raise ValueError("must be 'default', 'exact:/path' or 'prefix:/path'")
+    problem = edge_rules.path_rule_problem(value)
+    _raise_on(None if problem is None else problem.removeprefix("path_rule: "))
     return value
 
 
@@ -307,6 +281,16 @@ class RouteRule(Strict):
         if total != FULL_WEIGHT:
             raise ValueError(f"variant weights must sum to {FULL_WEIGHT} basis points, got {total}")
         return variants
+
+    @model_validator(mode="after")
+    def _the_edge_serves_it(self) -> RouteRule:
+        # The edge's own check over the stored form: what only the whole rule decides (a
+        # generated response with the Cache-Control, cookie and debug header the edge adds)
+        # and anything the fields above let through that the edge would not serve.
+        problem = edge_rules.rule_problem(self.model_dump(mode="json", exclude_none=True))
+        if problem is not None:
+            raise ValueError(f"{problem} (rule {self.path_rule})")
+        return self
 
     def variant(self, name: str) -> Variant:
         for candidate in self.variants:

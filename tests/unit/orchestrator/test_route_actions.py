@@ -1,7 +1,8 @@
 """Write-time validation of route actions and rule options, naming the field at fault.
 
-Every route the orchestrator accepts must be one the edge applies (``rules.is_valid_rule``),
-and the edge's limits must be the orchestrator's: both are checked here.
+Every route the orchestrator accepts must be one the edge applies (``rules.is_valid_rule``);
+the model calls the edge's own checks (``edge.validate``), so there is no second copy of
+CloudFront's rules to keep equal.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from edge import actions as edge_actions
 from edge import rules as edge_rules
+from edge import validate as edge_validate
 from orchestrator.models import RouteRule
 from orchestrator.models import route as route_model
 from orchestrator.store.codec import from_attributes, route_item
@@ -59,7 +60,10 @@ GOOD_ACTIONS: dict[str, dict[str, Any]] = {
     "loopback origin (local stack)": {
         "set_origin": {"domain": "127.0.0.1", "port": 18080, "protocol": "http"}
     },
-    "redirect": {"redirect": {"status": 308, "location": "https://{host}/v2{uri}"}},
+    "redirect": {"redirect": {"status": 308, "location": "/v2{uri}"}},
+    "redirect to a literal host": {
+        "redirect": {"location": "https://www.example.com/v2{uri}?from={host}"}
+    },
     "respond": {"respond": {"status": 503, "body": "x" * 40_000, "headers": {"Retry-After": "60"}}},
 }
 
@@ -128,6 +132,25 @@ BAD: dict[str, tuple[dict[str, Any], str]] = {
                            "S3 origins only"),
     "redirect status": ({"redirect": {"status": 303, "location": "/x"}}, "status"),
     "redirect relative": ({"redirect": {"location": "x"}}, "location"),
+    "redirect //{uri}": ({"redirect": {"location": "/{uri}"}}, "literal path character"),
+    "redirect //host": ({"redirect": {"location": "//evil.example/"}}, "literal path character"),
+    "redirect backslash": ({"redirect": {"location": "/\\evil.example/"}}, "backslash"),
+    "redirect host from a header": (
+        {"redirect": {"location": "https://{header:x-next-host}/"}}, "scheme and host literally"
+    ),
+    "redirect host from a field": ({"redirect": {"location": "https://{host}/x"}}, "literally"),
+    "redirect leaks the cookie": (
+        {"redirect": {"location": "https://b.example.org/?c={header:cookie}"}}, "Cookie"
+    ),
+    "set_uri reads authorization": ({"set_uri": "/{header:Authorization}{uri}"}, "Authorization"),
+    "header reads the edge's own": (
+        {"set_headers": {"X-A": "{header:x-edgeshift-variant}"}}, "own headers"
+    ),
+    "x-forwarded-proto": ({"set_headers": {"X-Forwarded-Proto": "https"}}, "X-Forwarded-Proto"),
+    "x-amzn-trace-id": ({"set_headers": {"X-Amzn-Trace-Id": "x"}}, "X-Amzn-Trace-Id"),
+    "cloudfront-viewer-country": (
+        {"set_headers": {"CloudFront-Viewer-Country": "US"}}, "read-only"
+    ),
     "redirect template": ({"redirect": {"location": "/{nope}"}}, "{nope}"),
     "respond too big": ({"respond": {"body": "x" * 41_000}}, "40960"),
     "respond header": ({"respond": {"headers": {"X-Cache": "HIT"}}}, "X-Cache"),
@@ -171,14 +194,24 @@ def test_weights_not_summing_to_full_weight_are_refused() -> None:
     assert "9000" in _refused(doc)
 
 
-def test_orchestrator_and_edge_share_the_same_limits() -> None:
-    """GIVEN the two copies of CloudFront's header rules and the template fields WHEN
-    compared THEN they are equal (the orchestrator cannot import edge at runtime in Lambda)."""
-    assert route_model.DISALLOWED_HEADERS == edge_actions.DISALLOWED_HEADERS
-    assert route_model.DISALLOWED_PREFIXES == edge_actions.DISALLOWED_PREFIXES
-    assert route_model.READ_ONLY_HEADERS == edge_actions.READ_ONLY_HEADERS
-    assert route_model.RESERVED_PREFIX == edge_actions.RESERVED_PREFIX
-    assert route_model.BASE_FIELDS == edge_actions.BASE_FIELDS
-    assert route_model.QUERY_FIELDS == edge_actions.QUERY_FIELDS
-    assert route_model.MAX_VIEWER_RESPONSE_BYTES == edge_actions.MAX_VIEWER_RESPONSE_BYTES
-    assert set(route_model.VariantActions.model_fields) == edge_actions.ACTION_NAMES
+def test_a_respond_that_fits_alone_but_not_with_the_edges_headers_is_refused() -> None:
+    """GIVEN a 40,900-byte body (under 40 KB alone) on a rule with Cache-Control and cookie
+    stickiness WHEN written THEN refused: the Cache-Control and Set-Cookie the edge adds push
+    the generated response over CloudFront's limit. The message names field and rule."""
+    respond = {"respond": {"status": 503, "body": "x" * 40_700}}
+    options = {"cache_control": "no-store", "stickiness": {"key": "cookie", "name": "es_id"}}
+
+    message = _refused(_route(respond, path_rule="prefix:/checkout", **options))
+
+    assert "variants.0.actions.respond" in message
+    assert "40960" in message
+    assert "prefix:/checkout" in message
+
+
+def test_the_model_calls_the_edges_checks_instead_of_keeping_copies() -> None:
+    """GIVEN the route model module WHEN inspected THEN it keeps no header lists of its own:
+    CloudFront's rules live once, in edge/."""
+    for copy in ("DISALLOWED_HEADERS", "DISALLOWED_PREFIXES", "READ_ONLY_HEADERS"):
+        assert not hasattr(route_model, copy)
+    assert route_model.BASE_FIELDS is edge_validate.BASE_FIELDS
+    assert set(route_model.VariantActions.model_fields) == edge_validate.ACTION_NAMES
