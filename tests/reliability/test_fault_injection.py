@@ -22,7 +22,7 @@ from orchestrator.local.stack import LocalStack
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.service import ControlRefused, RolloutService
 from orchestrator.store import StaleWriteError
-from orchestrator.workflow import tasks
+from orchestrator.workflow import step
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,7 @@ def test_a_pause_that_lands_during_an_analysis_is_honoured(stack, service, monke
     WHEN Analyze commits THEN the rollout is PAUSED at the next look, not rolled back."""
     host = "pause-during-analyze.rel.edgeshift.test"
     rollout_id = _start(stack, service, host, bake=300, interval=2)
-    real = tasks.evaluate
+    real = step.evaluate  # the Analyze task's look reads the rollout, then evaluates
     sent = threading.Event()
 
     def evaluate_then_pause(rollout: Rollout, *args: Any, **kwargs: Any) -> Any:
@@ -183,7 +183,7 @@ def test_a_pause_that_lands_during_an_analysis_is_honoured(stack, service, monke
             service.pause(rollout_id, "oncall", "looking at a dashboard")
         return real(rollout, *args, **kwargs)
 
-    monkeypatch.setattr(tasks, "evaluate", evaluate_then_pause)
+    monkeypatch.setattr(step, "evaluate", evaluate_then_pause)
     final = _wait(service, rollout_id, lambda r: r.status.is_final or r.status.is_waiting)
     try:
         assert sent.is_set()

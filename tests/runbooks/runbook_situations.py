@@ -307,7 +307,7 @@ def _datadog_plan(world: World, host: str, api: str, app: str) -> RolloutPlan:
         "app_key_secret": f"edgeshift/{host}/app",
         "timeout": 2,
     }
-    analysis["limits"] = {"consecutive_error_limit": 1000}  # the outage must not end it
+    analysis["limits"] = {"max_error_streak": 100}  # the outage must not end it
     return plan_for(host, provider="datadog", **analysis)
 
 
