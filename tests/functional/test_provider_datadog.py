@@ -93,7 +93,10 @@ class FakeDatadog:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up first (a timeout under test)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(
@@ -444,3 +447,17 @@ def test_the_client_pool_makes_no_retries_of_its_own(datadog: FakeDatadog, statu
 
     assert len([s for s in datadog.seen if s[0].startswith(V1)]) == 1
     assert time.monotonic() - began < 1.0
+
+
+def test_check_runs_the_queries_after_the_keys(datadog: FakeDatadog) -> None:
+    """GIVEN valid keys and a query Datadog rejects WHEN checked THEN one problem naming the
+    query; with a query that answers, none."""
+    datadog.reply("/api/v1/validate", (200, {"valid": True}, {}))
+    datadog.reply(SCALAR, (400, {"errors": ["Error parsing query: unknown metric"]}, {}))
+    provider, _ = _provider(datadog)
+
+    problems = provider.check(_queries("sum:nope{*}"), END)
+
+    assert len(problems) == 1 and "query rejected" in problems[0]
+    datadog.reply(SCALAR, (200, _scalar(3.0), {}))
+    assert provider.check(_queries("sum:web.requests{*}"), END) == []

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from orchestrator.models.analysis import DatadogSource
 
-from .base import BaseProvider, IncompleteData, ProviderError, Query, Series
+from .base import CHECK_WINDOW, BaseProvider, IncompleteData, ProviderError, Query, Series
 
 HOST_OVERRIDE = "EDGESHIFT_DATADOG_HOST"  # deployment setting (local stack, proxies)
 MAX_RATE_LIMIT_WAIT = 10.0  # seconds; longer waits are reported instead of slept
@@ -103,14 +103,19 @@ class DatadogProvider(BaseProvider):
         )
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
+        """The keys, then the queries over the last minutes, within one time budget."""
         from datadog_api_client.v1.api.authentication_api import AuthenticationApi
 
+        deadline = _deadline(None)
         try:
             api = AuthenticationApi(self._api_client())  # type: ignore[no-untyped-call]
-            self._call(api.validate, "key validation", _deadline(None))
+            self._call(api.validate, "key validation", deadline)
+            self.fetch(queries, now - CHECK_WINDOW, now, deadline=deadline)
+        except IncompleteData:
+            return []
         except ProviderError as exc:
             return [str(exc)]
-        return super().check(queries, now)
+        return []
 
     def _v2_or_v1(
         self, v2: Callable[[], _Answer], v1: Callable[[], _Answer], deadline: float
