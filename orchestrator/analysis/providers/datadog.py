@@ -324,8 +324,8 @@ class DatadogProvider(BaseProvider):
                     ) from None
                 if wait > MAX_RATE_LIMIT_WAIT or wait + _MIN_REQUEST > _left(deadline):
                     raise ProviderError(
-                        f"Datadog {what}: rate limited (429) for {wait:g} s more, beyond the "
-                        "look's time budget"
+                        f"Datadog {what}: rate limited (429) for {wait:g} s more, longer than "
+                        "this look's time budget allows"
                     ) from None
                 attempt += 1
                 self._sleep(wait)
