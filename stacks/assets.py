@@ -60,13 +60,18 @@ def orchestrator_code() -> lambda_.Code:
     )
 
 
-def edge_code(*, table: str, regions: list[str] | tuple[str, ...]) -> lambda_.Code:
-    """The `edge` package with a `config.json` naming the deployed table and its regions.
+def edge_code(
+    *,
+    table: str,
+    regions: list[str] | tuple[str, ...],
+    hosts: tuple[str, ...] | None = None,
+) -> lambda_.Code:
+    """The `edge` package with a `config.json` naming the deployed table, regions and hosts.
 
     The hash is taken over the output, so changing a region changes the asset (and so
     publishes a new function version).
     """
-    config = bundle.edge_config(table=table, regions=regions)
+    config = bundle.edge_config(table=table, regions=regions, hosts=hosts)
     return lambda_.Code.from_asset(
         str(bundle.EDGE_DIR),
         asset_hash_type=AssetHashType.OUTPUT,

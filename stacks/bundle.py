@@ -49,11 +49,19 @@ def triggers(edge_dir: Path = EDGE_DIR) -> dict[str, str]:
     }
 
 
-def edge_config(*, table: str, regions: Sequence[str]) -> dict[str, Any]:
-    """The repository's edge tuning (TTL, header, timeouts) with the deployment facts filled in."""
+def edge_config(
+    *, table: str, regions: Sequence[str], hosts: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The repository's edge tuning (TTL, headers, deadline) with the deployment facts filled in.
+
+    ``hosts`` (from ``edgeshift:hosts``) are the only hosts the edge reads rules for; any
+    other Host passes through without a table read. None keeps every host readable, behind
+    the edge's bounded cache of hosts without rules.
+    """
     config: dict[str, Any] = json.loads((EDGE_DIR / "config.json").read_text())
     # endpoint_url points the local stack at moto; deployed functions use the real endpoints.
     config.update(table=table, regions=list(regions), endpoint_url=None)
+    config["hosts"] = None if hosts is None else sorted({h.lower() for h in hosts})
     return config
 
 
@@ -61,6 +69,13 @@ def variant_header() -> str:
     """The header viewer-request sets; the cache policy must key on exactly this name."""
     header: str = json.loads((EDGE_DIR / "config.json").read_text())["variant_header"]
     return header.lower()
+
+
+def forwarded_headers() -> list[str]:
+    """Headers viewer-request sets that origin-request must see: the chosen rule, the
+    viewer's host. The origin request policy forwards them (they stay out of the cache key)."""
+    config = json.loads((EDGE_DIR / "config.json").read_text())
+    return [config["rule_header"].lower(), config["host_header"].lower()]
 
 
 def stage(target: Path, config: Mapping[str, Any]) -> Path:
@@ -93,12 +108,14 @@ def write_zip(tree: Path, zip_path: Path) -> Path:
     return zip_path
 
 
-def build(out: Path, *, table: str, regions: Sequence[str]) -> Path:
+def build(
+    out: Path, *, table: str, regions: Sequence[str], hosts: Sequence[str] | None = None
+) -> Path:
     """Stage the bundle under `out` (cleared first) and zip it to `out/edge.zip`."""
     if out.exists():
         shutil.rmtree(out)
     tree = out / "tree"
-    stage(tree, edge_config(table=table, regions=regions))
+    stage(tree, edge_config(table=table, regions=regions, hosts=hosts))
     return write_zip(tree, out / ZIP_NAME)
 
 
@@ -115,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         context = json.loads(args.cdk_json.read_text()).get("context", {})
         config = from_mapping(context)
-        zip_path = build(args.out, table=config.routes_table_name, regions=config.table_regions)
+        zip_path = build(
+            args.out,
+            table=config.routes_table_name,
+            regions=config.table_regions,
+            hosts=config.edge_hosts,
+        )
     except (ContextError, BundleError, OSError, ValueError) as exc:
         print(f"edge bundle: {exc}", file=sys.stderr)
         return 1

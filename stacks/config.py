@@ -90,6 +90,19 @@ class AppConfig:
     rollouts_table_name: str = ROLLOUTS_TABLE_NAME
 
     @property
+    def edge_hosts(self) -> tuple[str, ...] | None:
+        """The hosts the edge reads rules for, written into its bundled config.
+
+        The demo distribution without a certificate answers on its *.cloudfront.net name,
+        which is not known until it exists (and the functions must exist first), so there the
+        edge reads any host, behind its bounded cache of hosts without rules.
+        """
+        demo = self.distribution
+        if demo.is_demo and demo.certificate_arn is None:
+            return None
+        return self.hosts
+
+    @property
     def table_regions(self) -> tuple[str, ...]:
         """Every region holding a copy of the routes table, the primary first."""
         return (self.primary_region, *self.replica_regions)

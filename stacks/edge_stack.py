@@ -34,6 +34,7 @@ class EdgeFunctions(Construct):
         *,
         routes_table_name: str,
         table_regions: Sequence[str],
+        hosts: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -51,10 +52,9 @@ class EdgeFunctions(Construct):
                 ),
             ],
         )
-        code = edge_code(table=routes_table_name, regions=tuple(table_regions))
+        code = edge_code(table=routes_table_name, regions=tuple(table_regions), hosts=hosts)
         self.functions: dict[str, lambda_.Function] = {}
         self.versions: dict[str, lambda_.IVersion] = {}
-        # viewer_response joins as soon as edge/viewer_response.py exists.
         for trigger, handler in bundle.triggers().items():
             fn = lambda_.Function(
                 self,
@@ -82,6 +82,7 @@ class EdgeStack(Stack):
             "Functions",
             routes_table_name=config.routes_table_name,
             table_regions=config.table_regions,
+            hosts=config.edge_hosts,
         )
         # The table lives in another stack (and region); build its ARNs from name and regions
         # rather than through a cross-region reference. Read-only: the edge never writes.
@@ -98,7 +99,11 @@ class EdgeStack(Stack):
             iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:Query"], resources=tables)
         )
         self.routing = RolloutRouting(
-            self, "Routing", versions=self.edge.versions, variant_header=bundle.variant_header()
+            self,
+            "Routing",
+            versions=self.edge.versions,
+            variant_header=bundle.variant_header(),
+            forwarded_headers=bundle.forwarded_headers(),
         )
         self.distribution: cloudfront.Distribution | None = None
         self.viewer_certificate_is_default = config.distribution.certificate_arn is None

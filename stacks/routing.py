@@ -7,7 +7,7 @@ they stay on a plain behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudfront as cloudfront
@@ -35,6 +35,7 @@ class RolloutRouting(Construct):
         *,
         versions: Mapping[str, lambda_.IVersion],
         variant_header: str,
+        forwarded_headers: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         unknown = versions.keys() - _EVENT_TYPES.keys()
@@ -61,12 +62,30 @@ class RolloutRouting(Construct):
             enable_accept_encoding_gzip=True,
             enable_accept_encoding_brotli=True,
         )
+        # The rule viewer-request chose (and the viewer's host) must reach origin-request,
+        # which switches the origin by that rule. Forwarded, not keyed: the key stays per
+        # host and variant, so a new revision does not empty the cache.
+        self.origin_request_policy = (
+            cloudfront.OriginRequestPolicy(
+                self,
+                "OriginRequestPolicy",
+                comment="edgeshift: the rule viewer-request chose, for origin-request",
+                header_behavior=cloudfront.OriginRequestHeaderBehavior.allow_list(
+                    *forwarded_headers
+                ),
+                query_string_behavior=cloudfront.OriginRequestQueryStringBehavior.none(),
+                cookie_behavior=cloudfront.OriginRequestCookieBehavior.none(),
+            )
+            if forwarded_headers
+            else None
+        )
 
     def behavior(self, origin: cloudfront.IOrigin) -> cloudfront.BehaviorOptions:
         """Options for a routed behaviour: the variant-keyed policy and the edge functions."""
         return cloudfront.BehaviorOptions(
             origin=origin,
             cache_policy=self.cache_policy,
+            origin_request_policy=self.origin_request_policy,
             edge_lambdas=self.edge_lambdas,
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
@@ -82,6 +101,7 @@ class RolloutRouting(Construct):
             path_pattern,
             origin,
             cache_policy=behavior.cache_policy,
+            origin_request_policy=behavior.origin_request_policy,
             edge_lambdas=behavior.edge_lambdas,
             viewer_protocol_policy=behavior.viewer_protocol_policy,
             allowed_methods=behavior.allowed_methods,

@@ -21,8 +21,15 @@ from .cfn import (
 
 pytestmark = pytest.mark.infra
 
-# viewer_response is deployed as soon as edge/viewer_response.py exists.
-HANDLERS = set(bundle.triggers().values())
+# Named here, not read from bundle.triggers(): the stack loops over that, so comparing the
+# two would prove nothing. Every trigger the product needs, with its CloudFront event type.
+HANDLERS = {
+    "edge.viewer_request.handler",
+    "edge.origin_request.handler",
+    "edge.viewer_response.handler",
+}
+EVENT_TYPES = {"viewer-request", "origin-request", "viewer-response"}
+TRIGGERS = {"ViewerRequest", "OriginRequest", "ViewerResponse"}
 
 
 def _edge_functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
@@ -38,7 +45,6 @@ def test_edge_functions_respect_lambda_at_edge_limits(synthesized: Synthesized) 
     """Every trigger runs python3.12 with 128 MB, 5 s, no environment variables, no layers."""
     functions = _edge_functions(synthesized)
     assert set(functions) == HANDLERS
-    assert {"edge.viewer_request.handler", "edge.origin_request.handler"} <= HANDLERS
     for fn in functions.values():
         assert "Environment" not in fn
         assert "Layers" not in fn
@@ -99,7 +105,12 @@ def test_edge_bundle_carries_the_deployed_config_and_nothing_else(
         *default_context()["edgeshift:replicaRegions"],
     ]
     assert config["endpoint_url"] is None
-    assert config["variant_header"] == bundle.variant_header()
+    assert config["variant_header"] == "x-edgeshift-variant"
+    assert config["rule_header"] == "x-edgeshift-rule"
+    assert config["deadline_seconds"] <= 0.5
+    # The default context's demo distribution has no certificate, so it answers on its
+    # *.cloudfront.net name, unknown at synth: every host is read, behind the bounded cache.
+    assert config["hosts"] is None
     assert sum(p.stat().st_size for p in asset.rglob("*") if p.is_file()) < 1_000_000
     assert not list(asset.rglob("__pycache__"))
 
@@ -136,7 +147,7 @@ def test_only_routed_behaviours_run_the_edge_functions(synthesized: Synthesized)
             for a in behavior["LambdaFunctionAssociations"]
         }
         assert set(associations.values()) == set(versions.values())
-        assert {"viewer-request", "origin-request"} <= associations.keys()
+        assert set(associations) == EVENT_TYPES
         assert "IncludeBody" not in json.dumps(behavior)
     default = config["DefaultCacheBehavior"]
     assert "LambdaFunctionAssociations" not in default
@@ -158,5 +169,45 @@ def test_edge_outputs_name_what_an_existing_distribution_needs(synthesized: Synt
     """Cache policy id and one version ARN per trigger are stack outputs."""
     outputs = synthesized.edge.find_outputs("*")
     assert "CachePolicyId" in outputs
-    triggers = set(bundle.triggers())
-    assert {f"{t}VersionArn" for t in triggers} <= outputs.keys()
+    assert {f"{t}VersionArn" for t in TRIGGERS} <= outputs.keys()
+
+
+def test_origin_request_policy_forwards_the_chosen_rule(synthesized: Synthesized) -> None:
+    """origin-request switches the origin by the rule viewer-request named, so the routed
+    behaviours forward that header (and the viewer's host) without keying the cache on it."""
+    ((policy_id, policy),) = resources(
+        synthesized.edge, "AWS::CloudFront::OriginRequestPolicy"
+    ).items()
+    headers = policy["Properties"]["OriginRequestPolicyConfig"]["HeadersConfig"]
+    assert headers["HeaderBehavior"] == "whitelist"
+    assert sorted(headers["Headers"]) == ["x-edgeshift-host", "x-edgeshift-rule"]
+    for behavior in _distribution(synthesized)["CacheBehaviors"]:
+        assert behavior["OriginRequestPolicyId"] == {"Ref": policy_id}
+
+
+@pytest.mark.parametrize(
+    "distribution",
+    [
+        {"id": "E2QWRUHAPOMQZL"},
+        {
+            "demoOriginDomain": "origin.example.com",
+            "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
+        },
+    ],
+)
+def test_bundled_config_names_the_hosts_when_they_are_known(distribution: dict[str, Any]) -> None:
+    """GIVEN a distribution whose viewers use the edgeshift:hosts names (an existing one, or
+    the demo with a certificate) WHEN the edge config is written THEN it lists exactly them,
+    so no other Host costs a table read."""
+    from stacks.config import from_mapping
+
+    context = {
+        **default_context(),
+        "edgeshift:hosts": ["www.example.com", "demo.example.com"],
+        "edgeshift:distribution": distribution,
+    }
+    app = from_mapping(context)
+
+    config = bundle.edge_config(table="t", regions=["us-east-1"], hosts=app.edge_hosts)
+
+    assert config["hosts"] == ["demo.example.com", "www.example.com"]
