@@ -19,7 +19,7 @@ from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, ju
 from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
-from .schedule import look_at
+from .schedule import in_warm_up, look_at
 
 # Metrics land with a delay; one extra second keeps the window's end inclusive.
 _END_SLACK = timedelta(seconds=1)
@@ -86,7 +86,7 @@ def evaluate(
     deadline = deadline if deadline is not None else time.monotonic() + LOOK_BUDGET
     stage_start = rollout.stage_started_at or now
     elapsed = (now - stage_start).total_seconds()
-    warm_up = elapsed < spec.initial_delay
+    warm_up = in_warm_up(plan, rollout.stage_index, elapsed)
     start = stage_start if warm_up else stage_start + timedelta(seconds=spec.initial_delay)
     look = look_at(plan, rollout.stage_index, elapsed)
     try:

@@ -36,7 +36,7 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
     skipped = plan.analysis.initial_delay // stage.interval
     planned = max(1, stage.looks() - skipped)
     extra = stage.looks(plan.extension(stage)) - stage.looks()
-    taken = math.floor(elapsed / stage.interval + 0.5) - skipped
+    taken = _taken(elapsed, stage.interval) - skipped
     number = max(1, min(taken, planned + extra))
     spec = plan.analysis
     return Look(
@@ -47,3 +47,20 @@ def look_at(plan: RolloutPlan, index: int, elapsed: float) -> Look:
         pass_alpha=spec.pass_alpha,
         margin_alpha=stage_alpha(spec.margin_alpha, index, len(baked)),
     )
+
+
+def in_warm_up(plan: RolloutPlan, index: int, elapsed: float) -> bool:
+    """Whether the look ``elapsed`` seconds into stage ``index`` is one of the warm-up's,
+    which ``look_at`` leaves out of the schedule: before ``initial_delay`` has passed, or
+    the look at its end (whose judged window, from the delay's end, would be empty)."""
+    delay = plan.analysis.initial_delay
+    if delay <= 0:
+        return False
+    baked = plan.baked_stages()
+    stage = baked[max(0, min(index, len(baked) - 1))]
+    return elapsed < delay or _taken(elapsed, stage.interval) <= delay // stage.interval
+
+
+def _taken(elapsed: float, interval: int) -> int:
+    """Looks taken by ``elapsed``: a look that runs a little late is still the same look."""
+    return math.floor(elapsed / interval + 0.5)

@@ -223,3 +223,17 @@ def test_a_look_in_the_warm_up_is_not_judged() -> None:
     assert verdict.outcome is Outcome.INCONCLUSIVE
     assert verdict.as_dict()["metrics"][0]["warm_up"] is True
     assert (tally.looks, tally.judged, tally.inconclusive) == (1, 0, 0)
+
+
+@pytest.mark.parametrize(("minutes", "warm"), [(1, True), (2, True), (2.01, True), (3, False)])
+def test_the_look_at_the_end_of_the_warm_up_is_part_of_it(minutes: float, warm: bool) -> None:
+    """GIVEN initial_delay 2m and 1-minute looks WHEN looked at 1, 2 (or a moment after)
+    and 3 minutes in THEN the look at 2 minutes is a warm-up look, as the schedule counts
+    it, not a judged look of an empty window; the look at 3 minutes is judged look 1."""
+    plan = RolloutPlan.model_validate(plan_document(initial_delay="2m"))
+
+    verdict, tally = evaluate(running(plan, minutes), NOW, _fake((10, 5_000), (200, 100_000)))
+
+    assert bool(verdict.as_dict()["metrics"][0].get("warm_up")) is warm
+    assert tally.judged == (0 if warm else 1)
+    assert warm or verdict.look == 1
