@@ -124,6 +124,8 @@ def rendered_location_problem(location: str) -> str | None:
     """Why a rendered Location is not safe to send, or None (checked on every render)."""
     if cloudfront.header_value_problem(location) is not None or " " in location:
         return "holds spaces or control characters"
+    if "\t" in location:  # browsers drop tabs from URLs: '/\t/host' is '//host'
+        return "holds a tab"
     if "\\" in location:
         return "holds a backslash"
     if location.startswith("/"):

@@ -88,9 +88,7 @@ def test_redirect_answers_without_the_origin(
 
     assert response["status"] == "307"
     assert response["statusDescription"] == "Temporary Redirect"
-    assert response["headers"]["location"] == [
-        {"key": "Location", "value": "/v/v2/app.js?x=1"}
-    ]
+    assert response["headers"]["location"] == [{"key": "Location", "value": "/v/v2/app.js?x=1"}]
 
 
 def test_respond_returns_a_synthetic_response_with_the_rule_headers(

@@ -61,7 +61,9 @@ RULES = [
         "path_rule": "prefix:/go/",
         "salt": "s2",
         "stickiness": {"key": "header", "name": "x-user"},
-        "variants": _variants({"redirect": {"status": 308, "location": "https://www.example.com/go{uri}"}}),
+        "variants": _variants(
+            {"redirect": {"status": 308, "location": "https://www.example.com/go{uri}"}}
+        ),
     },
     {
         "host": HOST,

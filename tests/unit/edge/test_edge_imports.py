@@ -17,7 +17,7 @@ import {modules}
 elapsed = time.perf_counter() - start
 print(json.dumps({{"modules": sorted(sys.modules), "seconds": elapsed}}))
 """
-HANDLERS = "edge.viewer_request, edge.origin_request"
+HANDLERS = "edge.viewer_request, edge.origin_request, edge.viewer_response"
 
 
 def _probe(modules: str = HANDLERS) -> dict[str, object]:
@@ -38,7 +38,8 @@ def _best_seconds(modules: str) -> float:
 
 
 def test_handlers_import_no_third_party_or_orchestrator_code() -> None:
-    """GIVEN a fresh interpreter WHEN importing both handlers THEN no forbidden package loads."""
+    """GIVEN a fresh interpreter WHEN importing all three handlers THEN no forbidden
+    package loads."""
     modules = _probe()["modules"]
     assert isinstance(modules, list)
 
