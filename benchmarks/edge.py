@@ -14,10 +14,17 @@ shared). What each means:
   triggers' decisions on one container, over simulated time (100 requests/s, so 1000 s) with
   the default TTL; ``edge_table_reads_per_host_per_ttl`` divides by the TTL windows.
 - ``edge_viewer_zip_bytes``: the zip ``make edge-bundle`` builds (``stacks.bundle.build``).
+- ``edge_slow_table`` (one line for ``trickle``: one byte every 0.2 s; one for ``paginate``:
+  every page 0.25 s, always another): 40 viewer requests in a row through
+  ``viewer_request.handler`` against a fake DynamoDB on 127.0.0.1, once with rules already
+  cached (the TTL just expired: served stale) and once cold (served stable).
+  ``first_ms`` is the request that waited on the table, ``rest_max_ms`` the slowest after
+  it, ``within_deadline_plus_20pct`` whether every request stayed under the deadline + 20%.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -44,6 +51,8 @@ def run() -> Iterator[dict[str, Any]]:
     yield cold_import()
     yield table_reads()
     yield viewer_zip()
+    for mode in ("trickle", "paginate"):
+        yield slow_table(mode)
 
 
 def _rules(count: int = 50) -> list[dict[str, Any]]:
@@ -231,3 +240,96 @@ def _own_zip() -> dict[str, Any]:
         "edge_viewer_zip_bytes": len(buffer.getvalue()),
         "built_by": "benchmarks.edge (fallback)",
     }
+
+
+def _slow_server(mode: str) -> tuple[Any, int]:
+    """A fake DynamoDB on 127.0.0.1 that trickles or paginates slowly; (stop, port)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+    body = json.dumps({"Items": [], "LastEvaluatedKey": {"host": {"S": HOST}}}).encode()
+    answer = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+    def handle(conn: Any) -> None:
+        with conn:
+            conn.settimeout(1.0)
+            try:
+                while not stop.is_set() and conn.recv(65536):
+                    if mode == "trickle":
+                        for byte in answer:
+                            if stop.wait(0.2):
+                                return
+                            conn.sendall(bytes([byte]))
+                    elif not stop.wait(0.25):
+                        conn.sendall(answer)
+            except OSError:
+                return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def close() -> None:
+        stop.set()
+        server.close()
+
+    return close, server.getsockname()[1]
+
+
+def _same(cache: Any) -> Any:
+    return cache
+
+
+def slow_table(mode: str, requests: int = 40) -> dict[str, Any]:
+    from edge import config, dynamo, rules, viewer_request
+
+    close, port = _slow_server(mode)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    cfg = config.EdgeConfig(endpoint_url=f"http://127.0.0.1:{port}")
+    figures: dict[str, Any] = {"edge_slow_table": mode, "deadline_ms": cfg.deadline_seconds * 1e3}
+    try:
+        for start in ("stale", "cold"):
+            cache = rules.RuleCache(
+                lambda host: dynamo.query_host(host, cfg=cfg), ttl_seconds=cfg.ttl_seconds
+            )
+            if start == "stale":  # rules read 6 s ago; the TTL (5 s) has just expired
+                read_at = time.monotonic() - 6.0
+                cache._store(HOST, rules._Entry(rules.Matcher(_rules()), read_at + 5, read_at))
+            saved = (config.load, rules.default_cache)
+            config.load = lambda: cfg
+            rules.default_cache = functools.partial(_same, cache)
+            try:
+                took, routed = [], 0
+                for n in range(requests):
+                    event = _event(n, _uri(n))
+                    started = time.perf_counter()
+                    out = viewer_request.handler(event, None)
+                    took.append((time.perf_counter() - started) * 1e3)
+                    routed += "x-edgeshift-variant" in out.get("headers", {})
+            finally:
+                config.load, rules.default_cache = saved
+                dynamo.close_connections()
+            rest = sorted(took[1:])
+            figures[start] = {
+                "first_ms": round(took[0], 1),
+                "rest_max_ms": round(rest[-1], 3),
+                "rest_p50_ms": round(rest[len(rest) // 2], 3),
+                "served": "rules (stale)" if routed else "stable",
+                "routed_requests": routed,
+                "within_deadline_plus_20pct": max(took) <= cfg.deadline_seconds * 1e3 * 1.2,
+            }
+    finally:
+        close()
+    figures["requests"] = requests
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return figures
