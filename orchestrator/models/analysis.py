@@ -243,7 +243,7 @@ class AnalysisSpec(Strict):
         "confidence, before it fails (0: any difference fails)",
     )
     margin_alpha: float = Field(
-        default=0.05,
+        default=0.1,
         gt=0,
         le=0.5,
         description="chance of rolling back a canary exactly at the fail margin (a canary "
