@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, reject
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from orchestrator.analysis import Counts, MetricVerdict, Outcome, Verdict
 from orchestrator.analysis.aggregate import combine
@@ -208,13 +209,16 @@ def _situations(draw: st.DrawFn) -> tuple[Rollout, Verdict, datetime]:
         weights.append(100)
     interval = draw(st.integers(min_value=1, max_value=600))
     bake = draw(st.integers(min_value=interval, max_value=4 * interval + 100))
-    plan = _plan(
-        [float(w) for w in weights],
-        bake=bake,
-        interval=interval,
-        on_inconclusive=draw(st.sampled_from(["extend", "rollback"])),
-        max_extension=draw(st.none() | st.integers(min_value=0, max_value=3 * bake)),
-    )
+    try:
+        plan = _plan(
+            [float(w) for w in weights],
+            bake=bake,
+            interval=interval,
+            on_inconclusive=draw(st.sampled_from(["extend", "rollback"])),
+            max_extension=draw(st.none() | st.integers(min_value=0, max_value=3 * bake)),
+        )
+    except ValidationError:  # e.g. five stages of 1 s looks, over the history budget
+        reject()
     index = draw(st.integers(min_value=-1, max_value=len(weights)))
     started = draw(st.none() | st.just(T0))
     elapsed = draw(st.floats(min_value=-60, max_value=8 * bake + 1_000, allow_nan=False))
