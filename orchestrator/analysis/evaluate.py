@@ -17,7 +17,7 @@ from .counts import Counts
 from .dispersion import history_noise
 from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, judge_threshold
 from .providers import MetricProvider, QueryContext, measure, metric_queries
-from .providers.base import Measurement
+from .providers.base import Measurement, deadline_or_default
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
 from .schedule import in_warm_up, look_at
 
@@ -65,9 +65,6 @@ def contexts(rollout: Rollout) -> dict[str, QueryContext]:
     }
 
 
-LOOK_BUDGET = 20.0  # seconds a look may spend fetching: well under Analyze's 60 s timeout
-
-
 def evaluate(
     rollout: Rollout,
     now: datetime,
@@ -83,7 +80,7 @@ def evaluate(
     where the warm-up ends, so a cold canary's first minutes weigh on nothing."""
     plan = rollout.plan
     spec = plan.analysis
-    deadline = deadline if deadline is not None else time.monotonic() + LOOK_BUDGET
+    deadline = deadline_or_default(deadline)
     stage_start = rollout.stage_started_at or now
     elapsed = (now - stage_start).total_seconds()
     warm_up = in_warm_up(plan, rollout.stage_index, elapsed)
@@ -229,7 +226,7 @@ def stable_noise(rollout: Rollout, provider: MetricProvider, now: datetime) -> d
         return {}
     stable = {rollout.plan.stable.name: contexts(rollout)[rollout.plan.stable.name]}
     start = now - timedelta(seconds=spec.noise_history)
-    measured = measure(provider, spec, stable, start, now, deadline=time.monotonic() + LOOK_BUDGET)
+    measured = measure(provider, spec, stable, start, now, deadline=deadline_or_default(None))
     noise: dict[str, Noise] = {}
     for metric in spec.judged_metrics():
         found = measured.get((metric.name, rollout.plan.stable.name))

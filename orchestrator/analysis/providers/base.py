@@ -16,6 +16,7 @@ rate-limited source makes one inconclusive look, not a Lambda timeout.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from orchestrator.models.analysis import (
 )
 
 CHECK_WINDOW = timedelta(minutes=10)
+LOOK_BUDGET = 20.0  # seconds a look may spend fetching: well under Analyze's 60 s timeout
 
 
 class ProviderError(Exception):
@@ -39,6 +41,27 @@ class ProviderError(Exception):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+def deadline_or_default(deadline: float | None, budget: float = LOOK_BUDGET) -> float:
+    """The caller's deadline, or one ``budget`` seconds from now."""
+    return time.monotonic() + budget if deadline is None else deadline
+
+
+def time_left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def remaining(deadline: float, what: str) -> float:
+    """Seconds left before ``deadline``; past it, the transient error a look reports."""
+    left = time_left(deadline)
+    if left <= 0:
+        raise budget_spent(f"{what} not finished")
+    return left
+
+
+def budget_spent(what: str) -> ProviderError:
+    return ProviderError(f"{what}: the look's time budget spent", transient=True)
 
 
 class IncompleteData(ProviderError):

@@ -23,14 +23,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .base import BaseProvider, IncompleteData, ProviderError, Query, Series
+from .base import (
+    LOOK_BUDGET,
+    BaseProvider,
+    IncompleteData,
+    ProviderError,
+    Query,
+    Series,
+    budget_spent,
+    deadline_or_default,
+    remaining,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
 MAX_QUERIES = 500  # per GetMetricData call
 MAX_DATAPOINTS = 100_800  # per call before CloudWatch paginates
-DEFAULT_BUDGET = 20.0  # seconds, when the caller gives no deadline
+DEFAULT_BUDGET = LOOK_BUDGET  # seconds, when the caller gives no deadline
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
 _PERMANENT = {
@@ -110,7 +120,7 @@ class CloudWatchProvider(BaseProvider):
         stat: str | None,
         deadline: float | None,
     ) -> _Points:
-        deadline = time.monotonic() + DEFAULT_BUDGET if deadline is None else deadline
+        deadline = deadline_or_default(deadline, DEFAULT_BUDGET)
         points: _Points = {}
         incomplete: dict[str, str] = {}  # query text -> why
         for batch in _batches(queries, start, end, period):
@@ -164,7 +174,7 @@ class CloudWatchProvider(BaseProvider):
             ) from exc
         except BotoCoreError as exc:
             if time.monotonic() >= deadline:
-                raise _spent(f"CloudWatch unreachable: {exc}") from exc
+                raise budget_spent(f"CloudWatch unreachable: {exc}") from exc
             raise ProviderError(f"CloudWatch unreachable: {exc}") from exc
 
     def _client_within(self, remaining: float) -> CloudWatchClient:
@@ -267,11 +277,4 @@ def _aggregate(points: Mapping[datetime, float], query: Query) -> float | None:
 
 
 def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _spent("CloudWatch GetMetricData not finished")
-    return left
-
-
-def _spent(what: str) -> ProviderError:
-    return ProviderError(f"{what}: the look's time budget spent", transient=True)
+    return remaining(deadline, "CloudWatch GetMetricData")

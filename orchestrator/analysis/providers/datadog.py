@@ -31,11 +31,23 @@ from typing import Any, TypeVar
 
 from orchestrator.models.analysis import DatadogSource
 
-from .base import CHECK_WINDOW, BaseProvider, IncompleteData, ProviderError, Query, Series
+from .base import (
+    CHECK_WINDOW,
+    LOOK_BUDGET,
+    BaseProvider,
+    IncompleteData,
+    ProviderError,
+    Query,
+    Series,
+    budget_spent,
+    deadline_or_default,
+    remaining,
+    time_left,
+)
 
 HOST_OVERRIDE = "EDGESHIFT_DATADOG_HOST"  # deployment setting (local stack, proxies)
 MAX_RATE_LIMIT_WAIT = 10.0  # seconds; longer waits are reported instead of slept
-DEFAULT_BUDGET = 20.0  # seconds per call when the caller gives no deadline
+DEFAULT_BUDGET = LOOK_BUDGET  # seconds per call when the caller gives no deadline
 BATCH = 16  # queries per v2 request
 _MIN_REQUEST = 0.25  # seconds a request needs at least: a wait leaving less is not slept
 _Answer = TypeVar("_Answer")
@@ -128,7 +140,7 @@ class DatadogProvider(BaseProvider):
             if not self.source.fallback_to_v1:
                 raise ProviderError(str(exc), transient=exc.transient) from None
             if time.monotonic() >= deadline:
-                raise _spent(str(exc)) from None
+                raise budget_spent(str(exc)) from None
             return v1()
 
     # -- v2 ----------------------------------------------------------------------------
@@ -308,7 +320,7 @@ class DatadogProvider(BaseProvider):
 
         attempt = 0
         while True:
-            left = _remaining(deadline, f"Datadog {what}")
+            left = remaining(deadline, f"Datadog {what}")
             self._api_client().configuration.request_timeout = min(self.source.timeout, left)
             try:
                 return _json(request(), what, v2)
@@ -322,7 +334,7 @@ class DatadogProvider(BaseProvider):
                         f"Datadog {what}: rate limited (429) after {attempt} retries"
                         f"{_errors_text(exc.body)}"
                     ) from None
-                if wait > MAX_RATE_LIMIT_WAIT or wait + _MIN_REQUEST > _left(deadline):
+                if wait > MAX_RATE_LIMIT_WAIT or wait + _MIN_REQUEST > time_left(deadline):
                     raise ProviderError(
                         f"Datadog {what}: rate limited (429) for {wait:g} s more, longer than "
                         "this look's time budget allows"
@@ -330,7 +342,7 @@ class DatadogProvider(BaseProvider):
                 attempt += 1
                 self._sleep(wait)
             except (HTTPError, OSError) as exc:
-                failure = _spent if _left(deadline) <= 0 else ProviderError
+                failure = budget_spent if time_left(deadline) <= 0 else ProviderError
                 message = f"Datadog {what} failed: {exc}"
                 raise (_Fallback(message) if v2 else failure(message)) from None
             except OpenApiException as exc:
@@ -343,22 +355,7 @@ class _Fallback(ProviderError):
 
 
 def _deadline(deadline: float | None) -> float:
-    return time.monotonic() + DEFAULT_BUDGET if deadline is None else deadline
-
-
-def _left(deadline: float) -> float:
-    return deadline - time.monotonic()
-
-
-def _remaining(deadline: float, what: str) -> float:
-    left = _left(deadline)
-    if left <= 0:
-        raise _spent(f"{what} not finished")
-    return left
-
-
-def _spent(what: str) -> ProviderError:
-    return ProviderError(f"{what}: the look's time budget spent", transient=True)
+    return deadline_or_default(deadline, DEFAULT_BUDGET)
 
 
 def _json(response: Any, what: str, v2: bool) -> Any:
