@@ -30,10 +30,20 @@ _LOGS_POLICY = NagPackSuppression(
     "CloudWatch log streams, which every Lambda function needs.",
     applies_to=[_BASIC_EXECUTION],
 )
+_TABLE_INDEXES = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="`<rollouts table>/index/*` is the rollouts table's own secondary indexes "
+    "(by-kind, by-target: orchestrator/store/tables.py), which the store queries to list "
+    "rollouts without a scan; it reaches no other table.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::<TablesRollouts[0-9A-F]{8}\\.Arn>\\/index\\/\\*$/g")
+    ],
+)
 _XRAY = NagPackSuppression(
     id="AwsSolutions-IAM5",
     reason="X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) and "
-    "cloudwatch:GetMetricData (Analyze) support no resource-level permissions.",
+    "cloudwatch:GetMetricData (Begin's preflight and Analyze) support no resource-level "
+    "permissions.",
     applies_to=["Resource::*"],
 )
 
@@ -41,7 +51,9 @@ _XRAY = NagPackSuppression(
 def suppress_orchestrator(stack: OrchestratorStack) -> None:
     NagSuppressions.add_stack_suppressions(stack, [_RUNTIME, _LOGS_POLICY])
     functions = [*stack.tasks.functions.values(), stack.api_handler, stack.events_handler]
-    NagSuppressions.add_resource_suppressions(functions, [_XRAY], apply_to_children=True)
+    NagSuppressions.add_resource_suppressions(
+        functions, [_XRAY, _TABLE_INDEXES], apply_to_children=True
+    )
     NagSuppressions.add_resource_suppressions(
         stack.workflow.state_machine,
         [
@@ -82,12 +94,14 @@ def suppress_orchestrator(stack: OrchestratorStack) -> None:
         "CreateInvalidation on the distribution the rollout's plan names; plans may target any "
         "distribution of the account, and this is the only CloudFront action granted.",
     )
-    _wildcard(
-        stack.tasks.analyze,
-        "secret:.*/\\*",
-        "Read-only access to the Datadog key secrets kept under the configured secret name "
-        "(plans name one secret per key); no other secret matches the prefix.",
-    )
+    for reader in (stack.tasks.begin, stack.tasks.analyze):
+        _wildcard(
+            reader,
+            "secret:.*/\\*",
+            "Read-only access to the Datadog key secrets kept under the configured secret name "
+            "(plans name one secret per key); no other secret matches the prefix. Begin's "
+            "preflight checks the keys, Analyze queries with them.",
+        )
     _wildcard(
         stack.events_handler,
         "parameter/edgeshift/plans/\\*",

@@ -93,32 +93,10 @@ class OrchestratorStack(Stack):
         for fn in (tasks.apply_stage, tasks.promote, tasks.rollback):
             routes.grant_read_write_data(fn)
 
-        # Analyze fetches per-variant counts. GetMetricData has no resource-level permissions.
-        tasks.analyze.add_to_role_policy(
-            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
-        )
-        # A reference only: the secret (keys "api_key" and "app_key") is created by the user.
-        datadog = secretsmanager.Secret.from_secret_name_v2(
-            self, "DatadogSecret", config.datadog_secret_name
-        )
-        datadog.grant_read(tasks.analyze)
-        # Plans name one secret per key; keeping them under the configured name as a folder
-        # (e.g. edgeshift/datadog/api-key) keeps this grant to edgeshift's secrets only.
-        tasks.analyze.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[
-                    self.format_arn(
-                        service="secretsmanager",
-                        resource="secret",
-                        resource_name=f"{config.datadog_secret_name}/*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
-        )
-        tasks.analyze.add_environment("EDGESHIFT_DATADOG_SECRET_NAME", datadog.secret_name)
-        tasks.analyze.add_environment("DD_SITE", config.datadog_site)
+        # Begin's preflight checks the provider and reads the stable fleet's last hour;
+        # Analyze fetches per-variant counts. Both read the same backends.
+        for fn in (tasks.begin, tasks.analyze):
+            self._grant_metric_reads(fn, config)
 
         # A rollback drops cached canary copies from the distribution the plan names; plans
         # may target any distribution of the account, and invalidation is its only action.
@@ -139,6 +117,35 @@ class OrchestratorStack(Stack):
         # The ASL is loaded from a file, so CDK cannot infer what it calls: grant exactly the five.
         for fn in tasks.functions.values():
             fn.grant_invoke(self.workflow.state_machine)
+
+    def _grant_metric_reads(self, fn: lambda_.Function, config: AppConfig) -> None:
+        """CloudWatch counts, and the Datadog keys kept in Secrets Manager."""
+        # GetMetricData has no resource-level permissions.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        # A reference only: the secret (keys "api_key" and "app_key") is created by the user.
+        datadog = secretsmanager.Secret.from_secret_name_v2(
+            self, f"DatadogSecretFor{fn.node.id}", config.datadog_secret_name
+        )
+        datadog.grant_read(fn)
+        # Plans name one secret per key; keeping them under the configured name as a folder
+        # (e.g. edgeshift/datadog/api-key) keeps this grant to edgeshift's secrets only.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[
+                    self.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{config.datadog_secret_name}/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        fn.add_environment("EDGESHIFT_DATADOG_SECRET_NAME", datadog.secret_name)
+        fn.add_environment("DD_SITE", config.datadog_site)
 
     def _grant_starters(self) -> None:
         machine = self.workflow.state_machine

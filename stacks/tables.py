@@ -8,6 +8,10 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+# The store's own index list, so the deployed table has every index the store queries
+# (listing rollouts by kind and by target). Adds the store package (~0.5 s) to a synth.
+from orchestrator.store.tables import ROLLOUT_INDEXES
+
 _STRING = dynamodb.AttributeType.STRING
 _PITR = dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True)
 
@@ -51,4 +55,12 @@ class RolloutTables(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             # Items carrying expires_at (epoch seconds) expire; items without it are kept.
             time_to_live_attribute="expires_at",
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=name,
+                    partition_key=dynamodb.Attribute(name=partition, type=_STRING),
+                    sort_key=dynamodb.Attribute(name=sort, type=_STRING),
+                )
+                for name, partition, sort in ROLLOUT_INDEXES
+            ],
         )

@@ -16,9 +16,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .dispatch import InvocationContext
+from .iam import acting_as
 from .loopback import LOOPBACK, LoopbackServer
 
 LOCAL_PRINCIPAL = "arn:aws:iam::000000000000:user/local-operator"
+# The deployed API function's handler (stacks.api.API_HANDLER): its role's policy applies.
+API_HANDLER = "orchestrator.api.handler.handler"
 MAX_READ = 1024 * 1024  # read at most this much of a body; the handler answers 413 above its limit
 
 
@@ -84,9 +87,10 @@ class LocalApi(LoopbackServer):
         context = InvocationContext(
             "edgeshift-api", "arn:aws:lambda:us-east-1:000000000000:function:edgeshift-api"
         )
-        result: dict[str, Any] = self.handler(
-            proxy_event(method, path, body=body, headers=headers), context
-        )
+        with acting_as(API_HANDLER):
+            result: dict[str, Any] = self.handler(
+                proxy_event(method, path, body=body, headers=headers), context
+            )
         return result
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

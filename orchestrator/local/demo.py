@@ -62,8 +62,8 @@ def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
     )
 
 
-DATADOG_API_SECRET = "edgeshift/demo/datadog-api-key"
-DATADOG_APP_SECRET = "edgeshift/demo/datadog-app-key"
+DATADOG_API_SECRET = "edgeshift/datadog/demo-api-key"
+DATADOG_APP_SECRET = "edgeshift/datadog/demo-app-key"
 
 
 def demo_analysis(provider: str = "cloudwatch") -> dict[str, Any]:

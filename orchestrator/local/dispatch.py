@@ -22,6 +22,8 @@ from typing import Any
 
 from moto.awslambda import models as lambda_models
 
+from .iam import acting_as
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -88,7 +90,9 @@ class InProcessLambdas:
         self.invocations.append((function.function_name, event))
         context = InvocationContext(function.function_name, function.function_arn)
         try:
-            result = handler(event, context)
+            # The function's AWS calls are checked against its deployed role (see iam.py).
+            with acting_as(function.handler):
+                result = handler(event, context)
         except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(

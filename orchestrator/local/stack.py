@@ -22,6 +22,7 @@ import requests
 from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
 
+from . import iam
 from .dispatch import InProcessLambdas, load_handler
 from .loopback import LOOPBACK
 
@@ -131,6 +132,7 @@ class LocalStack:
         self.moto_port = self._server.get_host_and_port()[1]
         self._set_env()
         _forget_clients()
+        iam.prepare()
         try:
             self._provision()
         except BaseException:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +64,24 @@ def functions_by_handler(template: Template, prefix: str = "") -> dict[str, dict
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+@functools.cache
+def synthesize() -> Synthesized:
+    """The whole app as `make synth` builds it, once per process (infra tests and the local
+    stack's IAM check share it)."""
+    from stacks.app import build_app, nag_errors
+
+    outdir = Path(tempfile.mkdtemp(prefix="edgeshift-cdk-"))
+    atexit.register(shutil.rmtree, outdir, ignore_errors=True)
+    started = time.perf_counter()
+    app = build_app(default_context(), outdir=str(outdir))
+    stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
+    assembly = app.synth()
+    return Synthesized(
+        outdir,
+        Template.from_stack(stacks["EdgeshiftOrchestrator"]),
+        Template.from_stack(stacks["EdgeshiftEdge"]),
+        time.perf_counter() - started,
+        nag_errors=tuple(nag_errors(assembly)),
+    )

@@ -126,17 +126,21 @@ def test_lifecycle_events_are_limited_to_the_rollouts_source(synthesized: Synthe
         assert "event-bus/default" in json.dumps(statement["Resource"])
 
 
-def test_only_rollback_may_invalidate_and_only_analyze_reads_datadog(
+def test_only_rollback_may_invalidate_and_only_the_looking_tasks_read_metrics(
     synthesized: Synthesized,
 ) -> None:
-    """CreateInvalidation belongs to Rollback, Secrets Manager reads to Analyze, nothing more."""
+    """CreateInvalidation belongs to Rollback; metric and Datadog key reads to Begin (whose
+    preflight checks the provider and reads the stable fleet's last hour) and Analyze."""
+    readers = {"orchestrator.workflow.tasks.begin", "orchestrator.workflow.tasks.analyze"}
     for handler in functions_by_handler(synthesized.orchestrator, "orchestrator."):
         actions = _actions(_statements(synthesized, handler))
         assert ("cloudfront:CreateInvalidation" in actions) is handler.endswith(".rollback")
-        assert ("secretsmanager:GetSecretValue" in actions) is handler.endswith(".analyze")
-    analyze = _function(synthesized, "orchestrator.workflow.tasks.analyze")
-    assert analyze["Environment"]["Variables"]["DD_SITE"] == "datadoghq.com"
-    assert analyze["Environment"]["Variables"]["EDGESHIFT_DATADOG_SECRET_NAME"]
+        assert ("secretsmanager:GetSecretValue" in actions) is (handler in readers)
+        assert ("cloudwatch:GetMetricData" in actions) is (handler in readers)
+    for handler in readers:
+        variables = _function(synthesized, handler)["Environment"]["Variables"]
+        assert variables["DD_SITE"] == "datadoghq.com"
+        assert variables["EDGESHIFT_DATADOG_SECRET_NAME"] == "edgeshift/datadog"
 
 
 def test_analyze_has_the_cpu_for_its_boundaries_and_the_others_stay_small(

@@ -207,15 +207,15 @@ def test_rotated_datadog_keys_are_used_once_the_secret_cache_expires(stack, monk
     monkeypatch.setenv(HOST_OVERRIDE, endpoint.url)
     secrets = stack.client("secretsmanager")
     analysis = demo_analysis("datadog")
-    analysis["datadog"] |= {"api_key_secret": "rel/dd-api", "app_key_secret": "rel/dd-app"}
+    analysis["datadog"] |= {"api_key_secret": "edgeshift/datadog/rel-api", "app_key_secret": "edgeshift/datadog/rel-app"}
     spec = AnalysisSpec.model_validate(analysis)
     try:
-        secrets.create_secret(Name="rel/dd-api", SecretString=local_datadog.API_KEY)
-        secrets.create_secret(Name="rel/dd-app", SecretString=local_datadog.APP_KEY)
+        secrets.create_secret(Name="edgeshift/datadog/rel-api", SecretString=local_datadog.API_KEY)
+        secrets.create_secret(Name="edgeshift/datadog/rel-app", SecretString=local_datadog.APP_KEY)
         now = datetime.now(UTC)
         assert provider_for(spec).check([], now) == []
-        secrets.put_secret_value(SecretId="rel/dd-api", SecretString="rotated-api")
-        secrets.put_secret_value(SecretId="rel/dd-app", SecretString="rotated-app")
+        secrets.put_secret_value(SecretId="edgeshift/datadog/rel-api", SecretString="rotated-api")
+        secrets.put_secret_value(SecretId="edgeshift/datadog/rel-app", SecretString="rotated-app")
         monkeypatch.setattr(local_datadog, "API_KEY", "rotated-api")
         monkeypatch.setattr(local_datadog, "APP_KEY", "rotated-app")
         parameters.clear_caches()  # the secrets' max_age has passed
