@@ -74,13 +74,16 @@ class RolloutApi(Construct):
                 request_validator=validator,
             )
 
+        # The same paths and methods as openapi.json, which the handler serves (a test
+        # compares them both ways): an extra method would reach a 404, a missing one a 403.
         rollouts = self.api.root.add_resource("rollouts")
         method(rollouts, "GET")
         method(rollouts, "POST")
         rollout = rollouts.add_resource("{rollout_id}")
         method(rollout, "GET")
+        method(rollout.add_resource("events"), "GET")
         for action in CONTROL_ACTIONS:
             method(rollout.add_resource(action), "POST")
-        routes = self.api.root.add_resource("routes")
-        method(routes, "GET")
-        method(routes.add_resource("{host}"), "GET")
+        route = self.api.root.add_resource("routes").add_resource("{host}")
+        method(route, "GET")
+        method(route, "PUT")
