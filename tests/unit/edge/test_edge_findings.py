@@ -89,9 +89,10 @@ class SlowTable:
         return True
 
     def stop(self) -> None:
+        # The accept loop wakes every 0.2 s: let it see the flag before its socket closes.
         self._stop.set()
-        self._server.close()
         self._thread.join(timeout=2)
+        self._server.close()
 
 
 @pytest.fixture(params=["trickle", "paginate"])
