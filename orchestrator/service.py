@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from orchestrator.models import (
     RolloutStatus,
     utcnow,
 )
-from orchestrator.store import IdempotentReplay, Store
+from orchestrator.store import IdempotentReplay, StaleWriteError, Store
 from orchestrator.workflow import transitions
 from orchestrator.workflow.decide import Action, Decision, advance
 
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 MAX_REASON = 1000
+# SendTaskSuccess/Failure tries per request (throttling, 5xx, timeouts), backing off from
+# WAKE_BACKOFF seconds; a wake that still fails is sent again by the next request.
+WAKE_ATTEMPTS = 3
+WAKE_BACKOFF = 0.2
+# Step Functions' answers for a token nobody waits on any more.
+_TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 ACTIVE = frozenset(s for s in RolloutStatus if not s.is_final)
 
 
@@ -192,6 +199,9 @@ class RolloutService:
     def resume(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
         """Go on after a pause or an approval gate (or cancel a pause not yet honoured)."""
         rollout = self.get(rollout_id)
+        resent = self._resend_wake(rollout)
+        if resent is not None:
+            return resent
         if (
             rollout.status is RolloutStatus.RUNNING
             and rollout.control is not None
@@ -228,6 +238,9 @@ class RolloutService:
     @transitions.on_a_fresh_read
     def abort(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Roll back now: at once when parked on a token, else at the next decision point."""
+        resent = self._resend_wake(self.get(rollout_id))
+        if resent is not None and resent.status is not RolloutStatus.RUNNING:
+            return resent  # the lost wake was this very request's
         rollout = self._steerable(rollout_id, reason, "abort")
         why = f"aborted by {actor}: {reason}"
         if rollout.status.is_waiting:
@@ -239,6 +252,9 @@ class RolloutService:
     @transitions.on_a_fresh_read
     def promote(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Skip the remaining stages and make the canary the stable release."""
+        resent = self._resend_wake(self.get(rollout_id))
+        if resent is not None and resent.status is not RolloutStatus.RUNNING:
+            return resent  # the lost wake was this very request's
         rollout = self._steerable(rollout_id, reason, "promote")
         why = f"promoted by {actor}: {reason}"
         if rollout.status.is_waiting:
@@ -260,6 +276,9 @@ class RolloutService:
         if not reason.strip():
             raise ValueError("reason: required to recover a rollout")
         rollout = self.get(rollout_id)
+        resent = self._resend_wake(rollout)
+        if resent is not None:
+            return resent
         why = f"recovered by {actor}: {reason}"
         if not rollout.status.is_final:
             ended = self._execution_status(rollout)
@@ -348,30 +367,90 @@ class RolloutService:
     ) -> Rollout:
         """Answer the task token a PAUSED or AWAITING_APPROVAL execution is parked on.
 
-        The new status is written first (conditional, audited, token cleared), then the
-        execution is woken: with ``output`` as its next step, or failed with ``error``
-        (-> Rollback). Woken first, it could act before the record says why.
+        The new status is written first (conditional, audited, with the wake it needs in
+        the event's detail), then the execution is woken: with ``output`` as its next step,
+        or failed with ``error`` (-> Rollback). Woken first, it could act before the record
+        says why. The token stays on the rollout until Step Functions accepts the wake, so
+        a wake that is lost (throttled, the caller dies between the two calls) is sent
+        again by the next resume, abort, promote or recover (see ``_resend_wake``).
         """
         if not rollout.task_token:
             raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
+        wake = {"output": output} if output is not None else {"error": error[:32000]}
         after = transitions.commit(
             self.store,
             rollout,
             kind,
             why,
             actor=actor,
-            detail=detail,
+            detail={**(detail or {}), "wake": wake},
             status=status,
             reason=why if status is not RolloutStatus.RUNNING else rollout.reason,
-            task_token=None,
         )
-        if output is not None:
-            self.sfn.send_task_success(taskToken=rollout.task_token, output=json.dumps(output))
-        else:
-            self.sfn.send_task_failure(
-                taskToken=rollout.task_token, error=transitions.ABORTED_ERROR, cause=error[:32000]
-            )
-        return after
+        return self._wake(after, wake)
+
+    def _wake(self, rollout: Rollout, wake: dict[str, Any]) -> Rollout:
+        """Send the wake (a few tries), then forget the token it used."""
+        token = rollout.task_token or ""
+        for attempt in range(WAKE_ATTEMPTS):
+            try:
+                if "output" in wake:
+                    self.sfn.send_task_success(taskToken=token, output=json.dumps(wake["output"]))
+                else:
+                    self.sfn.send_task_failure(
+                        taskToken=token, error=transitions.ABORTED_ERROR, cause=wake["error"]
+                    )
+                break
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in _TOKEN_GONE:
+                    break  # the execution already moved on (or ended): nothing is parked
+                if attempt == WAKE_ATTEMPTS - 1:
+                    raise WakeFailed(rollout.rollout_id, exc) from exc
+            except BotoCoreError as exc:
+                if attempt == WAKE_ATTEMPTS - 1:
+                    raise WakeFailed(rollout.rollout_id, exc) from exc
+            time.sleep(WAKE_BACKOFF * 2**attempt)
+        return self._forget_token(rollout.rollout_id, token)
+
+    def _forget_token(self, rollout_id: str, token: str) -> Rollout:
+        """Clear a used token, unless the workflow has parked on a new one meanwhile."""
+        while True:
+            rollout = self.get(rollout_id)
+            if rollout.task_token != token:
+                return rollout
+            try:
+                return transitions.commit(
+                    self.store,
+                    rollout,
+                    "woken",
+                    "the parked execution accepted its wake",
+                    actor="workflow",
+                    task_token=None,
+                )
+            except StaleWriteError:
+                continue  # the woken execution wrote first; read again
+
+    def _resend_wake(self, rollout: Rollout) -> Rollout | None:
+        """A rollout that is no longer parked but still holds its token lost its wake:
+        send the recorded one again. None when there is nothing to resend."""
+        if not rollout.task_token or rollout.status.is_waiting or rollout.status.is_final:
+            return None
+        events = self.store.events(rollout.rollout_id)
+        wakes = [e.detail["wake"] for e in events if isinstance(e.detail.get("wake"), dict)]
+        if not wakes:
+            return None
+        return self._wake(rollout, wakes[-1])
+
+
+class WakeFailed(RuntimeError):
+    """The request is recorded, but the parked execution could not be woken: run the same
+    command again (or ``rollout recover``) and the wake is sent again."""
+
+    def __init__(self, rollout_id: str, cause: Exception) -> None:
+        super().__init__(
+            f"rollout {rollout_id}: the request is recorded but waking its execution failed "
+            f"({cause}); run the same command again to resend it"
+        )
 
 
 def rollout_summary(rollout: Rollout) -> dict[str, Any]:

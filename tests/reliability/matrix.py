@@ -108,6 +108,33 @@ ROWS: list[tuple[str, str, str, list[str]]] = [
         [f"{FI}::test_rotated_datadog_keys_are_used_once_the_secret_cache_expires"],
     ),
     (
+        "control",
+        "SendTaskSuccess throttled once / twice",
+        "retried at once; PROMOTED, token cleared",
+        [f"{FI}::test_a_throttled_wake_is_retried_and_the_rollout_goes_on"],
+    ),
+    (
+        "control",
+        "resume's wake lost (every try fails)",
+        "token kept; the same resume resends it; moves on",
+        [f"{FI}::test_a_lost_wake_is_resent_by_the_next_request"],
+    ),
+    (
+        "control",
+        "abort after a lost wake",
+        "wake resent, abort honoured: ROLLED_BACK",
+        [f"{FI}::test_an_abort_after_a_lost_wake_is_honoured"],
+    ),
+    (
+        "iam",
+        "a call the deployed role lacks",
+        "AccessDeniedException locally, as in AWS",
+        [
+            "tests/integration/test_iam_parity.py::test_a_call_the_role_lacks_is_refused_as_aws_would",
+            "tests/integration/test_iam_parity.py::test_removing_a_needed_permission_fails_the_check",
+        ],
+    ),
+    (
         "workflow",
         "exception in each task",
         "ROLLED_BACK, stable 100%, lock freed",

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from orchestrator import service as service_module
 from orchestrator.local.demo import demo_plan, demo_route
 from orchestrator.local.stack import LocalStack
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
-from orchestrator.service import ControlRefused, RolloutService
+from orchestrator.service import ControlRefused, RolloutService, WakeFailed
 from orchestrator.store import StaleWriteError
 from orchestrator.workflow import step
 
@@ -207,7 +209,10 @@ def test_rotated_datadog_keys_are_used_once_the_secret_cache_expires(stack, monk
     monkeypatch.setenv(HOST_OVERRIDE, endpoint.url)
     secrets = stack.client("secretsmanager")
     analysis = demo_analysis("datadog")
-    analysis["datadog"] |= {"api_key_secret": "edgeshift/datadog/rel-api", "app_key_secret": "edgeshift/datadog/rel-app"}
+    analysis["datadog"] |= {
+        "api_key_secret": "edgeshift/datadog/rel-api",
+        "app_key_secret": "edgeshift/datadog/rel-app",
+    }
     spec = AnalysisSpec.model_validate(analysis)
     try:
         secrets.create_secret(Name="edgeshift/datadog/rel-api", SecretString=local_datadog.API_KEY)
@@ -222,3 +227,91 @@ def test_rotated_datadog_keys_are_used_once_the_secret_cache_expires(stack, monk
         assert provider_for(spec).check([], now) == []
     finally:
         endpoint.stop()
+
+
+class _ThrottledWakes:
+    """A Step Functions client whose first ``failures`` SendTaskSuccess calls are throttled."""
+
+    def __init__(self, client: Any, failures: int) -> None:
+        self._client, self.failures, self.sent = client, failures, 0
+
+    def send_task_success(self, **kwargs: Any) -> Any:
+        self.sent += 1
+        if self.failures:
+            self.failures -= 1
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "SendTaskSuccess",
+            )
+        return self._client.send_task_success(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def _paused(stack: LocalStack, service: RolloutService, host: str) -> str:
+    rollout_id = _start(stack, service, host, bake=2, interval=1)
+    deadline = time.monotonic() + 30
+    while "stage_applied" not in {e.kind for e in service.events(rollout_id)}:
+        assert time.monotonic() < deadline, "no stage applied"
+        time.sleep(0.1)
+    service.pause(rollout_id, "oncall", "checking dashboards")
+    paused = _wait(service, rollout_id, lambda r: r.status.is_waiting or r.status.is_final)
+    assert paused.status is RolloutStatus.PAUSED, paused.reason
+    return rollout_id
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_throttled_wake_is_retried_and_the_rollout_goes_on(stack, failures, monkeypatch):
+    """GIVEN a PAUSED rollout WHEN promote's SendTaskSuccess is throttled once or twice
+    THEN it is sent again at once and the rollout ends PROMOTED."""
+    monkeypatch.setattr(service_module, "WAKE_BACKOFF", 0.01)
+    sfn = _ThrottledWakes(stack.client("stepfunctions"), failures)
+    service = RolloutService(stack.store(), sfn, stack.state_machine_arn)
+    rollout_id = _paused(stack, service, f"throttled-wake-{failures}.rel.edgeshift.test")
+    service.promote(rollout_id, "oncall", "dashboards are fine")
+    final = _wait(service, rollout_id, lambda r: r.status.is_final)
+    assert final.status is RolloutStatus.PROMOTED, final.reason
+    assert sfn.sent == failures + 1
+    assert final.task_token is None
+
+
+def test_a_lost_wake_is_resent_by_the_next_request(stack, monkeypatch):
+    """GIVEN a PAUSED rollout WHEN every try of resume's SendTaskSuccess fails (the request
+    is recorded, the execution stays parked) THEN the token is kept, and the same resume
+    again sends the wake: the execution goes on to its next look and ends, not stranded
+    until max_pause (no traffic here, so that look rolls it back)."""
+    monkeypatch.setattr(service_module, "WAKE_BACKOFF", 0.01)
+    sfn = _ThrottledWakes(stack.client("stepfunctions"), service_module.WAKE_ATTEMPTS)
+    service = RolloutService(stack.store(), sfn, stack.state_machine_arn)
+    rollout_id = _paused(stack, service, "lost-wake.rel.edgeshift.test")
+    with pytest.raises(WakeFailed):
+        service.resume(rollout_id, "oncall")
+    stranded = service.get(rollout_id)
+    assert stranded.status is RolloutStatus.RUNNING
+    assert stranded.task_token, "the token is kept until the wake is accepted"
+    execution = stack.client("stepfunctions").describe_execution(
+        executionArn=stranded.execution_arn
+    )
+    assert execution["status"] == "RUNNING"
+    service.resume(rollout_id, "oncall")
+    final = _wait(service, rollout_id, lambda r: r.status.is_final)
+    assert final.status.is_final, final.status
+    kinds = [e.kind for e in service.events(rollout_id)]
+    assert kinds.count("resumed") == 1
+    assert kinds.index("woken") > kinds.index("resumed")
+    assert kinds.count("analysis") > kinds[: kinds.index("resumed")].count("analysis")
+
+
+def test_an_abort_after_a_lost_wake_is_honoured(stack, monkeypatch):
+    """GIVEN resume's wake lost WHEN the operator aborts instead THEN the wake is resent and
+    the abort, recorded as a request, rolls the rollout back."""
+    monkeypatch.setattr(service_module, "WAKE_BACKOFF", 0.01)
+    sfn = _ThrottledWakes(stack.client("stepfunctions"), service_module.WAKE_ATTEMPTS)
+    service = RolloutService(stack.store(), sfn, stack.state_machine_arn)
+    rollout_id = _paused(stack, service, "lost-wake-abort.rel.edgeshift.test")
+    with pytest.raises(WakeFailed):
+        service.resume(rollout_id, "oncall")
+    service.abort(rollout_id, "oncall", "changed my mind")
+    final = _wait(service, rollout_id, lambda r: r.status.is_final)
+    assert final.status is RolloutStatus.ROLLED_BACK, final.reason

@@ -300,11 +300,11 @@ def _datadog_plan(world: World, host: str, api: str, app: str) -> RolloutPlan:
     assert world.datadog is not None
     world.datadog.api_keys.add(api)
     world.datadog.app_keys.add(app)
-    world.datadog.store_keys(world.stack, f"edgeshift/{host}", api, app)
+    world.datadog.store_keys(world.stack, f"edgeshift/datadog/{host}", api, app)
     analysis: dict[str, Any] = {}
     analysis["datadog"] = {
-        "api_key_secret": f"edgeshift/{host}/api",
-        "app_key_secret": f"edgeshift/{host}/app",
+        "api_key_secret": f"edgeshift/datadog/{host}/api",
+        "app_key_secret": f"edgeshift/datadog/{host}/app",
         "timeout": 2,
     }
     analysis["limits"] = {"max_error_streak": 100}  # the outage must not end it
@@ -367,7 +367,7 @@ def _rotated(world: World, values: dict[str, str]) -> None:
     new_api, new_app = f"new-api-{host}", f"new-app-{host}"
     datadog.api_keys.add(new_api)
     datadog.app_keys.add(new_app)
-    datadog.store_keys(world.stack, f"edgeshift/{host}", new_api, new_app)
+    datadog.store_keys(world.stack, f"edgeshift/datadog/{host}", new_api, new_app)
     parameters.clear_caches()
     _datadog_client.cache_clear()  # the recycled functions: new containers, no cached client
     time.sleep(INTERVAL + 1)  # analyses that read the old key before the clear have ended
