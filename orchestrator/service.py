@@ -238,6 +238,7 @@ class RolloutService:
     @transitions.on_a_fresh_read
     def abort(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Roll back now: at once when parked on a token, else at the next decision point."""
+        self._check_reason(reason, "abort")  # bad input is refused before anything is read
         resent = self._resend_wake(self.get(rollout_id))
         if resent is not None and resent.status is not RolloutStatus.RUNNING:
             return resent  # the lost wake was this very request's
@@ -252,6 +253,7 @@ class RolloutService:
     @transitions.on_a_fresh_read
     def promote(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Skip the remaining stages and make the canary the stable release."""
+        self._check_reason(reason, "promote")  # bad input is refused before anything is read
         resent = self._resend_wake(self.get(rollout_id))
         if resent is not None and resent.status is not RolloutStatus.RUNNING:
             return resent  # the lost wake was this very request's
@@ -324,11 +326,15 @@ class RolloutService:
             return None
         return str(answer["status"])
 
-    def _steerable(self, rollout_id: str, reason: str, verb: str) -> Rollout:
+    @staticmethod
+    def _check_reason(reason: str, verb: str) -> None:
         if not reason.strip():
             raise ValueError(f"reason: required to {verb} a rollout")
         if len(reason) > MAX_REASON:
             raise ValueError(f"reason: at most {MAX_REASON} characters")
+
+    def _steerable(self, rollout_id: str, reason: str, verb: str) -> Rollout:
+        self._check_reason(reason, verb)
         rollout = self.get(rollout_id)
         if rollout.status.is_final or rollout.status in (
             RolloutStatus.PROMOTING,

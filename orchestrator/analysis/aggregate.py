@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from orchestrator.analysis.counts import Counts
-from orchestrator.models.analysis import Limits
+from orchestrator.models.analysis import Limits, Noise
 from orchestrator.models.rollout import StageTally
 
+from .dispersion import NOISIER
 from .judge import MetricVerdict, Outcome, Verdict
 
 _EMPTY = Counts(0, 0)
@@ -56,8 +57,14 @@ def combine(
             reasons.insert(0, f"inconclusive {inconclusive} times, {ceiling} allowed")
     if outcome is Outcome.PASS:
         reasons = ["every metric passed: " + "; ".join(v.reason for v in applied)]
+    noise = dict(tally.noise)
+    for v in applied:
+        if v.noise_df and v.noise_kappa is not None:
+            source = NOISIER if v.noisier else "stage comparison"
+            noise[v.metric] = Noise(kappa=v.noise_kappa, df=v.noise_df, source=source)
     after = StageTally(
         looks=tally.looks + 1,
+        noise=noise,
         judged=tally.judged + (0 if warm_up else 1),
         inconclusive=inconclusive,
         failures=failures,

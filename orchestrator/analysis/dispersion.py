@@ -27,7 +27,7 @@ has ``kappa`` = s² nearly), on top of the binomial noise of the events themselv
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.models.analysis import Noise
@@ -36,6 +36,11 @@ from .counts import Counts
 from .sequential import student_upper_tail, z_quantile
 
 MAX_HISTORY_DF = 120  # an older history says less about now; cap its weight
+# Fewer degrees of freedom than this (no history, the first intervals of a stage) and the
+# noise is not known: nothing is failed or passed on the comparison, only the limit guard
+# applies. Judging such looks as binomial rolled back a third of healthy canaries at
+# 200,000 requests a minute with s = 0.2.
+MIN_DF = 3
 _NORMAL_DF = 1e6
 
 
@@ -46,9 +51,16 @@ class Dispersion:
     phi: float = 1.0
     df: float = math.inf
     source: str = "binomial"
+    known: bool = True  # False: too few degrees of freedom to say (see MIN_DF)
+    stage_kappa: float | None = None  # the comparison's own kappa, from this stage's intervals
+    stage_df: int = 0
+    noisier: bool = False  # the stage was far noisier than the prior predicted
 
     def widen(self, z: float) -> float:
-        """``z`` on the binomial scale -> the z it is worth with this dispersion."""
+        """``z`` on the binomial scale -> the z it is worth with this dispersion; no
+        evidence either way while the dispersion is not known."""
+        if not self.known:
+            return min(z, 0.0)
         if self.phi <= 1.0:
             return z
         scaled = z / math.sqrt(self.phi)
@@ -118,16 +130,71 @@ def estimate(
     stage_df = max(0, len(variances) - 1)
     total = sum(variances)
     prior_df = min(prior.df, MAX_HISTORY_DF)
-    if total <= 0 or stage_df + prior_df == 0:
-        return Dispersion(1.0, math.inf, "binomial (no intervals to estimate from yet)")
+    # Var(c_i) = v_i (1 + 2 kappa v_i): X² / df - 1 = 2 kappa mean(v), the comparison's kappa.
+    stage_kappa = (
+        max(0.0, (chi2 / stage_df - 1.0) / (2.0 * total / len(variances))) if stage_df else None
+    )
+    learned = {"stage_kappa": stage_kappa, "stage_df": stage_df}
+    if total <= 0 or stage_df + prior_df < MIN_DF:
+        history = "" if prior_df else " and no history of the stable fleet"
+        return Dispersion(
+            1.0,
+            float(stage_df + prior_df),
+            f"not known yet: {len(variances)} intervals{history}, "
+            f"{MIN_DF} degrees of freedom needed",
+            known=False,
+            **learned,  # type: ignore[arg-type]
+        )
     predicted = 1.0 + 2.0 * prior.kappa * sum(v * v for v in variances) / total
     phi = (prior_df * predicted + (chi2 if stage_df else 0.0)) / (prior_df + stage_df)
+    df = float(prior_df + stage_df)
     parts = []
     if prior_df:
         parts.append(f"{prior.source} ({prior_df} df)")
     if stage_df:
         parts.append(f"this stage's {len(variances)} intervals")
-    return Dispersion(max(1.0, phi), float(prior_df + stage_df), " + ".join(parts))
+    source = " + ".join(parts)
+    if prior_df and stage_df >= MIN_DF and chi2 > predicted * _chi2_quantile(0.99, stage_df):
+        # A calm history must not hide a noisy stage: when the stage's own intervals are
+        # far noisier than the history predicts (1% level), they are used alone, with their
+        # own (fewer) degrees of freedom.
+        phi, df = chi2 / stage_df, float(stage_df)
+        source = f"this stage's {len(variances)} intervals (noisier than {prior.source})"
+        return Dispersion(max(1.0, phi), df, source, noisier=True, **learned)  # type: ignore[arg-type]
+    return Dispersion(max(1.0, phi), df, source, **learned)  # type: ignore[arg-type]
+
+
+def learn(prior: Mapping[str, Noise], stage: Mapping[str, Noise], number: int) -> dict[str, Noise]:
+    """The noise the next stage starts from: what stage ``number`` (1-based) measured on the
+    comparison itself, pooled with the prior by degrees of freedom, or alone when the stage
+    was far noisier than the prior said (a calm history must not reach the next stage's
+    first looks)."""
+    merged = dict(prior)
+    for name, measured in stage.items():
+        if measured.df <= 0:
+            continue
+        before = prior.get(name, Noise())
+        if measured.source == NOISIER or before.df <= 0:
+            kappa, df = measured.kappa, measured.df
+        else:
+            df = min(before.df, MAX_HISTORY_DF) + measured.df
+            kappa = (
+                min(before.df, MAX_HISTORY_DF) * before.kappa + measured.df * measured.kappa
+            ) / df
+        source = f"stage {number} comparison" + (
+            f" + {before.source}" if before.df and measured.source != NOISIER else ""
+        )
+        merged[name] = before.model_copy(update={"kappa": kappa, "df": df, "source": source})
+    return merged
+
+
+NOISIER = "noisier than the prior"
+
+
+def _chi2_quantile(q: float, df: int) -> float:
+    """Wilson-Hilferty: within a few percent for df >= 3."""
+    k = 2.0 / (9.0 * df)
+    return df * (1 - k + z_quantile(q) * math.sqrt(k)) ** 3
 
 
 def history_noise(intervals: Sequence[Counts], source: str = "stable fleet history") -> Noise:

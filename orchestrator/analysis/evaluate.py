@@ -94,7 +94,7 @@ def evaluate(
     measured = measure(provider, spec, named, start, now + _END_SLACK, deadline=deadline)
     canary_name, baseline_name = plan.canary.name, plan.stable.name
     verdicts = [
-        _judge(
+        _judged(
             metric,
             measured[metric.name, canary_name],
             measured[metric.name, baseline_name],
@@ -106,6 +106,18 @@ def evaluate(
         for metric in spec.judged_metrics()
     ]
     return combine(verdicts, spec.limits, rollout.tally, look.number, warm_up=warm_up)
+
+
+def _judged(metric: Any, *args: Any) -> MetricVerdict:
+    """A metric's verdict; a judge that fails on absurd counts is an error of that metric,
+    never an exception into the workflow."""
+    try:
+        return _judge(metric, *args)
+    except (ArithmeticError, ValueError) as exc:
+        reason = f"{metric.name}: could not be judged: {exc!r}"
+        return MetricVerdict(
+            metric.name, Outcome.ERROR, reason, critical=metric.critical, measured=False
+        )
 
 
 def _judge(

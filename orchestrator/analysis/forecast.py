@@ -58,10 +58,14 @@ class StageForecast:
             )
         if self.looks_needed is None:
             return f"{head}; {tolerance} cannot be shown within a week of looks at this traffic"
-        bake = format_duration(self.recommended_bake) if self.recommended_bake else "longer"
+        advice = (
+            f"use a bake of at least {format_duration(self.recommended_bake)}"
+            if self.recommended_bake
+            else "no bake within a week shows it: raise the weight or the tolerance"
+        )
         return (
             f"{head}; {tolerance} needs ~{self.looks_needed} looks, the stage allows "
-            f"{self.looks_allowed} (bake and extension): use a bake of at least {bake}"
+            f"{self.looks_allowed} (bake and extension): {advice}"
         )
 
     def as_dict(self) -> dict[str, object]:

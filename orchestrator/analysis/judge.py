@@ -35,7 +35,7 @@ from orchestrator.models.analysis import Direction, Noise, RatioMetric, Threshol
 
 from .counts import Counts
 from .dispersion import Dispersion, estimate, rare_side
-from .margin import Margin, margin_for, within_z
+from .margin import LIMIT, Margin, margin_for, within_z
 from .sequential import Look, binomial_upper_tail, z_quantile
 
 
@@ -80,6 +80,9 @@ class MetricVerdict:
     dispersion_source: str | None = None  # where it came from
     intervals: int | None = None  # intervals the counts came in
     warm_up: bool = False  # within initial_delay: only the absolute limit is judged
+    noise_kappa: float | None = None  # the comparison's own kappa, from this stage's intervals
+    noise_df: int | None = None
+    noisier: bool = False  # the stage was far noisier than the prior predicted
     value: float | None = None  # threshold metrics
     critical: bool = False
     transient: bool = False  # an error that may go away at the next look
@@ -103,8 +106,9 @@ class MetricVerdict:
             data[name] = value
         if data.get("dispersion_df") == math.inf:
             del data["dispersion_df"]  # JSON has no infinity: absent means binomial
-        if not data.get("warm_up"):
-            data.pop("warm_up", None)
+        for flag in ("warm_up", "noisier"):
+            if not data.get(flag):
+                data.pop(flag, None)
         return data
 
 
@@ -184,17 +188,20 @@ def judge_ratio(
     evidence |= {
         "effect": effect,
         "interval": (lower, upper),
-        "statistic": statistic,
+        "statistic": _stored(statistic),
         "threshold": fail_at,
-        "fail_statistic": fail_statistic,
+        "fail_statistic": None if fail_statistic is None else _stored(fail_statistic),
         "fail_threshold": look.margin_bound() if fail_margin else None,
         "fail_margin": margin * fail_margin if fail_margin else None,
         "margin": margin,
-        "pass_statistic": within,
+        "pass_statistic": _stored(within),
         "pass_threshold": pass_at,
-        "dispersion": spread_of.phi,
-        "dispersion_df": spread_of.df,
+        "dispersion": spread_of.phi if spread_of.known else None,
+        "dispersion_df": spread_of.df if spread_of.known else None,
         "dispersion_source": spread_of.source,
+        "noise_kappa": spread_of.stage_kappa,
+        "noise_df": spread_of.stage_df or None,
+        "noisier": spread_of.noisier,
     }
     worse = "higher" if metric.direction is Direction.LOWER else "lower"
     summary = (
@@ -348,17 +355,26 @@ def _excess_z(canary: Counts, baseline: Counts) -> float:
     bad = canary.errors + baseline.errors
     good = canary.total + baseline.total - bad
     if bad <= good:
-        tail = _mid_p(canary.errors, bad, share)
-    else:  # too few good events in the canary
-        canary_good = canary.total - canary.errors
-        tail = 1 - _mid_p(canary_good, good, share)
+        k, n, p = canary.errors, bad, share
+    else:  # too few good events in the canary: the lower tail of its good events,
+        # computed as the upper tail of the others' (no 1 - tail that cancels to 0)
+        k, n, p = good - (canary.total - canary.errors), good, 1 - share
+    tail = _mid_p(k, n, p)
     if tail >= 1:
-        return -40.0
+        return -LIMIT
     if tail > 1e-12:
         return z_quantile(1 - tail)
-    # Beyond double precision of 1 - tail: the normal tail's asymptotic inverse.
-    log_inverse = -math.log(max(tail, 1e-300))
-    return min(40.0, math.sqrt(2 * log_inverse - math.log(4 * math.pi * log_inverse)))
+    if tail > 0:  # beyond double precision of 1 - tail: the normal tail's asymptotic inverse
+        log_inverse = -math.log(tail)
+        return math.sqrt(2 * log_inverse - math.log(4 * math.pi * log_inverse))
+    # The tail underflowed: far beyond any boundary; the normal score keeps its size, so
+    # that a large dispersion divides a large number, not a ceiling.
+    return max(37.0, (k - 0.5 - n * p) / math.sqrt(n * p * (1 - p)))
+
+
+def _stored(z: float) -> float:
+    """Statistics are decided on as computed and stored within +-1,000 (finite JSON)."""
+    return max(-1000.0, min(1000.0, z))
 
 
 def _mid_p(k: int, n: int, p: float) -> float:

@@ -59,7 +59,7 @@ def margin_for(tolerance: Tolerance, direction: Direction, baseline_rate: float)
 def within_z(canary: Counts, baseline: Counts, margin: Margin) -> float:
     """Score z of "the canary is better than the margin" (bad-event counts); > 0 leans in.
 
-    Kept within +-``LIMIT`` so it stays JSON. Nothing to judge by (an empty arm, or no bad
+    Nothing to judge by (an empty arm, or no bad
     events on either side and a margin of zero) gives zero or less: never a pass, as every
     pass boundary is above zero."""
     if canary.total <= 0 or baseline.total <= 0:
@@ -68,7 +68,7 @@ def within_z(canary: Counts, baseline: Counts, margin: Margin) -> float:
         worst = min(margin.offset, 1.0)
         if worst >= 1:
             return LIMIT
-        return _clamp((worst - canary.rate) / math.sqrt(worst * (1 - worst) / canary.total))
+        return (worst - canary.rate) / math.sqrt(worst * (1 - worst) / canary.total)
     gap = margin.at(baseline.rate) - canary.rate
     q_baseline = _restricted_baseline(canary, baseline, margin)
     q_canary = min(1.0, max(0.0, margin.at(q_baseline)))
@@ -78,11 +78,9 @@ def within_z(canary: Counts, baseline: Counts, margin: Margin) -> float:
     )
     if variance <= 0:
         return -LIMIT
-    return _clamp(gap / math.sqrt(variance))
-
-
-def _clamp(z: float) -> float:
-    return max(-LIMIT, min(LIMIT, z))
+    # Not clamped: at high traffic the dispersion divides this, and a ceiling here would
+    # become a ceiling on the evidence (the judge clamps what it stores).
+    return gap / math.sqrt(variance)
 
 
 def _restricted_baseline(canary: Counts, baseline: Counts, margin: Margin) -> float:

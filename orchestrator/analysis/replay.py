@@ -103,7 +103,7 @@ def replay(
     result = ReplayResult("ROLLED_BACK", 0, 0, "")
     while True:
         if decision.action is Action.APPLY:
-            rollout = rollout.model_copy(update=stage_started(decision.stage, now))
+            rollout = rollout.model_copy(update=stage_started(decision.stage, now, rollout))
             provider.stage(decision.stage, now)
             wait = plan.stages[decision.stage].interval
         elif decision.action is Action.BAKE:
@@ -234,7 +234,13 @@ def _checked(counts: WindowCounts, window: Window, arms: _Arms) -> WindowCounts:
         for arm, pair in by_arm.items():
             if arm not in ("canary", "baseline"):
                 raise ReplayError(f"{name}: unknown arm {arm!r} (canary or baseline)")
-            numerator, denominator = pair
+            try:
+                numerator, denominator = (float(x) for x in pair)
+            except (TypeError, ValueError):
+                raise ReplayError(
+                    f"{name} {arm} at {window.start.isoformat()}: {pair!r} is not a "
+                    "(numerator, denominator) pair of numbers"
+                ) from None
             if not 0 <= numerator <= denominator:
                 raise ReplayError(
                     f"{name} {arm} at {window.start.isoformat()}: numerator {numerator} "

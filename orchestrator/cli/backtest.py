@@ -362,7 +362,9 @@ def backtest(
     canary or stable name, or canary/baseline. Each replay window sums the rows whose
     window_start falls in it; the replay starts at the first row. --rollout: look k of
     each stage gets what the rollout's k-th look of that stage added. Threshold metrics
-    have no counts and are left out (named on stderr)."""
+    have no counts and are left out (named on stderr). No history of the stable fleet is
+    replayed, so the first three intervals of each stage only measure the noise (nothing
+    fails or passes on them, as in a rollout whose preflight found no history)."""
     from orchestrator.plans import InvalidPlan, load_plan
 
     if (counts_file is None) == (rollout_id is None):

@@ -176,6 +176,11 @@ class RolloutPlan(Strict):
     def _warm_up_fits(self) -> RolloutPlan:
         delay = self.analysis.initial_delay
         for number, stage in enumerate(self.stages, start=1):
+            if delay % stage.interval:
+                raise ValueError(
+                    f"analysis.initial_delay ({delay}s) must be a whole number of every "
+                    f"stage's interval: stage {number} looks every {stage.interval}s"
+                )
             if stage.weight < 100 and delay >= stage.bake:
                 raise ValueError(
                     f"analysis.initial_delay ({delay}s) must be shorter than every stage's "

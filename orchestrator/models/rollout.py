@@ -113,6 +113,10 @@ class StageTally(BaseModel):
     error_streak: dict[str, int] = Field(
         default_factory=dict, description="looks in a row each metric went unmeasured"
     )
+    noise: dict[str, Noise] = Field(
+        default_factory=dict,
+        description="per metric, the comparison's own noise measured in this stage so far",
+    )
 
 
 class Rollout(BaseModel):

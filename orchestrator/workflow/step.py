@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.analysis import Verdict, evaluate
+from orchestrator.analysis.dispersion import learn
 from orchestrator.analysis.providers import MetricProvider
 from orchestrator.models import Rollout, RolloutStatus, StageTally
 
@@ -54,6 +55,10 @@ def take_look(
     return LookStep(verdict, decision, changes, detail)
 
 
-def stage_started(index: int, now: datetime) -> dict[str, Any]:
-    """The rollout's fields once stage ``index`` is applied: its clock and a fresh tally."""
-    return {"stage_index": index, "stage_started_at": now, "tally": StageTally()}
+def stage_started(index: int, now: datetime, rollout: Rollout | None = None) -> dict[str, Any]:
+    """The rollout's fields once stage ``index`` is applied: its clock, a fresh tally, and
+    the noise the stage before measured on the comparison itself, learned into the prior."""
+    changes: dict[str, Any] = {"stage_index": index, "stage_started_at": now, "tally": StageTally()}
+    if rollout is not None and rollout.tally.noise:
+        changes["noise"] = learn(rollout.noise, rollout.tally.noise, rollout.stage_index + 1)
+    return changes

@@ -109,7 +109,7 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
         actor=ACTOR,
         route=change,
         detail={"stage": index, "weights": transitions.weights(change)},
-        **stage_started(index, utcnow()),
+        **stage_started(index, utcnow(), rollout),
     )
     publish("stage_applied", rollout)
     metrics.add_metric(name="StageApplied", unit=MetricUnit.Count, value=1)

@@ -135,6 +135,13 @@ RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
         ["analysis.initial_delay", "stage 2", "6s"],
     ),
     (
+        "initial-delay-not-a-whole-interval",
+        "analysis.initial_delay",
+        3,
+        "(plan)",
+        ["analysis.initial_delay", "whole number", "2s"],
+    ),
+    (
         "initial-delay-longer-than-the-first-bake",
         "analysis.initial_delay",
         "1m",
@@ -188,11 +195,11 @@ def test_bad_plan_is_refused_with_a_message_naming_the_fields(
 
 
 def test_an_initial_delay_shorter_than_every_bake_is_accepted() -> None:
-    """GIVEN initial_delay one second under the shortest judged bake WHEN parsed THEN the
+    """GIVEN initial_delay one interval under the shortest judged bake WHEN parsed THEN the
     plan is accepted (the boundary of the rule above)."""
-    plan = parse_plan(json.dumps(_set(_plan(), "analysis.initial_delay", 5)))
+    plan = parse_plan(json.dumps(_set(_plan(), "analysis.initial_delay", 4)))
 
-    assert plan.analysis.initial_delay == 5
+    assert plan.analysis.initial_delay == 4
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from orchestrator.models.analysis import (
 )
 
 CHECK_WINDOW = timedelta(minutes=10)
+MAX_COUNT = 1e15  # events in one period beyond any real fleet: a unit or query mistake
 LOOK_BUDGET = 20.0  # seconds a look may spend fetching: well under Analyze's 60 s timeout
 
 
@@ -266,7 +267,7 @@ def _counted(batch: list[Query], answers: Mapping[str, object]) -> Measurement:
         for value in values.values():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return Measurement(error=f"non-numeric answer {value!r} for {query.text!r}")
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value) or value < 0 or value > MAX_COUNT:
                 return Measurement(error=f"impossible value {value!r} for {query.text!r}")
     assert isinstance(numerators, Mapping) and isinstance(denominators, Mapping)
     numerator = round(sum(numerators.values()))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.models import Rollout, RolloutPlan
+from orchestrator.models.analysis import Noise
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
@@ -34,8 +35,21 @@ def plan_document(**analysis: Any) -> dict[str, Any]:
 
 
 def running(plan: RolloutPlan, minutes: float = 5) -> Rollout:
-    """A rollout in its first stage, ``minutes`` into the bake."""
+    """A rollout in its first stage, ``minutes`` into the bake, whose preflight found the
+    stable fleet's last hour binomial (the fake answers a whole window as one period, so
+    without that history the noise would not be known yet and nothing would be judged)."""
     rollout = Rollout.start(plan, actor="test", now=NOW - timedelta(minutes=minutes))
     return rollout.model_copy(
-        update={"stage_index": 0, "stage_started_at": NOW - timedelta(minutes=minutes)}
+        update={
+            "stage_index": 0,
+            "stage_started_at": NOW - timedelta(minutes=minutes),
+            "noise": binomial_history(plan),
+        }
     )
+
+
+def binomial_history(plan: RolloutPlan) -> dict[str, Noise]:
+    return {
+        metric.name: Noise(kappa=0.0, df=59, source="stable fleet, last 60 min")
+        for metric in plan.analysis.judged_metrics()
+    }

@@ -108,11 +108,32 @@ def test_the_stable_fleets_noise_widens_the_first_looks() -> None:
     assert dispersion.df == 59 and "stable fleet" in dispersion.source
 
 
-def test_without_intervals_or_a_prior_the_counts_are_taken_as_binomial() -> None:
-    """GIVEN one interval and no prior WHEN estimated THEN phi 1, infinite df."""
+def test_without_enough_intervals_or_a_prior_the_noise_is_not_known() -> None:
+    """GIVEN one interval and no prior WHEN estimated THEN the noise is not known, and a
+    statistic is worth no evidence for either side (judging it as binomial rolled back
+    healthy canaries on noisy traffic)."""
     dispersion = estimate([(Counts(100, 10_000), Counts(100, 10_000))], None, flipped=False)
 
-    assert (dispersion.phi, dispersion.df) == (1.0, math.inf)
+    assert not dispersion.known and "not known yet" in dispersion.source
+    assert dispersion.widen(8.0) == 0.0 and dispersion.widen(-2.0) == -2.0
+
+
+def test_a_stage_far_noisier_than_a_calm_history_is_judged_by_its_own_intervals() -> None:
+    """GIVEN a calm prior and a stage whose intervals swing far beyond it WHEN estimated
+    THEN the stage's own estimate is used, and it is what the next stage learns."""
+    from orchestrator.analysis.dispersion import NOISIER, learn
+
+    rows = [(Counts(c, 10_000), Counts(100, 10_000)) for c in (60, 150, 70, 160, 50, 140)]
+    calm = Noise(kappa=0.0, df=59, source="stable fleet")
+
+    dispersion = estimate(rows, calm, flipped=False)
+
+    assert dispersion.noisier and dispersion.phi > 3 and dispersion.df == 5
+    assert dispersion.stage_kappa is not None and dispersion.stage_kappa > 0.01
+    learned = learn(
+        {"m": calm}, {"m": Noise(kappa=dispersion.stage_kappa, df=5, source=NOISIER)}, 1
+    )
+    assert learned["m"].kappa == dispersion.stage_kappa and learned["m"].df == 5
 
 
 @pytest.mark.parametrize("z", [-3.0, 0.0, 1.5, 2.8, 6.0])

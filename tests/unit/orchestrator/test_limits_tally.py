@@ -15,10 +15,13 @@ from orchestrator.analysis.replay import Window, replay
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus, StageTally
 from orchestrator.workflow.decide import Action
 from orchestrator.workflow.step import stage_started, take_look
+from tests.unit.analysis.analysis_plans import binomial_history
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BAD = {"error-rate": {"canary": (100, 1_000), "baseline": (100, 19_000)}}  # 10% vs 0.5%
 TRICKLE = {"error-rate": {"canary": (0, 10), "baseline": (1, 190)}}  # under min_samples
+# The stable fleet's last hour as preflight reads it: with it the noise is known at look 1.
+HISTORY = [{"error-rate": (100, 20_000)}] * 60
 
 
 def _plan(critical: bool = False, **analysis: Any) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def test_tolerated_failures_of_a_non_critical_metric_then_a_rollback(tolerated: 
     replayed THEN N looks are tolerated (inconclusive, saying so) and look N + 1 rolls back."""
     plan = _plan(limits={"tolerated_failures": tolerated})
 
-    result = replay(plan, _always(BAD))
+    result = replay(plan, _always(BAD), history=HISTORY)
 
     assert (result.outcome, result.stage, result.looks) == ("ROLLED_BACK", 0, tolerated + 1)
     for number, verdict in enumerate(result.verdicts[:-1], start=1):
@@ -63,7 +66,8 @@ def test_tolerated_failures_of_a_non_critical_metric_then_a_rollback(tolerated: 
 def test_a_critical_metric_rolls_back_at_its_first_failure() -> None:
     """GIVEN tolerated_failures 3 and a critical metric failing WHEN replayed THEN rolled
     back at the first look: tolerance is for non-critical metrics only."""
-    result = replay(_plan(critical=True, limits={"tolerated_failures": 3}), _always(BAD))
+    plan = _plan(critical=True, limits={"tolerated_failures": 3})
+    result = replay(plan, _always(BAD), history=HISTORY)
 
     assert (result.outcome, result.looks) == ("ROLLED_BACK", 1)
 
@@ -90,8 +94,12 @@ def test_warm_up_looks_do_not_count_as_inconclusive() -> None:
 
 
 def _running(plan: dict[str, Any]) -> Rollout:
-    rollout = Rollout.start(RolloutPlan.model_validate(plan), "t", now=T0)
-    return rollout.model_copy(update={"status": RolloutStatus.RUNNING, **stage_started(0, T0)})
+    validated = RolloutPlan.model_validate(plan)
+    rollout = Rollout.start(validated, "t", now=T0)
+    history = binomial_history(validated)  # what preflight measured: judged from look 1
+    return rollout.model_copy(
+        update={"status": RolloutStatus.RUNNING, "noise": history, **stage_started(0, T0)}
+    )
 
 
 def _healthy(fake: FakeProvider) -> None:
