@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models.analysis import Noise
 
 from .providers.base import BaseProvider, Query, Series
 
@@ -79,12 +80,15 @@ def replay(
     source: Callable[[Window], WindowCounts | None],
     *,
     history: Sequence[Mapping[str, Pair]] = (),
+    noise: Mapping[str, Noise] | None = None,
     start: datetime = EPOCH,
     approve: bool = True,
 ) -> ReplayResult:
-    """Run ``plan`` against ``source``. ``approve``: a stage that waits for approval is
-    approved at once (a backtest asks what the analysis decides, not when people answer);
-    otherwise the replay ends PAUSED there, as it does for a pause."""
+    """Run ``plan`` against ``source``. ``noise``: the stable fleet's noise as a past
+    rollout's preflight recorded it (used instead of ``history``). ``approve``: a stage
+    that waits for approval is approved at once (a backtest asks what the analysis
+    decides, not when people answer); otherwise the replay ends PAUSED there, as it does
+    for a pause."""
     from orchestrator.workflow.decide import Action, advance, first_step
     from orchestrator.workflow.step import stage_started, take_look
 
@@ -95,7 +99,9 @@ def replay(
     rollout = Rollout.start(plan, "replay", now=start).model_copy(
         update={"status": RolloutStatus.RUNNING}
     )
-    if history:
+    if noise:  # what a past rollout's preflight measured, instead of a history to measure
+        rollout = rollout.model_copy(update={"noise": dict(noise)})
+    elif history:
         rollout = rollout.model_copy(
             update={"noise": stable_noise(rollout, _HistoryProvider(plan, history, start), start)}
         )

@@ -202,8 +202,11 @@ class RecordedCounts:
         names = ratio_names(plan)
         self.looks: dict[int, list[Counts]] = {}
         self.start: datetime | None = None
+        self.noise: dict[str, Any] = {}  # what preflight measured, from the "started" event
         totals: dict[int, tuple[str, Counts]] = {}  # stage -> (window start, counts so far)
         for event in events:
+            if event.kind == "started" and isinstance(event.detail.get("noise"), dict):
+                self.noise = event.detail["noise"]
             stage, window = event.detail.get("stage"), event.detail.get("window")
             verdict = event.detail.get("verdict")
             if event.kind != "analysis" or not isinstance(stage, int):
@@ -268,12 +271,18 @@ def replayable(plan: RolloutPlan) -> tuple[RolloutPlan, list[str]]:
     return plan.model_copy(update={"analysis": analysis}), dropped
 
 
-def run(plan: RolloutPlan, counts: Callable[[Window], Counts | None], start: datetime) -> Backtest:
-    """Replay ``plan`` on ``counts`` (None: the counts have ended) from ``start``."""
+def run(
+    plan: RolloutPlan,
+    counts: Callable[[Window], Counts | None],
+    start: datetime,
+    noise: dict[str, Any] | None = None,
+) -> Backtest:
+    """Replay ``plan`` on ``counts`` (None: the counts have ended) from ``start``, with the
+    stable fleet's ``noise`` when a past rollout recorded it."""
     from orchestrator.analysis.replay import CountsEnded, replay
 
     try:
-        result = replay(plan, counts, start=start)
+        result = replay(plan, counts, start=start, noise=noise)
     except CountsEnded as ended:
         partial, last = ended.partial, ended.window
         return Backtest(
@@ -362,9 +371,10 @@ def backtest(
     canary or stable name, or canary/baseline. Each replay window sums the rows whose
     window_start falls in it; the replay starts at the first row. --rollout: look k of
     each stage gets what the rollout's k-th look of that stage added. Threshold metrics
-    have no counts and are left out (named on stderr). No history of the stable fleet is
-    replayed, so the first three intervals of each stage only measure the noise (nothing
-    fails or passes on them, as in a rollout whose preflight found no history)."""
+    have no counts and are left out (named on stderr). --counts replays no history of the
+    stable fleet, so the first three intervals of each stage only measure the noise
+    (nothing fails or passes on them, as in a rollout whose preflight found no history);
+    --rollout uses the noise the rollout's preflight recorded."""
     from orchestrator.plans import InvalidPlan, load_plan
 
     if (counts_file is None) == (rollout_id is None):
@@ -401,4 +411,19 @@ def _past(target: Target, plan: RolloutPlan, rollout_id: str) -> Backtest:
     if not any(counts for looks in recorded.looks.values() for counts in looks):
         names = ratio_names(plan)
         raise BadCounts(f"rollout {rollout_id} recorded no counts of the plan's metrics {names}")
-    return run(plan, recorded, recorded.start)
+    return run(plan, recorded, recorded.start, noise=recorded_noise(recorded.noise))
+
+
+def recorded_noise(found: dict[str, Any]) -> dict[str, Any]:
+    """The stable fleet's noise a past rollout's preflight recorded, read defensively."""
+    from pydantic import ValidationError
+
+    from orchestrator.models.analysis import Noise
+
+    noise = {}
+    for name, value in found.items():
+        try:
+            noise[str(name)] = Noise.model_validate(value)
+        except ValidationError:
+            continue
+    return noise
