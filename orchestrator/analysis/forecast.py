@@ -5,7 +5,7 @@ bake and its extension run out. Its expected z grows with the events a stage see
 at a given traffic, baseline rate, tolerance and dispersion the looks it needs follow,
 and so does the bake that gives them. The forecast calls a stage feasible when a canary
 exactly like the baseline is expected to pass by the end of its extension with about
-99% probability (the expected z at least ``POWER_Z`` above the last boundary), and
+99.5% probability (the expected z at least ``POWER_Z`` above the last boundary), and
 otherwise says how many looks it would need and the shortest bake that gives them.
 
 It uses the judge's own pieces (``within_z``, the look schedule, the dispersion model)
@@ -27,7 +27,7 @@ from .dispersion import rare_side
 from .margin import margin_for, within_z
 from .schedule import look_at
 
-POWER_Z = 2.33  # expected z this far above the boundary passes ~99% of healthy canaries
+POWER_Z = 2.58  # expected z this far above the boundary passes ~99.5% of healthy canaries
 _MAX_BAKE_LOOKS = 7 * 24 * 60  # a week of 1-minute looks: beyond it, say "not feasible"
 
 

@@ -120,7 +120,7 @@ def test_what_the_forecast_recommends_the_judge_does() -> None:
     rollouts = 60
     short = sum(passed_first_stage(plan, seed) for seed in range(rollouts))
     long = sum(passed_first_stage(recommended, seed) for seed in range(rollouts))
-    assert long >= rollouts - 2  # the forecast aims at ~99%
+    assert long >= rollouts - 2  # the forecast aims at ~99.5%
     assert short < long
 
 
