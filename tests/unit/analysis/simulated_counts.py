@@ -6,28 +6,10 @@ from __future__ import annotations
 import math
 import random
 
+from benchmarks.judge import binomial  # the benchmark's sampler: one copy of it
 from orchestrator.analysis import Counts
 
-
-def binomial(rng: random.Random, n: int, p: float) -> int:
-    """Exact inversion for small means, the normal approximation for large ones."""
-    if n <= 0 or p <= 0:
-        return 0
-    if p >= 1:
-        return n
-    if p > 0.5:
-        return n - binomial(rng, n, 1 - p)
-    mean = n * p
-    if mean > 100:
-        return min(n, max(0, round(rng.gauss(mean, math.sqrt(mean * (1 - p))))))
-    u, k = rng.random(), 0
-    probability = (1 - p) ** n
-    cumulative = probability
-    while u > cumulative and k < n:
-        probability *= (n - k) / (k + 1) * p / (1 - p)
-        k += 1
-        cumulative += probability
-    return k
+__all__ = ["binomial", "interval", "noisy_rate"]
 
 
 def noisy_rate(rng: random.Random, rate: float, s: float) -> float:
