@@ -119,6 +119,12 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @_lambda
 def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
+    if rollout.status in (RolloutStatus.PROMOTING, RolloutStatus.ROLLING_BACK):
+        # A retried invoke (Lambda.ServiceException after this look's commit) finds its own
+        # decision written: answer it again, or a passing canary would be sent to Rollback.
+        recorded = _own_decision(rollout)
+        if recorded is not None:
+            return recorded
     _require(rollout, RolloutStatus.RUNNING)
     step = take_look(rollout, utcnow())
     verdict, decision = step.verdict, step.decision
@@ -253,6 +259,17 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     publish("failed", rollout)
     metrics.add_metric(name="RollbackFailed", unit=MetricUnit.Count, value=1)
     return {"status": rollout.status.value}
+
+
+def _own_decision(rollout: Rollout) -> dict[str, Any] | None:
+    """The decision of the analysis that produced the rollout's current version, if the
+    latest change was a look (not a person's request or another task)."""
+    events = _store().events(rollout.rollout_id)
+    latest = max(events, key=lambda e: e.seq, default=None)
+    if latest is None or latest.kind != "analysis" or latest.seq != rollout.version:
+        return None
+    decision = latest.detail.get("decision")
+    return dict(decision) if isinstance(decision, dict) else None
 
 
 def _require(rollout: Rollout, *allowed: RolloutStatus) -> None:

@@ -118,3 +118,44 @@ def test_lifecycle_events_reach_an_eventbridge_target(aws, lambda_context):
         body["source"] == SOURCE and body["detail"]["rollout_id"] == rollout_id for body in bodies
     )
     assert bodies[1]["detail"]["canary_weight"] == 10.0
+
+
+def test_a_retried_analyze_answers_its_own_promotion_again(aws, lambda_context):
+    """GIVEN an Analyze whose look committed PROMOTING and whose invoke then failed WHEN
+    Step Functions retries it THEN the retry returns the recorded decision (promote), not
+    RolloutNotActive, which the state machine would send to Rollback."""
+    store, rollout_id, _ = aws
+    tasks.begin({"rollout_id": rollout_id}, lambda_context)
+    apply = {"action": "apply", "stage": 0, "wait_seconds": 0, "reason": ""}
+    tasks.apply_stage({"rollout_id": rollout_id, "step": apply}, lambda_context)
+    decision = {"action": "promote", "stage": 0, "wait_seconds": 0, "reason": "stage 1 passed"}
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "analysis",
+        "stage 1 passed",
+        actor="workflow",
+        detail={"stage": 0, "decision": decision},
+        status=RolloutStatus.PROMOTING,
+    )
+
+    assert tasks.analyze({"rollout_id": rollout_id}, lambda_context) == decision
+    assert _kinds(store, rollout_id).count("analysis") == 1  # nothing written again
+
+
+def test_analyze_after_a_person_aborted_is_still_refused(aws, lambda_context):
+    """GIVEN a rollout ROLLING_BACK by another change than a look WHEN Analyze runs THEN it
+    is refused as before: only a look's own decision is answered again."""
+    store, rollout_id, _ = aws
+    tasks.begin({"rollout_id": rollout_id}, lambda_context)
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "rolling_back",
+        "aborted",
+        actor="someone",
+        status=RolloutStatus.ROLLING_BACK,
+    )
+
+    with pytest.raises(tasks.RolloutNotActive):
+        tasks.analyze({"rollout_id": rollout_id}, lambda_context)
