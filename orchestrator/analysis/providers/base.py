@@ -61,6 +61,11 @@ def remaining(deadline: float, what: str) -> float:
     return left
 
 
+def check_period(period: int) -> None:
+    if period <= 0:
+        raise ProviderError(f"period must be positive, not {period}", transient=False)
+
+
 def budget_spent(what: str) -> ProviderError:
     return ProviderError(f"{what}: the look's time budget spent", transient=True)
 

@@ -31,6 +31,7 @@ from .base import (
     Query,
     Series,
     budget_spent,
+    check_period,
     deadline_or_default,
     remaining,
 )
@@ -102,8 +103,7 @@ class CloudWatchProvider(BaseProvider):
         *,
         deadline: float | None = None,
     ) -> dict[str, Series]:
-        if period <= 0:
-            raise ProviderError(f"period must be positive, not {period}", transient=False)
+        check_period(period)
         points = self._points(queries, start, end, period, "Sum", deadline)
         return {
             query.id: _buckets(points.get(query.id, {}), start, end, period) for query in queries

@@ -40,6 +40,7 @@ from .base import (
     Query,
     Series,
     budget_spent,
+    check_period,
     deadline_or_default,
     remaining,
     time_left,
@@ -105,8 +106,7 @@ class DatadogProvider(BaseProvider):
         *,
         deadline: float | None = None,
     ) -> dict[str, Series]:
-        if period <= 0:
-            raise ProviderError(f"period must be positive, not {period}", transient=False)
+        check_period(period)
         due = _deadline(deadline)
         return self._v2_or_v1(
             partial(self._v2_series, queries, start, end, period, due),

@@ -53,3 +53,22 @@ def binomial_history(plan: RolloutPlan) -> dict[str, Noise]:
         metric.name: Noise(kappa=0.0, df=59, source="stable fleet, last 60 min")
         for metric in plan.analysis.judged_metrics()
     }
+
+
+def replay_plan(*, critical: bool, **analysis: Any) -> dict[str, Any]:
+    """Stages 5/25/50%, ten 1-minute looks each; errors may pass up to 1.5x the baseline's."""
+    metric = {
+        "name": "error-rate",
+        "numerator": "Errors",
+        "denominator": "Requests",
+        "tolerance": {"relative": 0.5, "absolute": 0.001},
+        "min_samples": 500,
+        "critical": critical,
+    }
+    return {
+        "target": {"host": "shop.example.com"},
+        "stable": {"name": "stable", "version": "v1"},
+        "canary": {"name": "canary", "version": "v2"},
+        "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in (5, 25, 50)],
+        "analysis": {"namespace": "Shop", "metrics": [metric]} | analysis,
+    }

@@ -13,28 +13,14 @@ import pytest
 from simulated_counts import interval
 
 from orchestrator.analysis.replay import ReplayError, Window, replay
+from tests.unit.analysis.analysis_plans import replay_plan
 
 Source = Callable[[Window], dict[str, Any]]
 PER_MINUTE = 20_000
 
 
 def _plan(**analysis: Any) -> dict[str, Any]:
-    """Stages 5/25/50%, ten 1-minute looks each; errors may pass up to 1.5x the baseline's."""
-    metric = {
-        "name": "error-rate",
-        "numerator": "Errors",
-        "denominator": "Requests",
-        "tolerance": {"relative": 0.5, "absolute": 0.001},
-        "min_samples": 500,
-        "critical": True,
-    }
-    return {
-        "target": {"host": "shop.example.com"},
-        "stable": {"name": "stable", "version": "v1"},
-        "canary": {"name": "canary", "version": "v2"},
-        "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in (5, 25, 50)],
-        "analysis": {"namespace": "Shop", "metrics": [metric]} | analysis,
-    }
+    return replay_plan(critical=True, **analysis)
 
 
 def _traffic(seed: int, canary_rate: float, baseline_rate: float = 0.01) -> Source:

@@ -15,7 +15,7 @@ from orchestrator.analysis.replay import Window, replay
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus, StageTally
 from orchestrator.workflow.decide import Action
 from orchestrator.workflow.step import stage_started, take_look
-from tests.unit.analysis.analysis_plans import binomial_history
+from tests.unit.analysis.analysis_plans import binomial_history, replay_plan
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BAD = {"error-rate": {"canary": (100, 1_000), "baseline": (100, 19_000)}}  # 10% vs 0.5%
@@ -25,21 +25,7 @@ HISTORY = [{"error-rate": (100, 20_000)}] * 60
 
 
 def _plan(critical: bool = False, **analysis: Any) -> dict[str, Any]:
-    metric = {
-        "name": "error-rate",
-        "numerator": "Errors",
-        "denominator": "Requests",
-        "tolerance": {"relative": 0.5, "absolute": 0.001},
-        "min_samples": 500,
-        "critical": critical,
-    }
-    return {
-        "target": {"host": "shop.example.com"},
-        "stable": {"name": "stable", "version": "v1"},
-        "canary": {"name": "canary", "version": "v2"},
-        "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in (5, 25, 50)],
-        "analysis": {"namespace": "Shop", "metrics": [metric]} | analysis,
-    }
+    return replay_plan(critical=critical, **analysis)
 
 
 def _always(counts: dict[str, Any]) -> Callable[[Window], dict[str, Any]]:
