@@ -243,6 +243,9 @@ class RolloutService:
         if resent is not None and resent.status is not RolloutStatus.RUNNING:
             return resent  # the lost wake was this very request's
         rollout = self._steerable(rollout_id, reason, "abort")
+        if self._ended_execution(rollout) is not None:
+            # Nobody would ever carry the abort out: do what it asks (stable for everyone).
+            return self.recover(rollout_id, actor, f"aborted: {reason}")
         why = f"aborted by {actor}: {reason}"
         if rollout.status.is_waiting:
             return self._release_hold(
@@ -343,7 +346,23 @@ class RolloutService:
             raise ControlRefused(f"cannot {verb}: the rollout is already {rollout.status}")
         return rollout
 
+    def _ended_execution(self, rollout: Rollout) -> str | None:
+        """The status of the rollout's execution when it no longer runs (stopped from the
+        console, failed, timed out): then no request on the record is ever carried out."""
+        status = self._execution_status(rollout)
+        return status if status not in (None, "RUNNING") else None
+
+    def _refuse_without_execution(self, rollout: Rollout, verb: str) -> None:
+        ended = self._ended_execution(rollout)
+        if ended is not None:
+            raise ControlRefused(
+                f"the rollout's execution is {ended} (stopped outside edgeshift), so nothing "
+                f"would carry out a {verb}: run `rollout recover {rollout.rollout_id} --reason "
+                "...` to send every user to stable and free the target"
+            )
+
     def _request(self, rollout: Rollout, action: ControlAction, actor: str, reason: str) -> Rollout:
+        self._refuse_without_execution(rollout, action.value)
         if rollout.control is not None:
             raise ControlRefused(
                 f"a {rollout.control.action} request by {rollout.control.actor} is pending"
@@ -382,6 +401,7 @@ class RolloutService:
         """
         if not rollout.task_token:
             raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
+        self._refuse_without_execution(rollout, kind)
         wake = {"output": output} if output is not None else {"error": error[:32000]}
         after = transitions.commit(
             self.store,
@@ -409,7 +429,10 @@ class RolloutService:
                 break
             except ClientError as exc:
                 if exc.response["Error"]["Code"] in _TOKEN_GONE:
-                    break  # the execution already moved on (or ended): nothing is parked
+                    # The park timed out into Recheck just now (or the wake was accepted
+                    # and its answer lost): the token stays, and the workflow carries the
+                    # recorded request out and forgets the token itself.
+                    return rollout
                 if attempt == WAKE_ATTEMPTS - 1:
                     raise WakeFailed(rollout.rollout_id, exc) from exc
             except BotoCoreError as exc:

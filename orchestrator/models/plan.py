@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from typing import Annotated, Literal
 
@@ -12,6 +13,8 @@ from .durations import Duration
 from .route import Host, PathRule, Release, Strict
 
 MAX_STAGES = 20
+# A parked rollout re-reads its record at most this often per park (see recheck_every).
+MAX_RECHECKS = 288
 
 
 class Target(Strict):
@@ -82,6 +85,14 @@ class Policies(Strict):
     approval_timeout: Duration = Field(
         default=86400, ge=1, le=30 * 86400, description="an approval not given by then rolls back"
     )
+    park_recheck: Duration | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="how often a PAUSED or AWAITING_APPROVAL rollout re-reads its record, so a "
+        "request whose wake-up call was lost is carried out anyway; default: every minute, or "
+        f"often enough for at most {MAX_RECHECKS} re-reads within max_pause/approval_timeout",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -93,6 +104,16 @@ class Policies(Strict):
                 "tolerated_failures N - 1)"
             )
         return data
+
+    def recheck_every(self, limit: int) -> int:
+        """Seconds a parked rollout waits on its task token before it re-reads its record.
+
+        The record is the truth and the wake-up call only a hint: a resume, abort or promote
+        whose SendTaskSuccess is lost is carried out at the next re-read. Each re-read costs
+        about EVENTS_PER_RECHECK Step Functions history events, so a long limit re-reads less
+        often: at most MAX_RECHECKS times per park (every 5 minutes for the default 24 h)."""
+        every = self.park_recheck or max(60, math.ceil(limit / MAX_RECHECKS))
+        return max(1, min(every, limit))
 
     def extension(self, stage: Stage, long: bool = True) -> int:
         """Seconds an inconclusive bake of ``stage`` may be extended by.
@@ -129,6 +150,11 @@ HISTORY_EVENT_BUDGET = 10_000
 EVENTS_PER_LOOK = 9  # Wait (2) + Analyze task (5) + Decide choice (2)
 EVENTS_PER_STAGE = 5  # ApplyStage task
 EVENTS_FIXED = 24  # start, Begin, Promote or Rollback, end, one pause or approval
+# Paused task timing out (5) + Recheck task (6) + Decide (2), at most MAX_RECHECKS per park:
+# about 4,000 events for a park that lasts its whole limit. Parks are a person's choice and
+# not in the plan, so they are not in the budget: the 15,000 events between the budget and
+# the hard limit hold three parks that each run out their limit.
+EVENTS_PER_RECHECK = 13
 
 
 def estimated_history_events(stages: list[Stage], policies: Policies, long: bool = True) -> int:

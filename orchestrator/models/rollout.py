@@ -136,7 +136,12 @@ class Rollout(BaseModel):
     reason: str = ""
     control: ControlRequest | None = None
     task_token: str | None = Field(
-        default=None, description="set while PAUSED or awaiting approval"
+        default=None,
+        description="the token a PAUSED or AWAITING_APPROVAL execution waits on; kept after "
+        "a person's answer until the execution accepts its wake-up call",
+    )
+    parked_until: datetime | None = Field(
+        default=None, description="while parked: when max_pause or approval_timeout runs out"
     )
     tally: StageTally = Field(default_factory=StageTally, description="the current stage's")
     noise: dict[str, Noise] = Field(

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from orchestrator.analysis import Outcome, Verdict
-from orchestrator.models import ControlAction, ControlRequest, Rollout
+from orchestrator.models import ControlAction, ControlRequest, Policies, Rollout, RolloutStatus
 
 
 class Action(StrEnum):
@@ -49,19 +49,25 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     if stage is None or rollout.stage_started_at is None:
         return Decision(Action.ROLLBACK, index, 0, "no stage is applied: nothing to judge")
     policies = rollout.plan.policies
-    if rollout.control is not None:
-        return _honour(rollout.control, index, policies.max_pause)
+    control = rollout.control
+    if control is not None and not _overruled(control, verdict):
+        return _honour(control, index, policies)
     if (now - rollout.created_at).total_seconds() >= policies.max_duration:
         return Decision(Action.ROLLBACK, index, 0, "the rollout outlived its max_duration")
     elapsed = (now - rollout.stage_started_at).total_seconds()
+    overruled = (
+        f" (overruling the {control.action} requested by {control.actor})" if control else ""
+    )
     if verdict.outcome is Outcome.ERROR:
         # The analysis could not measure (bad key or query, or errors past the plan's limit):
         # no evidence is not good evidence, and a person has to look at the metrics source.
-        return Decision(Action.ROLLBACK, index, 0, f"analysis could not measure: {verdict.reason}")
+        why = f"analysis could not measure: {verdict.reason}{overruled}"
+        return Decision(Action.ROLLBACK, index, 0, why)
     if verdict.outcome is Outcome.FAIL:
         # Failures a plan tolerates were already counted and softened by the limits
         # (analysis.limits.tolerated_failures): a failing verdict here rolls back.
-        return Decision(Action.ROLLBACK, index, 0, f"canary failed analysis: {verdict.reason}")
+        why = f"canary failed analysis: {verdict.reason}{overruled}"
+        return Decision(Action.ROLLBACK, index, 0, why)
     if policies.stage_timeout is not None and elapsed >= policies.stage_timeout:
         return Decision(Action.ROLLBACK, index, 0, "the stage outlived its stage_timeout")
     if elapsed < stage.bake:
@@ -71,7 +77,7 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     if verdict.outcome is Outcome.PASS:
         if stage.approval:
             reason = f"stage {index + 1} passed; waiting for approval to go on"
-            return Decision(Action.AWAIT_APPROVAL, index, policies.approval_timeout, reason)
+            return park(Action.AWAIT_APPROVAL, index, policies, reason)
         return advance(rollout, index)
     return _without_verdict(rollout, index, elapsed, verdict.reason)
 
@@ -84,19 +90,69 @@ def _without_verdict(rollout: Rollout, index: int, elapsed: float, why: str) -> 
         left = stage.bake + extension - elapsed
         return _bake(index, left, stage.interval, f"bake extended, no verdict yet: {why}")
     if policies.on_inconclusive == "pause":
-        return Decision(Action.PAUSE, index, policies.max_pause, f"paused, no verdict: {why}")
+        return park(Action.PAUSE, index, policies, f"paused, no verdict: {why}")
     return Decision(Action.ROLLBACK, index, 0, f"bake ended without a verdict: {why}")
 
 
-def _honour(control: ControlRequest, index: int, max_pause: int) -> Decision:
+def _overruled(control: ControlRequest, verdict: Verdict) -> bool:
+    """The one rule for a request that races a look: a look that fails (or cannot measure)
+    wins over a pending pause, resume or promote, and the rollout rolls back; an abort rolls
+    back either way. The look's audit event records the request it overruled. A person who
+    knows the alarm is false starts a new rollout; nothing promotes past failing evidence."""
+    if control.action is ControlAction.ABORT:
+        return False
+    return verdict.outcome in (Outcome.FAIL, Outcome.ERROR)
+
+
+def _honour(control: ControlRequest, index: int, policies: Policies) -> Decision:
     by = f"by {control.actor}" + (f": {control.reason}" if control.reason else "")
     if control.action is ControlAction.ABORT:
         return Decision(Action.ROLLBACK, index, 0, f"aborted {by}")
     if control.action is ControlAction.PROMOTE:
         return Decision(Action.PROMOTE, index, 0, f"promoted {by}")
     if control.action is ControlAction.PAUSE:
-        return Decision(Action.PAUSE, index, max_pause, f"paused {by}")
+        return park(Action.PAUSE, index, policies, f"paused {by}")
     return Decision(Action.BAKE, index, 1, f"resumed {by}")
+
+
+def park_limit(action: Action, policies: Policies) -> int:
+    """How long a park may last before it rolls back: max_pause or approval_timeout."""
+    return policies.approval_timeout if action is Action.AWAIT_APPROVAL else policies.max_pause
+
+
+def park(action: Action, index: int, policies: Policies, reason: str) -> Decision:
+    """Park on a task token; ``wait_seconds`` is how long until the record is re-read
+    (the park's limit is kept on the rollout as ``parked_until`` by the Hold task)."""
+    return Decision(action, index, policies.recheck_every(park_limit(action, policies)), reason)
+
+
+def after_park(rollout: Rollout, now: datetime, wake: dict[str, Any] | None) -> Decision:
+    """The next step of an execution that stopped waiting on its token without an answer:
+    the re-read timed out, or Hold found a request already made. The record says what to do.
+
+    ``wake`` is the step recorded with the latest resume, for a RUNNING rollout whose
+    wake-up call was lost."""
+    index, status, policies = rollout.stage_index, rollout.status, rollout.plan.policies
+    if status in (RolloutStatus.PROMOTING, RolloutStatus.PROMOTED):
+        return Decision(Action.PROMOTE, index, 0, rollout.reason)
+    if status.is_final or status is RolloutStatus.ROLLING_BACK:
+        return Decision(Action.ROLLBACK, index, 0, rollout.reason or f"the rollout is {status}")
+    if status.is_waiting:
+        action = Action.PAUSE if status is RolloutStatus.PAUSED else Action.AWAIT_APPROVAL
+        left = (rollout.parked_until - now).total_seconds() if rollout.parked_until else 0.0
+        if left <= 0:
+            limit = "max_pause" if action is Action.PAUSE else "approval_timeout"
+            why = f"nobody answered within {limit} while {status.value}: rolled back to be safe"
+            return Decision(Action.ROLLBACK, index, 0, why)
+        every = policies.recheck_every(park_limit(action, policies))
+        return Decision(action, index, max(1, min(every, math.ceil(left))), rollout.reason)
+    if rollout.control is not None:
+        return _honour(rollout.control, index, policies)
+    if wake is not None:
+        return Decision(
+            Action(wake["action"]), int(wake["stage"]), int(wake["wait_seconds"]), wake["reason"]
+        )
+    return Decision(Action.BAKE, index, 1, "the park ended; the next look decides")
 
 
 def _bake(index: int, remaining: float, interval: int, reason: str) -> Decision:

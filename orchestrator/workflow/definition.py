@@ -16,6 +16,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "PromoteFunctionArn": ("promote", "orchestrator.workflow.tasks.promote"),
     "RollbackFunctionArn": ("rollback", "orchestrator.workflow.tasks.rollback"),
     "HoldFunctionArn": ("hold", "orchestrator.workflow.tasks.hold"),
+    "RecheckFunctionArn": ("recheck", "orchestrator.workflow.tasks.recheck"),
     "RecordFailureFunctionArn": ("record-failure", "orchestrator.workflow.tasks.record_failure"),
 }
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

@@ -8,6 +8,7 @@ DynamoDB transaction with its audit event (see ``orchestrator.store``).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,12 +17,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from orchestrator.analysis import preflight
 from orchestrator.analysis.forecast import feasibility
 from orchestrator.events.bus import publish
-from orchestrator.models import Rollout, RolloutStatus, utcnow
+from orchestrator.models import ControlAction, Rollout, RolloutStatus, utcnow
 from orchestrator.runtime import per_process
 from orchestrator.store import Store, StoreError
 
 from . import transitions
-from .decide import Action, Decision, first_step
+from .decide import Action, Decision, after_park, first_step, park_limit
 from .step import stage_started, take_look
 
 logger = Logger(service="edgeshift-workflow")
@@ -119,12 +120,13 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @_lambda
 def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
-    if rollout.status in (RolloutStatus.PROMOTING, RolloutStatus.ROLLING_BACK):
-        # A retried invoke (Lambda.ServiceException after this look's commit) finds its own
-        # decision written: answer it again, or a passing canary would be sent to Rollback.
-        recorded = _own_decision(rollout)
-        if recorded is not None:
-            return recorded
+    # When Step Functions entered this Analyze state: the same for every retry of one look,
+    # so a retried invoke (Lambda.ServiceException after the look committed) or a redo
+    # after a lost commit response answers the look's recorded decision, not a second look.
+    look_key = event.get("entered_at")
+    recorded = _recorded_look(rollout, look_key)
+    if recorded is not None:
+        return recorded
     _require(rollout, RolloutStatus.RUNNING)
     step = take_look(rollout, utcnow())
     verdict, decision = step.verdict, step.decision
@@ -135,43 +137,128 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "analysis",
         decision.reason,
         actor=ACTOR,
-        detail=step.detail,
+        detail={**step.detail, "look_key": look_key},
+        # The execution is not parked while it looks: a token still held is a wake-up
+        # call that was accepted but not yet forgotten.
+        task_token=None,
         **step.changes,
     )
     metrics.add_metric(name=f"Verdict_{verdict.outcome.value}", unit=MetricUnit.Count, value=1)
     return decision.as_payload()
 
 
+class RequestPending(Exception):
+    """Hold found a person's request already recorded (a promote or abort that arrived after
+    the look decided to park, or a resume whose wake-up call was lost): the state machine
+    sends this to Recheck, which carries the request out, instead of parking over it."""
+
+
 @_lambda
 def hold(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Record the task token; the execution then waits until a person answers or it expires."""
+    """Record the task token; the execution then waits until a person answers, or until the
+    re-read interval (``wait_seconds``) passes and Recheck reads the record again."""
     rollout = _load(event)
     step: dict[str, Any] = dict(event["step"])
+    token = event["task_token"]
+    if rollout.task_token == token:
+        return step  # a retry after this very park was recorded
+    if rollout.status.is_waiting:  # Recheck found nobody answered: wait on the new token
+        _commit_park(rollout, "reparked", "still waiting for an answer", token, step)
+        return step
+    if rollout.status is not RolloutStatus.RUNNING or rollout.task_token:
+        raise RequestPending(f"rollout {rollout.rollout_id} is {rollout.status}: request recorded")
+    control = rollout.control
+    if control is not None and control.action is not ControlAction.PAUSE:
+        raise RequestPending(f"a {control.action} by {control.actor} is pending")
     waiting = (
         RolloutStatus.AWAITING_APPROVAL
         if step["action"] == Action.AWAIT_APPROVAL.value
         else RolloutStatus.PAUSED
     )
-    if rollout.task_token == event["task_token"]:
-        return step
-    _require(rollout, RolloutStatus.RUNNING)
-    if rollout.control is not None and rollout.control.action.value == "abort":
-        raise RolloutNotActive(f"aborted by {rollout.control.actor}: {rollout.control.reason}")
     kind = "awaiting_approval" if waiting is RolloutStatus.AWAITING_APPROVAL else "paused"
-    rollout = transitions.commit(
-        _store(),
+    limit = park_limit(Action(step["action"]), rollout.plan.policies)
+    rollout = _commit_park(
         rollout,
         kind,
         step["reason"],
-        actor=ACTOR,
-        detail={"stage": rollout.stage_index, "timeout_seconds": step["wait_seconds"]},
+        token,
+        step,
         status=waiting,
-        task_token=event["task_token"],
         control=None,
         reason=step["reason"],
+        parked_until=utcnow() + timedelta(seconds=limit),
+        limit=limit,
     )
     publish(kind, rollout)
     return step
+
+
+def _commit_park(
+    rollout: Rollout,
+    kind: str,
+    why: str,
+    token: str,
+    step: dict[str, Any],
+    *,
+    limit: int | None = None,
+    **changes: Any,
+) -> Rollout:
+    detail: dict[str, Any] = {"stage": rollout.stage_index, "recheck_seconds": step["wait_seconds"]}
+    if limit is not None:
+        detail["timeout_seconds"] = limit
+    return transitions.commit(
+        _store(), rollout, kind, why, actor=ACTOR, detail=detail, task_token=token, **changes
+    )
+
+
+@_lambda
+def recheck(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A parked execution re-reads the record: its re-read interval passed (States.Timeout)
+    or Hold found a request already made (RequestPending). Whatever a person asked for is
+    carried out from the record, so a lost SendTaskSuccess costs at most one interval."""
+    rollout = _load(event)
+    wake = _pending_wake(rollout)
+    decision = after_park(rollout, utcnow(), wake)
+    changes: dict[str, Any] = {}
+    if not rollout.status.is_waiting and rollout.task_token:
+        changes["task_token"] = None  # its wake-up call is carried out here instead
+    if not rollout.status.is_final and not rollout.status.is_waiting:
+        if decision.action is Action.PROMOTE and rollout.status is not RolloutStatus.PROMOTING:
+            changes.update(status=RolloutStatus.PROMOTING, reason=decision.reason, control=None)
+        elif (
+            decision.action is Action.ROLLBACK and rollout.status is not RolloutStatus.ROLLING_BACK
+        ):
+            changes.update(status=RolloutStatus.ROLLING_BACK, reason=decision.reason, control=None)
+    elif rollout.status.is_waiting and decision.action is Action.ROLLBACK:
+        changes.update(status=RolloutStatus.ROLLING_BACK, reason=decision.reason, task_token=None)
+    if changes:
+        transitions.commit(
+            _store(),
+            rollout,
+            "rechecked",
+            f"re-read the record while parked: {decision.reason}",
+            actor=ACTOR,
+            detail={
+                "trigger": (event.get("error") or {}).get("Error"),
+                "wake": wake,
+                "decision": decision.as_payload(),
+            },
+            **changes,
+        )
+    return {"rollout_id": rollout.rollout_id, "step": decision.as_payload()}
+
+
+def _pending_wake(rollout: Rollout) -> dict[str, Any] | None:
+    """The next step recorded with a person's answer whose wake-up call was never accepted
+    (the token is kept on the rollout until it is)."""
+    if not rollout.task_token or rollout.status.is_waiting:
+        return None
+    for event in sorted(_store().events(rollout.rollout_id), key=lambda e: -e.seq):
+        wake = event.detail.get("wake")
+        if isinstance(wake, dict):
+            output = wake.get("output")
+            return dict(output) if isinstance(output, dict) else None
+    return None
 
 
 @_lambda
@@ -261,15 +348,17 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"status": rollout.status.value}
 
 
-def _own_decision(rollout: Rollout) -> dict[str, Any] | None:
-    """The decision of the analysis that produced the rollout's current version, if the
-    latest change was a look (not a person's request or another task)."""
-    events = _store().events(rollout.rollout_id)
-    latest = max(events, key=lambda e: e.seq, default=None)
-    if latest is None or latest.kind != "analysis" or latest.seq != rollout.version:
+def _recorded_look(rollout: Rollout, look_key: str | None) -> dict[str, Any] | None:
+    """The decision of this very look, if it already committed (see ``analyze``)."""
+    if not look_key:
         return None
-    decision = latest.detail.get("decision")
-    return dict(decision) if isinstance(decision, dict) else None
+    for event in sorted(_store().events(rollout.rollout_id), key=lambda e: -e.seq):
+        if event.kind == "analysis":
+            decision = event.detail.get("decision")
+            if event.detail.get("look_key") == look_key and isinstance(decision, dict):
+                return dict(decision)
+            return None  # only the latest look can be this one
+    return None
 
 
 def _require(rollout: Rollout, *allowed: RolloutStatus) -> None:

@@ -4,6 +4,7 @@ second time, and lifecycle events reach EventBridge targets; against moto."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -11,11 +12,12 @@ from moto import mock_aws
 
 from orchestrator.events.bus import DETAIL_TYPES, SOURCE
 from orchestrator.local.demo import demo_plan, demo_route
-from orchestrator.models import AuditEvent, Rollout, RolloutStatus
+from orchestrator.models import AuditEvent, ControlAction, ControlRequest, Rollout, RolloutStatus
 from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow import tasks, transitions
 
 HOST = "shop.example.com"
+T = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -135,12 +137,18 @@ def test_a_retried_analyze_answers_its_own_promotion_again(aws, lambda_context):
         "analysis",
         "stage 1 passed",
         actor="workflow",
-        detail={"stage": 0, "decision": decision},
+        detail={"stage": 0, "decision": decision, "look_key": LOOK},
         status=RolloutStatus.PROMOTING,
     )
 
-    assert tasks.analyze({"rollout_id": rollout_id}, lambda_context) == decision
+    retry = {"rollout_id": rollout_id, "entered_at": LOOK}
+    assert tasks.analyze(retry, lambda_context) == decision
     assert _kinds(store, rollout_id).count("analysis") == 1  # nothing written again
+    with pytest.raises(tasks.RolloutNotActive):  # a later look is not this one
+        tasks.analyze({**retry, "entered_at": "2026-12-01T10:01:00.000Z"}, lambda_context)
+
+
+LOOK = "2026-12-01T10:00:00.000Z"
 
 
 def test_analyze_after_a_person_aborted_is_still_refused(aws, lambda_context):
@@ -159,3 +167,85 @@ def test_analyze_after_a_person_aborted_is_still_refused(aws, lambda_context):
 
     with pytest.raises(tasks.RolloutNotActive):
         tasks.analyze({"rollout_id": rollout_id}, lambda_context)
+
+
+def _parked_rollout(store, rollout_id, lambda_context, token="token-1", **step):
+    tasks.begin({"rollout_id": rollout_id}, lambda_context)
+    apply = {"action": "apply", "stage": 0, "wait_seconds": 0, "reason": ""}
+    tasks.apply_stage({"rollout_id": rollout_id, "step": apply}, lambda_context)
+    pause = {"action": "pause", "stage": 0, "wait_seconds": 60, "reason": "paused by oncall"}
+    event = {"rollout_id": rollout_id, "step": {**pause, **step}, "task_token": token}
+    tasks.hold(event, lambda_context)
+    return event
+
+
+def test_hold_never_parks_over_a_promote_made_after_the_look(aws, lambda_context):
+    """GIVEN a look that decided to pause WHEN a promote is accepted before Hold runs THEN
+    Hold does not park (RequestPending), and Recheck carries the promote out."""
+    store, rollout_id, _ = aws
+    tasks.begin({"rollout_id": rollout_id}, lambda_context)
+    apply = {"action": "apply", "stage": 0, "wait_seconds": 0, "reason": ""}
+    tasks.apply_stage({"rollout_id": rollout_id, "step": apply}, lambda_context)
+    request = ControlRequest(action=ControlAction.PROMOTE, actor="oncall", reason="ok", at=T)
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "control_requested",
+        "promote",
+        actor="oncall",
+        control=request,
+    )
+    pause = {"action": "pause", "stage": 0, "wait_seconds": 60, "reason": "no verdict"}
+    with pytest.raises(tasks.RequestPending):
+        tasks.hold({"rollout_id": rollout_id, "step": pause, "task_token": "t"}, lambda_context)
+    answer = tasks.recheck(
+        {"rollout_id": rollout_id, "step": pause, "error": {"Error": "RequestPending"}},
+        lambda_context,
+    )
+    assert answer["step"]["action"] == "promote"
+    rollout = store.get_rollout(rollout_id)
+    assert rollout.status is RolloutStatus.PROMOTING and rollout.control is None
+    assert rollout.task_token is None and _kinds(store, rollout_id)[-1] == "rechecked"
+
+
+def test_recheck_carries_out_a_resume_whose_wake_was_lost(aws, lambda_context):
+    """GIVEN a PAUSED rollout resumed on the record (token kept: its SendTaskSuccess never
+    arrived) WHEN the park times out into Recheck THEN the recorded next step is returned
+    and the token forgotten."""
+    store, rollout_id, _ = aws
+    event = _parked_rollout(store, rollout_id, lambda_context)
+    nxt = {"action": "bake", "stage": 0, "wait_seconds": 1, "reason": "resumed by oncall"}
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "resumed",
+        "resumed by oncall",
+        actor="oncall",
+        detail={"wake": {"output": nxt}},
+        status=RolloutStatus.RUNNING,
+    )
+    answer = tasks.recheck({**event, "error": {"Error": "States.Timeout"}}, lambda_context)
+    assert answer == {"rollout_id": rollout_id, "step": nxt}
+    assert store.get_rollout(rollout_id).task_token is None
+
+
+def test_a_park_nobody_answers_is_rechecked_then_rolled_back_at_its_limit(
+    aws, lambda_context, monkeypatch
+):
+    """GIVEN a PAUSED rollout nobody answers WHEN the park times out THEN Recheck parks it
+    again (Hold records the new token) until max_pause has passed, then rolls back."""
+    store, rollout_id, _ = aws
+    event = _parked_rollout(store, rollout_id, lambda_context)
+    timed_out = {**event, "error": {"Error": "States.Timeout"}}
+    again = tasks.recheck(timed_out, lambda_context)["step"]
+    assert again["action"] == "pause" and 0 < again["wait_seconds"] <= 300
+    tasks.hold({**event, "step": again, "task_token": "token-2"}, lambda_context)
+    parked = store.get_rollout(rollout_id)
+    assert parked.status is RolloutStatus.PAUSED and parked.task_token == "token-2"
+    later = parked.parked_until + timedelta(seconds=1)
+    monkeypatch.setattr(tasks, "utcnow", lambda: later)
+    expired = tasks.recheck(timed_out, lambda_context)["step"]
+    assert expired["action"] == "rollback" and "max_pause" in expired["reason"]
+    final = store.get_rollout(rollout_id)
+    assert final.status is RolloutStatus.ROLLING_BACK and final.task_token is None
+    assert _kinds(store, rollout_id)[-3:] == ["paused", "reparked", "rechecked"]

@@ -4,6 +4,7 @@ gates, failure limits and timeouts."""
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
@@ -24,9 +25,13 @@ from orchestrator.models import (
     StageTally,
 )
 from orchestrator.models.analysis import Limits
-from orchestrator.models.plan import HISTORY_EVENT_BUDGET, estimated_history_events
+from orchestrator.models.plan import (
+    HISTORY_EVENT_BUDGET,
+    MAX_RECHECKS,
+    estimated_history_events,
+)
 from orchestrator.plans import InvalidPlan, parse_plan
-from orchestrator.workflow.decide import Action, decide
+from orchestrator.workflow.decide import Action, after_park, decide
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 S = RolloutStatus
@@ -101,25 +106,70 @@ def test_promotion_only_through_promoting():
     seconds=st.integers(0, 5000),
     action=st.sampled_from([ControlAction.ABORT, ControlAction.PROMOTE, ControlAction.PAUSE]),
 )
-def test_a_pending_control_request_wins_over_any_verdict(outcome, seconds, action):
-    """A person's pending request decides, whatever the evidence and the clock say."""
+def test_a_pending_request_decides_unless_the_look_fails(outcome, seconds, action):
+    """A person's pending request decides whatever the clock says; a look that fails or
+    cannot measure overrules a pause or a promote (abort rolls back either way), and the
+    reason names the request it overruled."""
     request = ControlRequest(action=action, actor="oncall", reason="why", at=T0)
     decision = decide(_running(_plan(), control=request), _verdict(outcome), _at(seconds))
+    failing = outcome in (Outcome.FAIL, Outcome.ERROR)
     expected = {
         ControlAction.ABORT: Action.ROLLBACK,
-        ControlAction.PROMOTE: Action.PROMOTE,
-        ControlAction.PAUSE: Action.PAUSE,
+        ControlAction.PROMOTE: Action.ROLLBACK if failing else Action.PROMOTE,
+        ControlAction.PAUSE: Action.ROLLBACK if failing else Action.PAUSE,
     }[action]
     assert decision.action is expected and "oncall" in decision.reason
+    if failing and action is not ControlAction.ABORT:
+        assert f"overruling the {action}" in decision.reason
 
 
-def test_pause_waits_at_most_max_pause():
-    """A pause parks the rollout for at most the plan's max_pause."""
+def test_a_pause_parks_and_rereads_the_record_every_minute():
+    """A pause parks on a token whose wait is the re-read interval, not the whole
+    max_pause: a lost wake-up call costs at most that long."""
     request = ControlRequest(action=ControlAction.PAUSE, actor="oncall", at=T0)
     decision = decide(
         _running(_plan(max_pause=900), control=request), _verdict(Outcome.PASS), _at(30)
     )
-    assert (decision.action, decision.wait_seconds) == (Action.PAUSE, 900)
+    assert (decision.action, decision.wait_seconds) == (Action.PAUSE, 60)
+
+
+@pytest.mark.parametrize(
+    ("limit", "recheck", "every"),
+    [(900, None, 60), (86400, None, 300), (30 * 86400, None, 9000), (900, 5, 5), (3, 60, 3)],
+)
+def test_the_reread_interval_keeps_the_history_bounded(limit, recheck, every):
+    """Every minute by default, at most MAX_RECHECKS re-reads per park, never past the limit."""
+    policies = _plan(max_pause=limit, park_recheck=recheck).policies
+    assert policies.recheck_every(limit) == every
+    assert math.ceil(limit / every) <= MAX_RECHECKS
+
+
+def _parked(status: S = S.PAUSED, left: float = 600, **update) -> Rollout:
+    until = _at(left)
+    return _running(_plan(max_pause=900), status=status, parked_until=until, **update)
+
+
+def test_after_a_park_nobody_answered_parks_again_until_the_limit():
+    """The re-read finds the rollout still parked: park again for the shorter of the
+    interval and what is left; past the limit, roll back."""
+    again = after_park(_parked(left=30), _at(0), None)
+    assert (again.action, again.wait_seconds) == (Action.PAUSE, 30)
+    approval = after_park(_parked(S.AWAITING_APPROVAL, left=600), _at(0), None)
+    assert (approval.action, approval.wait_seconds) == (Action.AWAIT_APPROVAL, 300)  # 24 h
+    expired = after_park(_parked(S.AWAITING_APPROVAL, left=600), _at(601), None)
+    assert expired.action is Action.ROLLBACK and "approval_timeout" in expired.reason
+
+
+def test_after_a_park_the_record_is_carried_out():
+    """A request whose wake-up call was lost is carried out from the record."""
+    request = ControlRequest(action=ControlAction.PROMOTE, actor="oncall", at=T0)
+    assert after_park(_parked(S.PROMOTING), _at(0), None).action is Action.PROMOTE
+    assert after_park(_parked(S.ROLLING_BACK), _at(0), None).action is Action.ROLLBACK
+    assert after_park(_parked(S.RUNNING, control=request), _at(0), None).action is Action.PROMOTE
+    wake = {"action": "apply", "stage": 1, "wait_seconds": 0, "reason": "approved"}
+    resumed = after_park(_parked(S.RUNNING), _at(0), wake)
+    assert (resumed.action, resumed.stage) == (Action.APPLY, 1)
+    assert after_park(_parked(S.RUNNING), _at(0), None).action is Action.BAKE
 
 
 # -- decide: gates, limits and timeouts ---------------------------------------------------
@@ -130,7 +180,7 @@ def test_a_passing_stage_with_approval_waits_for_a_person():
     decision = decide(
         _running(_plan(approval=True, approval_timeout=3600)), _verdict(Outcome.PASS), _at(600)
     )
-    assert (decision.action, decision.wait_seconds) == (Action.AWAIT_APPROVAL, 3600)
+    assert (decision.action, decision.wait_seconds) == (Action.AWAIT_APPROVAL, 60)
 
 
 def test_approval_is_never_asked_for_a_stage_that_did_not_pass():
