@@ -9,6 +9,10 @@ the synthesized CDK template (``stacks.policies``); tests install them, so a per
 stack forgets fails a local test instead of a deployed rollout.
 
 Calls made outside any function (tests, the CLI, moto's own interpreter) pass unchecked.
+
+A function's deadline (its timeout) is carried the same way: :func:`enforce_deadlines`
+refuses every AWS call a function makes after it, because in Lambda the sandbox is stopped
+at the timeout and nothing the handler does afterwards reaches AWS.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import contextvars
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +36,9 @@ REGION = "us-east-1"
 _FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "edgeshift_function", default=None
 )
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "edgeshift_deadline", default=None
+)
 Statements = Sequence[Mapping[str, Any]]
 _ACTIVE: list[DeployedIam] = []
 
@@ -43,13 +51,47 @@ def prepare() -> None:
 
 
 @contextlib.contextmanager
-def acting_as(handler: str) -> Iterator[None]:
-    """AWS calls made in this block are the function's (named by its handler path)."""
-    token = _FUNCTION.set(handler)
+def acting_as(handler: str, *, deadline: float | None = None) -> Iterator[None]:
+    """AWS calls made in this block are the function's (named by its handler path); past
+    ``deadline`` (a ``time.monotonic()`` value) they are refused, see :func:`enforce_deadlines`."""
+    token, limit = _FUNCTION.set(handler), _DEADLINE.set(deadline)
     try:
         yield
     finally:
+        _DEADLINE.reset(limit)
         _FUNCTION.reset(token)
+
+
+class SandboxStopped(BaseException):
+    """A function called AWS after its timeout. In Lambda that call never leaves the stopped
+    sandbox; a BaseException, so the handler's own ``except Exception`` cannot carry on."""
+
+    def __init__(self, function: str, operation: str, late_seconds: float) -> None:
+        self.function, self.operation = function, operation
+        super().__init__(f"{function}: {operation} {late_seconds:.2f} s after its timeout")
+
+
+def enforce_deadlines() -> None:
+    """Refuse, before it is sent, every AWS call a function makes past its deadline.
+
+    Wraps botocore's one path from a client method to the wire, once per process, so it
+    covers clients created before the stack started too (cached ones, powertools').
+    """
+    from botocore.client import BaseClient
+
+    send = BaseClient.__dict__["_make_api_call"]  # private: botocore's stubs omit it
+    if getattr(send, "_edgeshift_deadline", False):
+        return
+
+    def make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+        deadline = _DEADLINE.get()
+        if deadline is not None and (late := time.monotonic() - deadline) > 0:
+            service = client.meta.service_model.service_name
+            raise SandboxStopped(_FUNCTION.get() or "?", f"{service}:{operation_name}", late)
+        return send(client, operation_name, api_params)
+
+    make_api_call._edgeshift_deadline = True  # type: ignore[attr-defined]
+    setattr(BaseClient, "_make_api_call", make_api_call)  # noqa: B010 - see above
 
 
 @dataclass(frozen=True)

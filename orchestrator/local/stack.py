@@ -12,6 +12,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import requests
 from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
 
-from . import iam, transact_tokens
+from . import iam, limits, transact_tokens
 from .dispatch import InProcessLambdas, load_handler
 from .loopback import LOOPBACK
 
@@ -94,6 +95,8 @@ class LocalStack:
 
     moto_port: int = 0
     edge_ttl_seconds: float = 1.0
+    # Handler -> timeout in seconds, instead of the deployed one (tests keep timeouts short).
+    timeouts: Mapping[str, int] = field(default_factory=dict)
     tables: TableNames = field(default_factory=TableNames)
     state_machine_arn: str = ""
     edge_config_path: Path | None = None
@@ -229,7 +232,13 @@ class LocalStack:
         self._setenv({"EDGESHIFT_STATE_MACHINE_ARN": self.state_machine_arn})
 
     def _register_lambdas(self, role: str) -> dict[str, str]:
+        """Each task function with its deployed timeout and memory, which the dispatcher
+        reads from moto's function configuration at every invocation."""
         lambdas = self.client("lambda")
+        deployed = limits.deployed()
+        unknown = set(self.timeouts) - {dotted for _, dotted in TASKS.values()}
+        if unknown:
+            raise ValueError(f"timeouts for handlers the stack does not run: {sorted(unknown)}")
         handlers, arns = {}, {}
         for placeholder, (suffix, dotted) in TASKS.items():
             name = f"edgeshift-{suffix}"
@@ -239,7 +248,8 @@ class LocalStack:
                 Role=role,
                 Handler=dotted,
                 Code={"ZipFile": _PLACEHOLDER_ZIP},
-                Timeout=60,
+                Timeout=self.timeouts.get(dotted, deployed[dotted].timeout_seconds),
+                MemorySize=deployed[dotted].memory_mb,
             )["FunctionArn"]
             handlers[name] = load_handler(dotted)
         self._lambdas = InProcessLambdas(handlers)

@@ -168,6 +168,35 @@ ROWS: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "lambda",
+        "a task exceeding its timeout",
+        "Sandbox.Timedout; ROLLED_BACK; no late write",
+        [
+            "tests/reliability/test_lambda_limits.py::test_a_task_past_its_timeout_rolls_back",
+            "tests/reliability/test_lambda_limits.py::test_a_timed_out_invoke_writes_nothing_late",
+            "tests/reliability/test_lambda_limits.py::test_the_context_has_the_deployed_limits",
+            "tests/reliability/test_lambda_limits.py::test_the_fallback_limits_are_synthesized",
+        ],
+    ),
+    (
+        "lambda",
+        "a state output over 256 KB",
+        "real ones <10%; over: FAILED, recover frees",
+        [
+            "tests/reliability/test_lambda_limits.py::test_a_256_kb_state_output_fails_the_run",
+            "tests/reliability/test_lambda_limits.py::test_rollout_payloads_stay_under_256_kb",
+        ],
+    ),
+    (
+        "lambda",
+        "an invoke payload over 6 MB",
+        "413 / ResponseSizeTooLarge, as Lambda",
+        [
+            "tests/reliability/test_lambda_limits.py::test_a_request_over_6_mb_is_a_413",
+            "tests/reliability/test_lambda_limits.py::test_a_response_over_6_mb_is_an_error",
+        ],
+    ),
+    (
         "control",
         "pause/abort/promote from 6 threads",
         "one wins, others refused, audit ordered",
