@@ -401,7 +401,7 @@ class RolloutService:
         """
         if not rollout.task_token:
             raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
-        self._refuse_without_execution(rollout, kind)
+        self._refuse_without_execution(rollout, {"resumed": "resume"}.get(kind, kind))
         wake = {"output": output} if output is not None else {"error": error[:32000]}
         after = transitions.commit(
             self.store,

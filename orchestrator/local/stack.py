@@ -23,7 +23,7 @@ import requests
 from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
 
-from . import iam, limits, transact_tokens
+from . import iam, limits, sfn_parity, transact_tokens
 from .dispatch import InProcessLambdas, load_handler
 from .loopback import LOOPBACK
 
@@ -128,6 +128,7 @@ class LocalStack:
         ensure_free(self.moto_port, "--aws-port")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb()
+        sfn_parity.install()
         transact_tokens.install()  # retried TransactWriteItems answered as DynamoDB does
         # Tasks that record no metric in an invocation are normal; powertools warns each time.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
