@@ -25,6 +25,7 @@ EV = "tests/unit/analysis/test_analysis_evaluate.py"
 RULES = "tests/unit/edge/test_edge_rules.py"
 FI = "tests/reliability/test_fault_injection.py"
 RB = "tests/runbooks/test_runbooks.py"
+PK = "tests/reliability/test_parks.py"
 
 # (area, fault, expected behaviour, tests: node ids or their prefixes)
 ROWS: list[tuple[str, str, str, list[str]]] = [
@@ -207,6 +208,126 @@ ROWS: list[tuple[str, str, str, list[str]]] = [
         "pause lands during an analysis",
         "honoured at the next look",
         [f"{FI}::test_a_pause_that_lands_during_an_analysis_is_honoured"],
+    ),
+    (
+        "park",
+        "resume's SendTaskSuccess never arrives",
+        "re-read within one park_recheck; PROMOTED",
+        [
+            f"{PK}::test_a_resume_whose_wake_is_lost_moves_on_within_one_recheck",
+        ],
+    ),
+    (
+        "park",
+        "abort's SendTaskFailure never arrives",
+        "re-read rolls back with the reason",
+        [
+            f"{PK}::test_an_abort_whose_wake_is_lost_still_rolls_back",
+        ],
+    ),
+    (
+        "park",
+        "an approval's wake-up call is lost",
+        "next stage applied, no second gate",
+        [
+            f"{PK}::test_an_approval_whose_wake_is_lost_goes_on_to_the_next_stage",
+        ],
+    ),
+    (
+        "park",
+        "promote accepted just before Hold",
+        "Hold does not park over it; PROMOTED",
+        [
+            f"{PK}::test_a_promote_accepted_just_before_hold_is_carried_out",
+        ],
+    ),
+    (
+        "park",
+        "abort accepted just before Hold",
+        "Hold does not park over it; ROLLED_BACK",
+        [
+            f"{PK}::test_an_abort_accepted_just_before_hold_is_carried_out",
+        ],
+    ),
+    (
+        "park",
+        "nobody answers a pause",
+        "re-parked each re-read; rolled back at max_pause",
+        [
+            f"{PK}::test_a_pause_nobody_answers_is_rechecked_then_rolled_back_at_max_pause",
+        ],
+    ),
+    (
+        "park",
+        "execution stopped in the console, PAUSED",
+        "resume refused naming recover; abort recovers",
+        [
+            f"{PK}::test_a_parked_execution_stopped_from_the_console_leaves_a_way_forward[console-stop-paused]",
+        ],
+    ),
+    (
+        "park",
+        "execution stopped in the console, AWAITING",
+        "promote refused naming recover; abort recovers",
+        [
+            f"{PK}::test_a_parked_execution_stopped_from_the_console_leaves_a_way_forward[console-stop-approval]",
+        ],
+    ),
+    (
+        "retry",
+        "begin's response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-begin-PROMOTED]",
+        ],
+    ),
+    (
+        "retry",
+        "apply-stage's response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-apply-stage-PROMOTED]",
+        ],
+    ),
+    (
+        "retry",
+        "Analyze (PROMOTING)'s response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-analyze-promoting-PROMOTED]",
+        ],
+    ),
+    (
+        "retry",
+        "promote's response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-promote-PROMOTED]",
+        ],
+    ),
+    (
+        "retry",
+        "rollback's response lost after commit",
+        "retried, work found done; ROLLED_BACK",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-rollback-ROLLED_BACK]",
+        ],
+    ),
+    (
+        "retry",
+        "hold's response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-hold-PROMOTED]",
+        ],
+    ),
+    (
+        "retry",
+        "recheck's response lost after commit",
+        "retried, work found done; PROMOTED",
+        [
+            f"{PK}::test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely[lost-response-recheck-PROMOTED]",
+        ],
     ),
     (
         "starts",
