@@ -161,8 +161,8 @@ class InProcessLambdas:
     def _answer(
         run: _Run, context: InvocationContext, record: Invocation, headers: dict[str, str]
     ) -> bytes:
-        ended = run.done.wait(max(0.0, context.deadline - time.monotonic()))
-        if not ended or isinstance(run.error, SandboxStopped):
+        run.done.wait(max(0.0, context.deadline - time.monotonic()))
+        if run.ended_at is None or run.ended_at > context.deadline:
             record.outcome = "timed out"
             message = (
                 f"RequestId: {context.aws_request_id} Error: Task timed out after "
@@ -203,6 +203,7 @@ class _Run:
     ) -> None:
         self.result: Any = None
         self.error: BaseException | None = None
+        self.ended_at: float | None = None
         self.done = threading.Event()
         self._call = (handler, event, context, dotted, record)
         name = f"lambda:{context.function_name}:{context.aws_request_id[:8]}"
@@ -220,6 +221,7 @@ class _Run:
         except BaseException as exc:  # the Lambda runtime reports anything as an error
             self.error = exc
         finally:
+            self.ended_at = time.monotonic()
             self.done.set()
 
 
