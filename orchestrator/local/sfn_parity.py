@@ -50,7 +50,7 @@ def install() -> None:
             # timeout, an error); the execution was ABORTED when StopExecution returned.
             if getattr(self.execution, "edgeshift_stopped", False):
                 return
-            reflect(self)
+            reflect(self)  # type: ignore[no-untyped-call]
 
         BaseExecutionWorkerCommunication._reflect_execution_status = keep_aborted  # type: ignore[method-assign]
 
@@ -61,7 +61,7 @@ def install() -> None:
             # answers an open task of a running execution.
             running = self._get_executions(ExecutionStatus.RUNNING)
             if not any(_holds(execution, task_token) for execution in running):
-                raise InvalidToken()
+                raise InvalidToken()  # type: ignore[no-untyped-call]
             return fail(self, task_token, *args, **kwargs)
 
         StepFunctionsParserBackend.send_task_failure = fail_running_only  # type: ignore[method-assign]
