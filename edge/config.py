@@ -37,6 +37,7 @@ class EdgeConfig:
         "max_stale_seconds",
         "regions",
         "rule_header",
+        "segment_header",
         "sticky_header",
         "table",
         "ttl_seconds",
@@ -62,6 +63,7 @@ class EdgeConfig:
         rule_header: str = "x-edgeshift-rule",
         hosts: tuple[str, ...] | None = None,
         max_hosts: int = 1024,
+        segment_header: str = "x-edgeshift-segment",
     ) -> None:
         self.table = table
         self.regions = regions
@@ -93,10 +95,20 @@ class EdgeConfig:
         # without rules are remembered in a bounded cache of max_hosts entries.
         self.hosts = hosts
         self.max_hosts = max_hosts
+        # Carries the viewer's segment (browser, device, country: ``edge.segments``) to the
+        # origin, so applications can tag their metrics with it; the origin request policy
+        # must forward it. Not part of the cache key.
+        self.segment_header = segment_header
 
     def internal_headers(self) -> tuple[str, ...]:
         """Headers viewer-request sets for the later triggers; a viewer's copy is dropped."""
-        return (self.variant_header, self.sticky_header, self.host_header, self.rule_header)
+        return (
+            self.variant_header,
+            self.sticky_header,
+            self.host_header,
+            self.rule_header,
+            self.segment_header,
+        )
 
     def own_headers(self) -> frozenset[str]:
         """Every header the edge reads or writes itself; templates may not read them."""
@@ -171,6 +183,7 @@ def parse(raw: Any) -> EdgeConfig:
         rule_header=_text(raw, "rule_header", defaults.rule_header).lower(),
         hosts=None if hosts is None else tuple(h.strip().lower() for h in hosts),
         max_hosts=max_hosts,
+        segment_header=_text(raw, "segment_header", defaults.segment_header).lower(),
     )
 
 

@@ -46,6 +46,8 @@ SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 # longest it can be (see ``generated_extra``).
 DEBUG_HEADER_BUDGET = 64
 STICKY_ID_CHARS = 32
+# The longest segment label: "browser=" + 32, ";device=" + 7, ";country=" + 2.
+SEGMENT_CHARS = 66
 
 _PATH_RULE = re.compile(r"^(default|(exact|prefix):/[\x21-\x7e]{0,1024})$")
 _VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -280,17 +282,24 @@ def cache_control_problem(value: Any) -> str | None:
     return None
 
 
-def debug_value(rule: dict[str, Any], variant: dict[str, Any]) -> str:
-    """What the debug header says: enough to tell which rule and cohort served a response."""
-    return (
+def debug_value(rule: dict[str, Any], variant: dict[str, Any], segment: str = "") -> str:
+    """What the debug header says: enough to tell which rule and cohort served a response,
+    and the segment viewer-request labelled the viewer with (its country is ``xx`` there:
+    CloudFront adds the viewer's country only after viewer-request, see ``edge.segments``)."""
+    value = (
         f"variant={variant['name']}; version={variant.get('version', '')}; "
         f"rule={rule['path_rule']}; rollout={rule.get('rollout_id', '')}; "
         f"revision={rule.get('revision', '')}"
     )
+    return f"{value}; segment={segment}" if segment else value
 
 
 def generated_extra(
-    rule: dict[str, Any], variant: dict[str, Any], minted: str | None, debug_header: str | None
+    rule: dict[str, Any],
+    variant: dict[str, Any],
+    minted: str | None,
+    debug_header: str | None,
+    segment: str = "",
 ) -> dict[str, str]:
     """The headers the edge adds to a response generated for ``rule`` and ``variant``.
 
@@ -305,7 +314,7 @@ def generated_extra(
         max_age = stickiness.get("max_age") or DEFAULT_MAX_AGE
         extra["set-cookie"] = sticky_cookie(stickiness["name"], minted, max_age)
     if debug_header:
-        extra[debug_header] = debug_value(rule, variant)
+        extra[debug_header] = debug_value(rule, variant, segment)
     return extra
 
 
@@ -318,7 +327,10 @@ def respond_size(rule: dict[str, Any], variant: dict[str, Any]) -> int:
     respond = variant["actions"]["respond"]
     headers = {"content-type": respond.get("content_type") or "text/plain"}
     headers.update({str(k).lower(): v for k, v in (respond.get("headers") or {}).items()})
-    headers.update(generated_extra(rule, variant, "0" * STICKY_ID_CHARS, "x" * DEBUG_HEADER_BUDGET))
+    longest = generated_extra(
+        rule, variant, "0" * STICKY_ID_CHARS, "x" * DEBUG_HEADER_BUDGET, "x" * SEGMENT_CHARS
+    )
+    headers.update(longest)
     return cloudfront.response_size(respond.get("status", 200), headers, respond.get("body", ""))
 
 

@@ -1,7 +1,8 @@
 """CloudFront viewer-request trigger: assign the viewer a variant and apply its viewer actions.
 
 The variant lands in a request header that is part of the cache key, so each variant has its
-own cache entries and the origin-request trigger can switch origins on a miss. Viewer actions
+own cache entries and the origin-request trigger can switch origins on a miss. It also labels the
+viewer's segment (``edge.segments``) in the segment header for the origin. Viewer actions
 are ``set_uri``, ``set_querystring``, ``set_headers``, ``redirect`` and ``respond`` (the last
 two answer without the origin). viewer-request also names the rule it chose, as
 ``<revision>:<path_rule>`` in the rule header, so origin-request and viewer-response act on
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge import actions, assign, cloudfront, config, events, rules, validate
+from edge import actions, assign, cloudfront, config, events, rules, segments, validate
 from edge.log import client_ref, info, warn
 
 TRIGGER = "viewer-request"
@@ -105,13 +106,17 @@ def decide(
     decision.headers[cfg.variant_header] = variant["name"]
     decision.headers[cfg.host_header] = host
     decision.headers[cfg.rule_header] = rules.rule_marker(rule)
+    # Only viewer-request sees the viewer's User-Agent: CloudFront sends the origin (and
+    # origin-request) "Amazon CloudFront" unless the cache key holds User-Agent.
+    segment = segments.label(actions.first_header(headers, "user-agent"))
+    decision.headers[cfg.segment_header] = segment
     if minted is not None:
         decision.headers[cfg.sticky_header] = minted
     acts = variant.get("actions") or {}
     fields = rules.template_fields(uri=uri, variant=variant, host=host, querystring=querystring)
     hidden = cfg.own_headers()
     if acts.get("redirect") is not None or acts.get("respond") is not None:
-        decision.response = _generated(acts, fields, headers, rule, variant, minted, cfg)
+        decision.response = _generated(acts, fields, headers, rule, variant, minted, cfg, segment)
         return decision if decision.response is not None else _refused(rule, "response")
     if acts.get("set_uri") is not None:
         decision.uri = actions.render(
@@ -177,9 +182,10 @@ def _generated(
     variant: dict[str, Any],
     minted: str | None,
     cfg: config.EdgeConfig,
+    segment: str,
 ) -> dict[str, Any] | None:
     """The redirect or respond answer, or None when it would not be safe or valid."""
-    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header)
+    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header, segment)
     redirect = acts.get("redirect")
     if redirect is not None:
         location = actions.render(

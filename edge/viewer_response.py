@@ -46,7 +46,8 @@ def decide(
         return {}
     rule, variant = found
     minted = actions.first_header(request["headers"], cfg.sticky_header) or None
-    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header)
+    segment = actions.first_header(request["headers"], cfg.segment_header)
+    extra = validate.generated_extra(rule, variant, minted, cfg.debug_header, segment)
     return {
         name: [{"key": actions.display_name(name), "value": value}]
         for name, value in extra.items()

@@ -72,10 +72,13 @@ def variant_header() -> str:
 
 
 def forwarded_headers() -> list[str]:
-    """Headers viewer-request sets that origin-request must see: the chosen rule, the
-    viewer's host. The origin request policy forwards them (they stay out of the cache key)."""
+    """Headers origin-request and the origin must see: the chosen rule, the viewer's host and
+    segment (set by viewer-request), and CloudFront-Viewer-Country, which CloudFront adds only
+    when a policy names it, and only after viewer-request (origin-request fills the segment's
+    country from it). The origin request policy forwards them, outside the cache key."""
     config = json.loads((EDGE_DIR / "config.json").read_text())
-    return [config["rule_header"].lower(), config["host_header"].lower()]
+    own = ("rule_header", "host_header", "segment_header")
+    return [config[name].lower() for name in own] + ["cloudfront-viewer-country"]
 
 
 def stage(target: Path, config: Mapping[str, Any]) -> Path:

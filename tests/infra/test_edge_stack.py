@@ -77,9 +77,12 @@ def test_edge_role_trusts_lambda_and_edgelambda(synthesized: Synthesized) -> Non
 
 
 def test_edge_role_only_reads_the_routes_table_in_each_region(synthesized: Synthesized) -> None:
-    """GetItem and Query on the routes table in the primary and every replica region, no more."""
+    """GetItem and Query on the routes table in the primary and every replica region, no more
+    (the other statement is the functions' own logs, below)."""
     role_id, _ = _role(synthesized)
-    (statement,) = statements_of(synthesized.edge, role_id)
+    (statement,) = [
+        s for s in statements_of(synthesized.edge, role_id) if not _is_logs(s["Action"])
+    ]
     assert statement["Effect"] == "Allow"
     assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:Query"]
     regions = [
@@ -89,6 +92,31 @@ def test_edge_role_only_reads_the_routes_table_in_each_region(synthesized: Synth
     arns = [json.dumps(r) for r in as_list(statement["Resource"])]
     assert all(arn.endswith(f':table/{ROUTES_TABLE_NAME}"]]}}') for arn in arns)
     assert sorted(arn.split(":dynamodb:")[1].split(":")[0] for arn in arns) == sorted(regions)
+
+
+def _is_logs(actions: Any) -> bool:
+    return all(a.startswith("logs:") for a in as_list(actions))
+
+
+def test_edge_role_writes_only_the_functions_own_log_groups(synthesized: Synthesized) -> None:
+    """No managed policy (AWSLambdaBasicExecutionRole allows every log group): the role may
+    create and write /aws/lambda/us-east-1.<function> in any region, for its three functions."""
+    role_id, role = _role(synthesized)
+    assert "ManagedPolicyArns" not in role
+    (statement,) = [s for s in statements_of(synthesized.edge, role_id) if _is_logs(s["Action"])]
+    assert sorted(as_list(statement["Action"])) == [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    named: dict[str, set[str]] = {}
+    for resource in as_list(statement["Resource"]):
+        parts = resource["Fn::Join"][1]
+        assert parts[0] == "arn:aws:logs:*:"
+        assert parts[2] == ":log-group:/aws/lambda/us-east-1."
+        named.setdefault(parts[3]["Ref"], set()).add("".join(parts[4:]))
+    function_ids = {f["id"] for f in _edge_functions(synthesized).values()}
+    assert named == {fn: {"", ":*"} for fn in function_ids}
 
 
 def test_edge_bundle_carries_the_deployed_config_and_nothing_else(
@@ -174,13 +202,20 @@ def test_edge_outputs_name_what_an_existing_distribution_needs(synthesized: Synt
 
 def test_origin_request_policy_forwards_the_chosen_rule(synthesized: Synthesized) -> None:
     """origin-request switches the origin by the rule viewer-request named, so the routed
-    behaviours forward that header (and the viewer's host) without keying the cache on it."""
+    behaviours forward that header (and the viewer's host) without keying the cache on it;
+    the segment header and CloudFront-Viewer-Country (origin-request adds the country to the
+    segment, and CloudFront adds that header only when a policy names it) likewise."""
     ((policy_id, policy),) = resources(
         synthesized.edge, "AWS::CloudFront::OriginRequestPolicy"
     ).items()
     headers = policy["Properties"]["OriginRequestPolicyConfig"]["HeadersConfig"]
     assert headers["HeaderBehavior"] == "whitelist"
-    assert sorted(headers["Headers"]) == ["x-edgeshift-host", "x-edgeshift-rule"]
+    assert sorted(headers["Headers"]) == [
+        "cloudfront-viewer-country",
+        "x-edgeshift-host",
+        "x-edgeshift-rule",
+        "x-edgeshift-segment",
+    ]
     for behavior in _distribution(synthesized)["CacheBehaviors"]:
         assert behavior["OriginRequestPolicyId"] == {"Ref": policy_id}
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge import config, origin_request, rules, viewer_request, viewer_response
+from edge import config, origin_request, rules, segments, viewer_request, viewer_response
 
 HOST = "fuzz.example.com"
 SECRET = "fuzz-secret-0123456789abcdef"
@@ -194,6 +194,7 @@ COOKIES = ["es_id=abc", "es_id=", "=;;=", "es_id", 'es_id="q"', "a=b; es_id=c; e
 COOKIES += ["es_id=" + "z" * 300, "edgeshift-force=canary.9999999999.00", "; ; ;"]
 NAMES = ["host", "user-agent", "cookie", "x-edgeshift-variant", "x-edgeshift-host", "accept"]
 NAMES += ["x-edgeshift-sticky-key", "x-edgeshift-force", "x-user", "x-lang", "HOST", ""]
+NAMES += ["x-edgeshift-segment", "cloudfront-viewer-country"]
 TYPES = ["viewer-request", "origin-request", "viewer-response", "origin-response", None, 5]
 
 
@@ -216,7 +217,9 @@ def _value(r: random.Random, name: str) -> Any:
     if name == "x-edgeshift-variant":
         return r.choice(["canary", "stable", "nope", ""])
     if name == "user-agent" and r.random() < 0.5:
-        return "Mozilla/5.0"
+        return r.choice(["Mozilla/5.0", "Trident/7.0", "Chrome/131 Edg/", "MSIE 99999999"])
+    if name == "cloudfront-viewer-country":
+        return r.choice(["DE", "de", "", "XYZ", "ü1"])
     return _text(r)
 
 
@@ -299,6 +302,8 @@ def _check_viewer_request(event: Any) -> None:
     if ours and isinstance(result, dict) and isinstance(result.get("headers"), dict):
         variant = result["headers"].get("x-edgeshift-variant")
         assert variant is None or variant[0]["value"] in ("canary", "stable")
+        segment = result["headers"].get("x-edgeshift-segment")
+        assert segment is None or segments.is_valid(segment[0]["value"])
 
 
 def _check_origin_request(event: Any) -> None:

@@ -57,6 +57,9 @@ def test_stable_viewer_keeps_uri_and_gets_header(
     expected["headers"]["x-edgeshift-variant"] = [{"key": "X-Edgeshift-Variant", "value": "stable"}]
     expected["headers"]["x-edgeshift-host"] = [{"key": "X-Edgeshift-Host", "value": HOST}]
     expected["headers"]["x-edgeshift-rule"] = [{"key": "X-Edgeshift-Rule", "value": "1:default"}]
+    expected["headers"]["x-edgeshift-segment"] = [
+        {"key": "X-Edgeshift-Segment", "value": "browser=other;device=other;country=xx"}
+    ]
 
     assert viewer_request.handler(event, None) == expected
 
