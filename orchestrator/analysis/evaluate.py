@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -19,7 +20,8 @@ from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, ju
 from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement, deadline_or_default
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
-from .schedule import in_warm_up, look_at
+from .schedule import in_warm_up, judged_from, look_at
+from .split import served_split
 
 # Metrics land with a delay; one extra second keeps the window's end inclusive.
 _END_SLACK = timedelta(seconds=1)
@@ -77,14 +79,16 @@ def evaluate(
 
     Within ``analysis.initial_delay`` of the stage's start only each metric's absolute
     limit is judged, on the counts since the start; after it, the judged window starts
-    where the warm-up ends, so a cold canary's first minutes weigh on nothing."""
+    where the warm-up ends, so a cold canary's first minutes weigh on nothing. Either way
+    the window opens once the edge serves the stage's weight (``schedule.judged_from``).
+    The verdict carries the served-split check of the same counts (``split.py``)."""
     plan = rollout.plan
     spec = plan.analysis
     deadline = deadline_or_default(deadline)
     stage_start = rollout.stage_started_at or now
     elapsed = (now - stage_start).total_seconds()
     warm_up = in_warm_up(plan, rollout.stage_index, elapsed)
-    start = stage_start if warm_up else stage_start + timedelta(seconds=spec.initial_delay)
+    start = judged_from(plan, rollout.stage_index, stage_start, now)
     look = look_at(plan, rollout.stage_index, elapsed)
     try:
         provider = provider or provider_for(spec)
@@ -105,7 +109,8 @@ def evaluate(
         )
         for metric in spec.judged_metrics()
     ]
-    return combine(verdicts, spec.limits, rollout.tally, look.number, warm_up=warm_up)
+    verdict, tally = combine(verdicts, spec.limits, rollout.tally, look.number, warm_up=warm_up)
+    return replace(verdict, split=served_split(rollout, measured)), tally
 
 
 def _judged(metric: Any, *args: Any) -> MetricVerdict:

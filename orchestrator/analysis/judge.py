@@ -37,6 +37,7 @@ from .counts import Counts
 from .dispersion import Dispersion, estimate, rare_side
 from .margin import LIMIT, Margin, margin_for, within_z
 from .sequential import Look, binomial_upper_tail, z_quantile
+from .split import SplitCheck
 
 
 class Outcome(StrEnum):
@@ -122,6 +123,7 @@ class Verdict:
     baseline: Counts
     metrics: tuple[MetricVerdict, ...] = field(default_factory=tuple)
     look: int = 0
+    split: SplitCheck | None = None  # the served share against the weight (split.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +133,7 @@ class Verdict:
             "baseline": asdict(self.baseline),
             "look": self.look,
             "metrics": [metric.as_dict() for metric in self.metrics],
+            "split": self.split.as_dict() if self.split is not None else None,
         }
 
 

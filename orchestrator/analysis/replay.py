@@ -95,6 +95,11 @@ def replay(
     from .evaluate import stable_noise
 
     plan = plan if isinstance(plan, RolloutPlan) else RolloutPlan.model_validate(plan)
+    if plan.analysis.edge_settle is None:
+        # A source's windows hold what the edge served at each stage's weight: there is no
+        # edge cache to wait for, whatever this process's edge TTL is.
+        analysis = plan.analysis.model_copy(update={"edge_settle": 0})
+        plan = plan.model_copy(update={"analysis": analysis})
     provider = _WindowProvider(plan, source)
     rollout = Rollout.start(plan, "replay", now=start).model_copy(
         update={"status": RolloutStatus.RUNNING}

@@ -6,7 +6,10 @@ request ends up with, then viewer-response on that response, which sees the requ
 viewer-request left it. As in CloudFront, viewer-response is skipped when the origin answers
 400 or more. There is no cache, so every request is a miss and runs origin-request, the worst
 case for the functions. ``X-Forwarded-For`` supplies the viewer IP so one loopback client can
-play many viewers. S3 origins are not emulated (502): the local stack uses custom origins.
+play many viewers, and ``X-Emulated-Viewer-Country`` stands in for CloudFront's geolocation of
+that IP: as CloudFront does when the origin request policy names it, the emulator sets
+``CloudFront-Viewer-Country`` after viewer-request (which sees only a viewer's own copy).
+S3 origins are not emulated (502): the local stack uses custom origins.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ DISTRIBUTION = {
 # The emulator only ever forwards to loopback: a route can never make it reach elsewhere.
 _ALLOWED_ORIGIN_HOSTS = {"127.0.0.1", "localhost"}
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+EMULATED_COUNTRY_HEADER = "x-emulated-viewer-country"
+_VIEWER_COUNTRY = "cloudfront-viewer-country"
 
 
 def viewer_event(
@@ -79,8 +84,18 @@ class CloudFrontEmulator(LoopbackServer):
         with self._stats_lock:
             self.stats[name] += 1
 
-    def serve(self, method: str, path: str, headers: list[tuple[str, str]], client_ip: str):  # type: ignore[no-untyped-def]
-        """Run one request through the triggers; returns (status, headers, body)."""
+    def serve(  # type: ignore[no-untyped-def]
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        client_ip: str,
+        country: str | None = None,
+    ):
+        """Run one request through the triggers; returns (status, headers, body).
+
+        ``country`` is where the viewer's IP is, as CloudFront's geolocation would say.
+        """
         parts = urlsplit(path)
         request = {
             "clientIp": client_ip,
@@ -97,6 +112,12 @@ class CloudFrontEmulator(LoopbackServer):
                 return _generated(result)
             # viewer-response sees the request as viewer-request left it, not the origin's copy.
             viewed = copy.deepcopy(result)
+            # CloudFront's own value replaces a viewer's copy once viewer-request has run.
+            result["headers"].pop(_VIEWER_COUNTRY, None)
+            if country:
+                result["headers"][_VIEWER_COUNTRY] = [
+                    {"key": "CloudFront-Viewer-Country", "value": country}
+                ]
             result["origin"] = copy.deepcopy(self.default_origin)
             result = self.origin_request(viewer_event("origin-request", result, request_id), None)
             if "status" in result:
@@ -161,8 +182,10 @@ class CloudFrontEmulator(LoopbackServer):
             def do_GET(self) -> None:
                 forwarded = self.headers.get("x-forwarded-for", "")
                 client_ip = forwarded.split(",")[0].strip() or self.client_address[0]
-                pairs = [(k, v) for k, v in self.headers.items() if k.lower() != "x-forwarded-for"]
-                status, headers, body = emulator.serve("GET", self.path, pairs, client_ip)
+                country = self.headers.get(EMULATED_COUNTRY_HEADER)
+                stand_ins = ("x-forwarded-for", EMULATED_COUNTRY_HEADER)
+                pairs = [(k, v) for k, v in self.headers.items() if k.lower() not in stand_ins]
+                status, headers, body = emulator.serve("GET", self.path, pairs, client_ip, country)
                 emulator.count("requests")
                 self.send_response(status)
                 for key, value in headers:

@@ -1,33 +1,64 @@
-"""Demo origins: one HTTP server per release, failing a configurable share of requests."""
+"""Demo origins: one HTTP server per release, failing a configurable share of requests.
+
+A share can be set for one segment as well (``segment_errors={"browser=ie-11": 1.0}``): the
+origin reads the segment header the edge sent, the way a release that breaks one browser
+fails only the requests from it.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .loopback import LoopbackServer
 
 VARIANT_HEADER = "x-edgeshift-variant"
+SEGMENT_HEADER = "x-edgeshift-segment"
 
 
 class DemoOrigin(LoopbackServer):
-    """Serves ``/releases/<version>/...``; echoes the variant header the edge set, the way
-    an application tags its logs and metrics with the variant it served."""
+    """Serves ``/releases/<version>/...``; echoes the variant and segment headers the edge
+    set, the way an application tags its logs and metrics with the variant it served."""
 
-    def __init__(self, version: str, error_rate: float, *, seed: int = 0, port: int = 0) -> None:
-        if not 0 <= error_rate <= 1:
-            raise ValueError(f"error_rate must be within 0..1, got {error_rate}")
+    def __init__(
+        self,
+        version: str,
+        error_rate: float,
+        *,
+        seed: int = 0,
+        port: int = 0,
+        segment_errors: Mapping[str, float] | None = None,
+    ) -> None:
+        rates = {"error_rate": error_rate, **(segment_errors or {})}
+        for name, rate in rates.items():
+            if not 0 <= rate <= 1:
+                raise ValueError(f"{name} must be within 0..1, got {rate}")
+        for key in segment_errors or {}:
+            dimension, sep, value = key.partition("=")
+            if not sep or not dimension or not value or ";" in key:
+                raise ValueError(f"segment_errors keys look like 'browser=ie-11', got {key!r}")
         self.version = version
         self.error_rate = error_rate
+        self.segment_errors = dict(segment_errors or {})
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         super().__init__(self._handler_class(), port)
 
-    def fails(self) -> bool:
+    def error_rate_for(self, segment: str | None) -> float:
+        """The highest rate of any segment part the request has, else the origin's own."""
+        rate = self.error_rate
+        if segment and self.segment_errors:
+            for part in segment.split(";"):
+                rate = max(rate, self.segment_errors.get(part, 0.0))
+        return rate
+
+    def fails(self, segment: str | None = None) -> bool:
+        rate = self.error_rate_for(segment)
         with self._random_lock:
-            return self._random.random() < self.error_rate
+            return self._random.random() < rate
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         origin = self
@@ -37,7 +68,8 @@ class DemoOrigin(LoopbackServer):
             disable_nagle_algorithm = True  # headers and body go out in two writes
 
             def do_GET(self) -> None:
-                failed = origin.fails()
+                segment = self.headers.get(SEGMENT_HEADER)
+                failed = origin.fails(segment)
                 body = (
                     b"release failed\n"
                     if failed
@@ -47,9 +79,10 @@ class DemoOrigin(LoopbackServer):
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(body)))
                 self.send_header("x-release", origin.version)
-                variant = self.headers.get(VARIANT_HEADER)
-                if variant:
-                    self.send_header(VARIANT_HEADER, variant)
+                for name in (VARIANT_HEADER, SEGMENT_HEADER):
+                    value = self.headers.get(name)
+                    if value:
+                        self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -213,6 +213,25 @@ class Noise(BaseModel):
     rate: float | None = Field(default=None, ge=0, le=1)
 
 
+class SplitSpec(Strict):
+    """The served-split check at every look: the canary's share of the requests (the
+    denominators of ``metric``) against the stage's weight. See
+    ``orchestrator.analysis.split``."""
+
+    metric: MetricName | None = Field(
+        default=None,
+        description="ratio metric whose denominators are the requests (default: the first "
+        "ratio metric)",
+    )
+    tolerance: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="relative: the served canary share may be within weight*(1 +- tolerance)",
+    )
+    enabled: bool = True
+
+
 class AnalysisSpec(Strict):
     provider: Literal["cloudwatch", "datadog"] = "cloudwatch"
     # CloudWatch: metric names of ``metrics`` live here, with these dimensions.
@@ -256,6 +275,13 @@ class AnalysisSpec(Strict):
         description="warm-up at the start of each stage: looks in it count toward neither a "
         "fail nor a pass (a metric's absolute limit still applies at once)",
     )
+    edge_settle: Duration | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description="seconds after a stage's write before its requests count: the edge "
+        "reads new weights when its routes cache expires; default: the edge's cache TTL",
+    )
     dispersion: Literal["estimate", "binomial"] = Field(
         default="estimate",
         description="estimate: widen the tests by the extra-binomial noise measured on the "
@@ -267,6 +293,12 @@ class AnalysisSpec(Strict):
         le=86400,
         description="how far back preflight reads the stable fleet to measure its noise and "
         "traffic (0: not at all)",
+    )
+
+    split: SplitSpec = Field(
+        default_factory=SplitSpec,
+        description="compare the canary's served share of requests with the stage's weight "
+        "at every look (policies.on_split_mismatch acts on a mismatch)",
     )
 
     @field_validator("dimensions")
@@ -296,7 +328,23 @@ class AnalysisSpec(Strict):
             raise ValueError("provider cloudwatch needs a namespace")
         if self.provider == "datadog" and self.datadog is None:
             raise ValueError("provider datadog needs a datadog section with the key secrets")
+        self._check_split()
         return self
+
+    def _check_split(self) -> None:
+        ratios = [m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)]
+        name = self.split.metric
+        if name is not None and name not in ratios:
+            raise ValueError(
+                f"analysis.split.metric: {name!r} is not a ratio metric of this plan "
+                f"(ratio metrics: {', '.join(ratios) or 'none'})"
+            )
+
+    def split_metric(self) -> RatioMetric | None:
+        """The ratio metric whose denominators count the requests of each variant."""
+        ratios = [m for m in self.judged_metrics() if isinstance(m, RatioMetric)]
+        wanted = self.split.metric
+        return next((m for m in ratios if wanted is None or m.name == wanted), None)
 
     def judged_metrics(self) -> list[RatioMetric | ThresholdMetric]:
         """The metrics to judge; the short form is one critical error-rate metric."""

@@ -66,6 +66,11 @@ class Policies(Strict):
         description="at the end of a bake without a verdict: keep baking up to max_extension "
         "then roll back; pause for a person; or roll back at once",
     )
+    on_split_mismatch: Literal["pause", "rollback", "continue"] = Field(
+        default="pause",
+        description="when the edge credibly serves the canary a share of requests outside "
+        "analysis.split.tolerance of the weight: pause for a person, roll back, or go on",
+    )
     max_extension: Duration | None = Field(
         default=None,
         ge=0,

@@ -44,7 +44,8 @@ def first_step() -> Decision:
 
 def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     """The next step. Order matters: a person's request first, then the hard limits, then
-    the evidence; and nothing promotes without a passing verdict or a person saying so."""
+    the evidence (a failing look, then the served split, then pass or bake); and nothing
+    promotes without a passing verdict or a person saying so."""
     stage, index = rollout.stage, rollout.stage_index
     if stage is None or rollout.stage_started_at is None:
         return Decision(Action.ROLLBACK, index, 0, "no stage is applied: nothing to judge")
@@ -70,6 +71,18 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
         return Decision(Action.ROLLBACK, index, 0, why)
     if policies.stage_timeout is not None and elapsed >= policies.stage_timeout:
         return Decision(Action.ROLLBACK, index, 0, "the stage outlived its stage_timeout")
+    split = verdict.split
+    if (
+        split is not None
+        and split.outcome == "mismatch"
+        and policies.on_split_mismatch != "continue"
+    ):
+        # Before any pass: a stage judged on a split other than planned exposes more (or
+        # fewer) users than anyone chose, and the next stage would widen it further.
+        why = f"split_mismatch: {split.reason}{overruled}"
+        if policies.on_split_mismatch == "rollback":
+            return Decision(Action.ROLLBACK, index, 0, why)
+        return park(Action.PAUSE, index, policies, why)
     if elapsed < stage.bake:
         return _bake(
             index, stage.bake - elapsed, stage.interval, f"baking, {verdict.outcome} so far"

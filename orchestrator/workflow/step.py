@@ -10,13 +10,13 @@ policy are the same in a deployed rollout, the demo, the benchmark and a backtes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from orchestrator.analysis import Verdict, evaluate
 from orchestrator.analysis.dispersion import learn
 from orchestrator.analysis.providers import MetricProvider
-from orchestrator.analysis.schedule import in_warm_up
+from orchestrator.analysis.schedule import judged_from
 from orchestrator.models import Rollout, RolloutStatus, StageTally
 
 from .decide import Action, Decision, decide
@@ -37,12 +37,9 @@ def take_look(
     *,
     deadline: float | None = None,
 ) -> LookStep:
-    start = rollout.stage_started_at or now
-    elapsed = (now - start).total_seconds()
-    if not in_warm_up(rollout.plan, rollout.stage_index, elapsed):
-        # The judged window starts where the warm-up ends: the audit trail says so, so that
-        # a backtest of this rollout rebuilds each look's counts from the right window.
-        start += timedelta(seconds=rollout.plan.analysis.initial_delay)
+    # The judged window (after the edge settled, after the warm-up): the audit trail says
+    # so, so that a backtest of this rollout rebuilds each look's counts from the right window.
+    start = judged_from(rollout.plan, rollout.stage_index, rollout.stage_started_at or now, now)
     verdict, tally = evaluate(rollout, now, provider, deadline=deadline)
     decision = decide(rollout, verdict, now)
     changes: dict[str, Any] = {"control": None, "tally": tally}

@@ -106,6 +106,16 @@ BAD_PLANS: list[tuple[str, str, Any, str]] = [
     ("initial-delay-negative", "analysis.initial_delay", -1, "analysis.initial_delay"),
     ("dispersion-unknown", "analysis.dispersion", "beta-binomial", "analysis.dispersion"),
     ("noise-history-negative", "analysis.noise_history", -60, "analysis.noise_history"),
+    ("split-tolerance-zero", "analysis.split", {"tolerance": 0}, "analysis.split.tolerance"),
+    ("split-tolerance-one", "analysis.split", {"tolerance": 1}, "analysis.split.tolerance"),
+    ("split-tolerance-over-one", "analysis.split", {"tolerance": 2}, "analysis.split.tolerance"),
+    (
+        "on-split-mismatch-unknown",
+        "policies",
+        {"on_split_mismatch": "shrug"},
+        "policies.on_split_mismatch",
+    ),
+    ("edge-settle-negative", "analysis.edge_settle", -1, "analysis.edge_settle"),
     (
         "invalidation-bad-path",
         "invalidation",
@@ -147,6 +157,13 @@ RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
         "1m",
         "(plan)",
         ["analysis.initial_delay", "stage 1", "8s"],
+    ),
+    (
+        "split-metric-not-a-ratio-metric",
+        "analysis.split",
+        {"metric": "latency"},
+        "analysis",
+        ["analysis.split.metric", "'latency'", "error-rate"],
     ),
     (
         "old-failure-limit",

@@ -1,0 +1,171 @@
+"""The served-split check: does the edge send the canary the share of requests its weight says?
+
+The counts are the denominators of ``analysis.split.metric`` (default: the first ratio
+metric), per variant and per period, as ``evaluate`` already fetched them for the look.
+The canary's share of the requests is compared with the stage's weight; a share credibly
+outside ``weight * (1 +- tolerance)`` is a mismatch (CloudFront sending everything to the
+primary under load, sticky cookies that drift, an edge reading stale weights).
+
+Requests are not independent: one viewer (IP + User-Agent) makes many, and sticky
+assignment moves all of them together, so the share varies far more than binomial. As in
+``dispersion.py``, Pearson's X² of the periods' shares around the pooled share, over its
+k - 1 degrees of freedom, estimates the variance factor ``phi`` (never below 1, binomial),
+and the statistic is read against Student's t with Satterthwaite's degrees of freedom for
+the estimated excess. The stage's false-alarm budget ``STAGE_ALPHA`` is split evenly over
+its looks and both sides (Bonferroni: valid for the correlated cumulative looks without
+assuming anything about them).
+
+What the periods cannot show: clustering that lasts longer than the window (a few heavy
+viewers present in every period, all on one variant) shifts every period alike, so it
+looks like a real offset. The tolerance absorbs it; a mismatch pauses for a person by
+default (``policies.on_split_mismatch``), it does not roll back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .counts import Counts
+from .dispersion import Dispersion
+from .sequential import z_quantile
+
+if TYPE_CHECKING:
+    from orchestrator.models import Rollout
+
+    from .providers.base import Measurement
+
+SplitOutcome = Literal["ok", "mismatch", "unknown"]
+STAGE_ALPHA = 0.001  # chance per stage of flagging a split that is right
+MIN_PERIODS = 4  # three degrees of freedom for the dispersion (dispersion.MIN_DF)
+MIN_REQUESTS = 200  # in the window, both variants together
+MIN_EXPECTED = 20  # canary requests the weight's lower edge expects in the window
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    """The served share against the weight (all shares 0..1), and the evidence."""
+
+    share: float | None
+    weight: float
+    low: float
+    high: float
+    outcome: SplitOutcome
+    reason: str
+    requests: int = 0
+    periods: int = 0
+    dispersion: float | None = None
+    statistic: float | None = None  # z of "outside the band", widened by the dispersion
+    threshold: float | None = None  # the z it must cross at this look
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: value for name, value in data.items() if value is not None}
+
+
+def band(weight: float, tolerance: float) -> tuple[float, float]:
+    """The shares a weight (0..1) allows: relative, and never outside 0..1."""
+    return max(0.0, weight * (1 - tolerance)), min(1.0, weight * (1 + tolerance))
+
+
+def look_threshold(look: int, looks: int, alpha: float = STAGE_ALPHA) -> float:
+    """The z a look must cross: the stage's budget spread over its looks and both sides."""
+    return z_quantile(1 - alpha / (2 * max(looks, look, 1)))
+
+
+def check_split(
+    periods: Sequence[tuple[float, float]],
+    weight: float,
+    tolerance: float,
+    *,
+    look: int,
+    looks: int,
+) -> SplitCheck:
+    """``periods``: (canary, baseline) requests per period, in time order; ``weight``: the
+    canary's planned share (0..1); ``look`` of ``looks`` in the stage (1-based)."""
+    low, high = band(weight, tolerance)
+    rows = [(c, b) for c, b in periods if c >= 0 and b >= 0 and c + b > 0]
+    canary = sum(c for c, _ in rows)
+    total = sum(c + b for c, b in rows)
+    share = canary / total if total else None
+
+    def result(outcome: SplitOutcome, reason: str, **evidence: float) -> SplitCheck:
+        return SplitCheck(
+            share, weight, low, high, outcome, reason, round(total), len(rows), **evidence
+        )
+
+    if not 0 < weight < 1:
+        return result("ok", "one variant serves everyone")
+    if (
+        share is None
+        or total < MIN_REQUESTS
+        or total * low < MIN_EXPECTED
+        or len(rows) < MIN_PERIODS
+    ):
+        return result(
+            "unknown",
+            f"split not known yet: {round(total)} requests in {len(rows)} periods "
+            f"(needs {MIN_REQUESTS} requests, {MIN_PERIODS} periods)",
+        )
+    spread = _dispersion(rows, share)
+    threshold = look_threshold(look, looks)
+    summary = (
+        f"canary served {share:.2%} of {round(total)} requests, weight {weight:.2%} "
+        f"allows {low:.2%}-{high:.2%}"
+        + (f", dispersion {spread.phi:.1f}" if spread.phi > 1 else "")
+    )
+    if low <= share <= high:
+        return result("ok", summary, dispersion=spread.phi, threshold=threshold)
+    nearest = high if share > high else low
+    # The score test at the band's edge: the variance the share would have there.
+    z = abs(share - nearest) / math.sqrt(nearest * (1 - nearest) / total) if nearest < 1 else 0.0
+    statistic = spread.widen(z)
+    evidence = {"dispersion": spread.phi, "statistic": statistic, "threshold": threshold}
+    if statistic > threshold:
+        return result(
+            "mismatch", f"{summary}: outside, z {statistic:.2f} > {threshold:.2f}", **evidence
+        )
+    why = f"{summary}: outside as measured, not credibly (z {statistic:.2f} <= {threshold:.2f})"
+    return result("ok", why, **evidence)
+
+
+def _dispersion(rows: Sequence[tuple[float, float]], share: float) -> Dispersion:
+    """Pearson X² of the periods' canary requests around the pooled share."""
+    if not 0 < share < 1:
+        # Every request on one side: no spread to measure, and any band is far away.
+        return Dispersion()
+    chi2 = sum((c - (c + b) * share) ** 2 / ((c + b) * share * (1 - share)) for c, b in rows)
+    df = len(rows) - 1
+    phi = max(1.0, chi2 / df)
+    return Dispersion(phi, float(df), f"{len(rows)} periods of this stage")
+
+
+def served_split(
+    rollout: Rollout, measured: Mapping[tuple[str, str], Measurement]
+) -> SplitCheck | None:
+    """The look's split check from the counts ``evaluate`` measured (no query of its own);
+    None when the plan turns it off or has no ratio metric to count requests with."""
+    plan = rollout.plan
+    spec, metric = plan.analysis.split, plan.analysis.split_metric()
+    if not spec.enabled or metric is None:
+        return None
+    weight = rollout.canary_weight_bp / 10_000
+    low, high = band(weight, spec.tolerance)
+    canary = measured.get((metric.name, plan.canary.name))
+    baseline = measured.get((metric.name, plan.stable.name))
+    for found in (canary, baseline):
+        if found is None or found.error is not None:
+            why = found.error if found is not None else "not measured"
+            reason = f"split not known: {metric.name}: {why}"
+            return SplitCheck(None, weight, low, high, "unknown", reason)
+    assert canary is not None and baseline is not None
+    ours, theirs = canary.series or {}, baseline.series or {}
+    periods = [
+        (ours.get(moment, Counts(0, 0)).total, theirs.get(moment, Counts(0, 0)).total)
+        for moment in sorted(set(ours) | set(theirs))
+    ]
+    stage = plan.stages[min(rollout.stage_index, len(plan.stages) - 1)]
+    looks = stage.looks(plan.extension(stage))
+    return check_split(periods, weight, spec.tolerance, look=rollout.tally.looks + 1, looks=looks)
