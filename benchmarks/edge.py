@@ -4,7 +4,10 @@ Each figure is measured here, in one run, on this machine; none is asserted (the
 shared). What each means:
 
 - ``edge_warm_p50_us`` / ``edge_warm_p99_us``: ``viewer_request.handler`` on a warm container
-  (rules cached, 50 rules on the host, 1000 distinct viewers), one timed call per request.
+  (rules cached, 50 rules on the host, 1000 distinct viewers), one timed call per request,
+  segment labelling on: the viewers carry the local stack's realistic User-Agent mix.
+  ``segment_label_uncached_p50_us`` / ``_p99_us`` time ``edge.segments.label`` on each of
+  those User-Agents with the container's remembered labels cleared (a first sight).
 - ``edge_cold_import_ms``: importing the three handler modules in a fresh interpreter (median
   of 5), next to ``boto3_import_ms`` (``import boto3``) and ``boto3_client_ms`` (``import
   boto3`` plus a DynamoDB client), which is what reading the table with boto3 would cost.
@@ -78,12 +81,21 @@ def _rules(count: int = 50) -> list[dict[str, Any]]:
     ]
 
 
+@functools.cache
+def _agents() -> tuple[str, ...]:
+    """One User-Agent per viewer, in the local stack's realistic browser mix."""
+    from orchestrator.local.traffic import population
+
+    return tuple(viewer.user_agent for viewer in population(USERS))
+
+
 def _event(user: int, uri: str) -> dict[str, Any]:
+    agent = _agents()[user % USERS]
     request = {
         "clientIp": f"198.18.{user // 256}.{user % 256}",
         "headers": {
             "host": [{"key": "Host", "value": HOST}],
-            "user-agent": [{"key": "User-Agent", "value": "Mozilla/5.0 (bench)"}],
+            "user-agent": [{"key": "User-Agent", "value": agent}],
         },
         "method": "GET",
         "querystring": "",
@@ -116,15 +128,41 @@ def warm_latency() -> dict[str, Any]:
     finally:
         rules.reset_default_cache()
     timings.sort()
+    labelled = sum(
+        "x-edgeshift-segment" in e["Records"][0]["cf"]["request"]["headers"] for e in events
+    )
     return {
         "edge_warm_p50_us": round(timings[len(timings) // 2] / 1000, 2),
         "edge_warm_p99_us": round(timings[int(len(timings) * 0.99)] / 1000, 2),
         "edge_warm_max_us": round(timings[-1] / 1000, 2),
+        "segment_labelling": labelled == len(events),
+        "distinct_user_agents": len(set(_agents())),
+        **_uncached_labels(),
         "rules_on_host": len(table),
         "requests": WARM_REQUESTS,
         # Tail latency on a shared machine is mostly preemption: report the load beside it.
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+    }
+
+
+def _uncached_labels(rounds: int = 200) -> dict[str, float]:
+    from edge import segments
+
+    agents = sorted(set(_agents()))
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for agent in agents:
+            segments._seen.clear()
+            started = clock()
+            segments.label(agent)
+            timings.append(clock() - started)
+    segments._seen.clear()
+    timings.sort()
+    return {
+        "segment_label_uncached_p50_us": round(timings[len(timings) // 2] / 1000, 2),
+        "segment_label_uncached_p99_us": round(timings[int(len(timings) * 0.99)] / 1000, 2),
     }
 
 
