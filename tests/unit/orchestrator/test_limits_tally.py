@@ -157,7 +157,8 @@ def test_a_failure_tolerated_in_one_stage_is_not_held_against_the_next() -> None
     """GIVEN tolerated_failures 1 and a canary that fails the first look of every stage,
     then recovers WHEN replayed THEN each stage tolerates its own one failure and the
     canary is promoted (a tally carried across stages would roll back in stage 2)."""
-    plan = _plan(limits={"tolerated_failures": 1}, dispersion="binomial")
+    # Equal arms at every weight: counts for the limits, not a split an edge would serve.
+    plan = _plan(limits={"tolerated_failures": 1}, dispersion="binomial", split={"enabled": False})
     bad_first = {"error-rate": {"canary": (100, 1_000), "baseline": (10, 1_000)}}
     recovered = {"error-rate": {"canary": (1_000, 100_000), "baseline": (1_000, 100_000)}}
 
