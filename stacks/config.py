@@ -20,6 +20,13 @@ DATADOG_SITE = "edgeshift:datadogSite"
 DISTRIBUTION = "edgeshift:distribution"
 ROUTED_PATHS = "edgeshift:routedPaths"
 POWERTOOLS_VERSION = "edgeshift:powertoolsLayerVersion"
+METRIC_PROVIDERS = "edgeshift:metricProviders"
+INVALIDATION_DISTRIBUTIONS = "edgeshift:invalidationDistributionIds"
+
+# The analysis providers a deployment can grant Begin and Analyze access to.
+CLOUDWATCH = "cloudwatch"
+DATADOG = "datadog"
+METRIC_PROVIDER_NAMES = (CLOUDWATCH, DATADOG)
 
 # Lambda@Edge functions and CloudFront configuration live in us-east-1 only.
 EDGE_REGION = "us-east-1"
@@ -81,11 +88,15 @@ class AppConfig:
     hosts: tuple[str, ...]
     primary_region: str
     replica_regions: tuple[str, ...]
-    datadog_secret_name: str
+    metric_providers: tuple[str, ...] = METRIC_PROVIDER_NAMES
+    # The folder the Datadog key secrets live under; None when Datadog is not a provider.
+    datadog_secret_name: str | None
     datadog_site: str = "datadoghq.com"
     distribution: DistributionConfig
     routed_paths: tuple[str, ...]
     powertools_layer_version: str = "latest"
+    # The distributions a rollback may invalidate; none: no CloudFront permission at all.
+    invalidation_distribution_ids: tuple[str, ...] = ()
     routes_table_name: str = ROUTES_TABLE_NAME
     rollouts_table_name: str = ROLLOUTS_TABLE_NAME
 
@@ -125,11 +136,7 @@ class AppConfig:
         for host in hosts:
             if not _HOST.match(host):
                 raise ContextError(HOSTS, f"{host!r} is not a lower-case DNS name")
-        secret = get(DATADOG_SECRET_NAME)
-        if not isinstance(secret, str) or not _SECRET_NAME.match(secret):
-            raise ContextError(
-                DATADOG_SECRET_NAME, f"{secret!r} is not a Secrets Manager secret name"
-            )
+        providers, secret = _metric_providers(get)
         site = get(DATADOG_SITE) or "datadoghq.com"
         if site not in DATADOG_SITES:
             raise ContextError(DATADOG_SITE, f"{site!r} is not one of {sorted(DATADOG_SITES)}")
@@ -146,17 +153,66 @@ class AppConfig:
             hosts=hosts,
             primary_region=primary,
             replica_regions=replicas,
+            metric_providers=providers,
             datadog_secret_name=secret,
             datadog_site=site,
             distribution=_distribution(get(DISTRIBUTION)),
             routed_paths=paths,
             powertools_layer_version=powertools,
+            invalidation_distribution_ids=_invalidation_ids(get(INVALIDATION_DISTRIBUTIONS)),
         )
 
 
 def from_mapping(context: Mapping[str, Any]) -> AppConfig:
     """Validate a plain dict of context values (tests, scripts)."""
     return AppConfig.from_context(context.get)
+
+
+def _metric_providers(get: Callable[[str], Any]) -> tuple[tuple[str, ...], str | None]:
+    """The providers Begin and Analyze may read, and the Datadog secrets' folder.
+
+    Begin's preflight and Analyze call every provider a plan names; a provider without its
+    settings would deploy roles that refuse those calls, so that stops synthesis here.
+    """
+    value = get(METRIC_PROVIDERS)
+    providers = (
+        METRIC_PROVIDER_NAMES
+        if value is None
+        else _string_list(METRIC_PROVIDERS, value, allow_empty=False)
+    )
+    unknown = sorted(set(providers) - set(METRIC_PROVIDER_NAMES))
+    if unknown:
+        raise ContextError(
+            METRIC_PROVIDERS, f"unknown providers {unknown}; known: {list(METRIC_PROVIDER_NAMES)}"
+        )
+    secret = get(DATADOG_SECRET_NAME)
+    if DATADOG not in providers:
+        return providers, None
+    if secret is None or secret == "":
+        raise ContextError(
+            DATADOG_SECRET_NAME,
+            "missing: the datadog provider is configured, and Begin and Analyze may read only "
+            "the key secrets named under this folder (e.g. edgeshift/datadog)",
+        )
+    if not isinstance(secret, str) or not _SECRET_NAME.match(secret):
+        raise ContextError(DATADOG_SECRET_NAME, f"{secret!r} is not a Secrets Manager secret name")
+    if secret.endswith("/"):
+        # The grant is on "<name>/*": a trailing slash would ask plans for "<name>//api-key".
+        raise ContextError(DATADOG_SECRET_NAME, f"{secret!r}: give the folder without a final /")
+    return providers, secret
+
+
+def _invalidation_ids(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    ids = _string_list(INVALIDATION_DISTRIBUTIONS, value, allow_empty=True)
+    for distribution_id in ids:
+        if not _DISTRIBUTION_ID.match(distribution_id):
+            raise ContextError(
+                INVALIDATION_DISTRIBUTIONS,
+                f"{distribution_id!r} is not a CloudFront distribution id",
+            )
+    return ids
 
 
 def _distribution(value: Any) -> DistributionConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -45,12 +45,6 @@ class EdgeFunctions(Construct):
                 iam.ServicePrincipal("lambda.amazonaws.com"),
                 iam.ServicePrincipal("edgelambda.amazonaws.com"),
             ),
-            managed_policies=[
-                # Logs go to /aws/lambda/us-east-1.<name> in whichever region ran the function.
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/AWSLambdaBasicExecutionRole"
-                ),
-            ],
         )
         code = edge_code(table=routes_table_name, regions=tuple(table_regions), hosts=hosts)
         self.functions: dict[str, lambda_.Function] = {}
@@ -70,6 +64,39 @@ class EdgeFunctions(Construct):
             self.functions[trigger] = fn
             # CloudFront associations take a numbered version; a code change publishes a new one.
             self.versions[trigger] = fn.current_version
+        self.logs_policy = self._write_own_logs()
+
+    def _write_own_logs(self) -> iam.Policy:
+        """Each function may create and write its own log group, in any region.
+
+        Lambda@Edge logs to /aws/lambda/us-east-1.<function name> in the region of whichever
+        edge location ran the function, creating the group there on first use, so the region
+        is `*` and the name is exact. A policy of its own: the functions depend on the role's
+        default policy, so a statement there naming them would be a dependency cycle.
+        """
+        stack = Stack.of(self)
+        groups = [
+            stack.format_arn(
+                service="logs",
+                region="*",
+                resource="log-group",
+                resource_name=f"/aws/lambda/{stack.region}.{fn.function_name}",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for fn in self.functions.values()
+        ]
+        return iam.Policy(
+            self,
+            "Logs",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    # The group itself (CreateLogGroup) and its streams.
+                    resources=[arn for group in groups for arn in (group, f"{group}:*")],
+                )
+            ],
+        )
 
 
 class EdgeStack(Stack):

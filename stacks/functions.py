@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -34,12 +35,26 @@ def orchestrator_function(
     memory_size: int = 256,
     environment: Mapping[str, str] | None = None,
 ) -> lambda_.Function:
-    """A traced python3.12 function with its own log group kept for a month."""
+    """A traced python3.12 function with its own log group kept for a month, on a role of its
+    own that may write that log group and nothing else until the stack grants more."""
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
         retention=logs.RetentionDays.ONE_MONTH,
         removal_policy=RemovalPolicy.DESTROY,
+    )
+    # Not AWSLambdaBasicExecutionRole: it allows creating and writing every log group of the
+    # account. The group exists (above), so the function only adds streams and events to it.
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
     )
     return lambda_.Function(
         scope,
@@ -53,5 +68,6 @@ def orchestrator_function(
         timeout=timeout or _DEFAULT_TIMEOUT,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
+        role=role,
         environment={**settings.environment, **(environment or {})},
     )

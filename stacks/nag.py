@@ -11,62 +11,55 @@ from typing import TYPE_CHECKING
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import IConstruct
 
+from stacks.config import DATADOG
+
 if TYPE_CHECKING:
+    from aws_cdk import aws_lambda as lambda_
+
     from stacks.edge_stack import EdgeStack
     from stacks.orchestrator_stack import OrchestratorStack
 
-_MANAGED = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-_BASIC_EXECUTION = _MANAGED + "AWSLambdaBasicExecutionRole"
-_PUSH_TO_LOGS = _MANAGED + "AmazonAPIGatewayPushToCloudWatchLogs"
+_PUSH_TO_LOGS = (
+    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
 
 _RUNTIME = NagPackSuppression(
     id="AwsSolutions-L1",
-    reason="python3.12 is pinned on purpose (stacks/assets.py RUNTIME): the Powertools layer "
-    "parameter is per Python version and the edge code is tested on it; bump it deliberately.",
+    reason="python3.12 is pinned on purpose: every function of the app runs stacks/assets.py "
+    "RUNTIME, and the orchestrator's load the Powertools layer (pydantic's compiled core) from "
+    "a public SSM parameter whose path names python3.12, so a newer runtime is a deliberate "
+    "change to both.",
 )
-_LOGS_POLICY = NagPackSuppression(
-    id="AwsSolutions-IAM4",
-    reason="AWSLambdaBasicExecutionRole only allows creating and writing the function's own "
-    "CloudWatch log streams, which every Lambda function needs.",
-    applies_to=[_BASIC_EXECUTION],
-)
-_TABLE_INDEXES = NagPackSuppression(
+_NO_RESOURCE = NagPackSuppression(
     id="AwsSolutions-IAM5",
-    reason="`<rollouts table>/index/*` is the rollouts table's own secondary indexes "
-    "(by-kind, by-target: orchestrator/store/tables.py), which the store queries to list "
-    "rollouts without a scan; it reaches no other table.",
-    applies_to=[
-        RegexAppliesTo(regex="/^Resource::<TablesRollouts[0-9A-F]{8}\\.Arn>\\/index\\/\\*$/g")
-    ],
-)
-_XRAY = NagPackSuppression(
-    id="AwsSolutions-IAM5",
-    reason="X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) and "
-    "cloudwatch:GetMetricData (Begin's preflight and Analyze) support no resource-level "
-    "permissions.",
+    reason="`*` is granted only for actions that take no resource: X-Ray PutTraceSegments "
+    "and PutTelemetryRecords (active tracing, every function) and cloudwatch:GetMetricData "
+    "(Begin's preflight and Analyze).",
     applies_to=["Resource::*"],
 )
 
 
 def suppress_orchestrator(stack: OrchestratorStack) -> None:
-    NagSuppressions.add_stack_suppressions(stack, [_RUNTIME, _LOGS_POLICY])
+    NagSuppressions.add_stack_suppressions(stack, [_RUNTIME])
     functions = [*stack.tasks.functions.values(), stack.api_handler, stack.events_handler]
     NagSuppressions.add_resource_suppressions(
-        functions, [_XRAY, _TABLE_INDEXES], apply_to_children=True
+        [c for fn in functions for c in _with_role(fn)], [_NO_RESOURCE], apply_to_children=True
     )
     NagSuppressions.add_resource_suppressions(
         stack.workflow.state_machine,
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
-                reason="Step Functions' own grants for delivering execution logs (the log "
-                "delivery APIs take no resource) and for X-Ray tracing.",
+                reason="`*` is CDK's grant for Step Functions' own log delivery to CloudWatch "
+                "Logs (CreateLogDelivery and the other log-delivery and describe calls, which "
+                "AWS documents with Resource `*`) and for X-Ray (PutTraceSegments, "
+                "PutTelemetryRecords, GetSamplingRules, GetSamplingTargets: no resource).",
                 applies_to=["Resource::*"],
             ),
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
-                reason="`<task ARN>:*` covers the versions and aliases of exactly the task "
-                "functions the definition calls, nothing else.",
+                reason="`<task ARN>:*` is lambda:InvokeFunction on the versions and aliases of "
+                "the task functions the definition calls, one ARN per task function.",
                 applies_to=[
                     RegexAppliesTo(regex="/^Resource::<Tasks[A-Za-z]+[0-9A-F]{8}\\.Arn>:\\*$/g")
                 ],
@@ -75,12 +68,13 @@ def suppress_orchestrator(stack: OrchestratorStack) -> None:
         apply_to_children=True,
     )
     NagSuppressions.add_resource_suppressions(
-        stack.api_handler,
+        _with_role(stack.api_handler),
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
-                reason="Describe and history calls on the executions of the rollout state "
-                "machine only; execution names are not known in advance.",
+                reason="DescribeExecution on the executions of the rollout state machine only "
+                "(recover asks whether one still runs); each is named after its rollout id, "
+                "which is not known at deploy time.",
                 applies_to=[
                     RegexAppliesTo(regex="/^Resource::arn:aws:states:.*:execution:.*:\\*$/g")
                 ],
@@ -88,20 +82,16 @@ def suppress_orchestrator(stack: OrchestratorStack) -> None:
         ],
         apply_to_children=True,
     )
-    _wildcard(
-        stack.tasks.rollback,
-        "distribution/\\*",
-        "CreateInvalidation on the distribution the rollout's plan names; plans may target any "
-        "distribution of the account, and this is the only CloudFront action granted.",
-    )
-    for reader in (stack.tasks.begin, stack.tasks.analyze):
-        _wildcard(
-            reader,
-            "secret:.*/\\*",
-            "Read-only access to the Datadog key secrets kept under the configured secret name "
-            "(plans name one secret per key); no other secret matches the prefix. Begin's "
-            "preflight checks the keys, Analyze queries with them.",
-        )
+    if DATADOG in stack.metric_providers:
+        for reader in (stack.tasks.begin, stack.tasks.analyze):
+            _wildcard(
+                reader,
+                "secret:.*/\\*",
+                "GetSecretValue (read only) on secrets whose names start with the configured "
+                "Datadog folder and a slash; plans name their key secrets when they are "
+                "written, so the names are not known at deploy time. Begin's preflight checks "
+                "the keys, Analyze queries with them.",
+            )
     _wildcard(
         stack.events_handler,
         "parameter/edgeshift/plans/\\*",
@@ -118,8 +108,10 @@ def suppress_orchestrator(stack: OrchestratorStack) -> None:
             ),
             NagPackSuppression(
                 id="AwsSolutions-IAM4",
-                reason="API Gateway's account-level logging role; the managed policy is the one "
-                "AWS documents for it and only writes API Gateway's own logs.",
+                reason="API Gateway's account-level CloudWatch role, trusted by "
+                "apigateway.amazonaws.com only. AWS documents this managed policy for it; it "
+                "allows log writes on `*` because one role serves the execution logs of every "
+                "REST API in the account and region, whose log groups this stack cannot name.",
                 applies_to=[_PUSH_TO_LOGS],
             ),
         ],
@@ -137,10 +129,15 @@ def suppress_orchestrator(stack: OrchestratorStack) -> None:
     )
 
 
-def _wildcard(construct: IConstruct, resource_regex: str, reason: str) -> None:
+def _with_role(fn: lambda_.Function) -> list[IConstruct]:
+    """A function and its role, which stacks/functions.py creates beside it, not inside."""
+    return [fn, fn.role] if fn.role is not None else [fn]
+
+
+def _wildcard(fn: lambda_.Function, resource_regex: str, reason: str) -> None:
     """Suppress IAM5 for one wildcard resource (a regex over cdk-nag's finding) only."""
     NagSuppressions.add_resource_suppressions(
-        construct,
+        _with_role(fn),
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
@@ -153,22 +150,42 @@ def _wildcard(construct: IConstruct, resource_regex: str, reason: str) -> None:
 
 
 def suppress_edge(stack: EdgeStack) -> None:
-    NagSuppressions.add_stack_suppressions(stack, [_RUNTIME, _LOGS_POLICY])
+    NagSuppressions.add_stack_suppressions(stack, [_RUNTIME])
+    NagSuppressions.add_resource_suppressions(
+        stack.edge.logs_policy,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="Lambda@Edge writes each function's logs in the region of the edge "
+                "location that ran it, always to /aws/lambda/us-east-1.<function name>: the "
+                "region is `*` (and `:*` the group's streams), the group names are exact.",
+                applies_to=[
+                    RegexAppliesTo(
+                        regex="/^Resource::arn:.*:logs:\\*:.*:log-group:\\/aws\\/lambda\\/"
+                        "us-east-1\\.<Functions[A-Za-z]+[0-9A-F]{8}>(:\\*)?$/g"
+                    )
+                ],
+            )
+        ],
+    )
     if stack.distribution is None:
         return
     suppressions = [
         NagPackSuppression(
             id="AwsSolutions-CFR3",
-            reason="The demo distribution only shows the routing; standard logs need an "
-            "ACL-enabled bucket, and production distributions keep their own logging.",
+            reason="The only distribution this stack creates is the demo one (when no "
+            "existing distribution id is configured) and it creates no log bucket: CFR3 checks "
+            "legacy standard logging, which needs an S3 bucket with ACLs enabled. An existing "
+            "distribution keeps whatever logging its owner set.",
         )
     ]
     if stack.viewer_certificate_is_default:
         suppressions.append(
             NagPackSuppression(
                 id="AwsSolutions-CFR4",
-                reason="Without a certificate in context the demo uses *.cloudfront.net, whose "
-                "security policy CloudFront fixes; with one, TLSv1.2_2021 is enforced.",
+                reason="Without a certificate in context the demo answers on *.cloudfront.net "
+                "with CloudFront's default certificate, whose minimum protocol CloudFront "
+                "fixes (TLSv1); with a certificate, TLSv1.2_2021 is set.",
             )
         )
     NagSuppressions.add_resource_suppressions(stack.distribution, suppressions)

@@ -7,14 +7,15 @@ from typing import Any
 from aws_cdk import ArnFormat, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from orchestrator.store.tables import ROLLOUT_INDEXES
 from orchestrator.workflow.definition import DEFINITION_PATH
+from stacks.access import API_ACCESS, EVENTS_ACCESS, TASK_ACCESS, TableAccess
 from stacks.alarms import RolloutAlarms
 from stacks.api import API_HANDLER, RolloutApi
 from stacks.assets import dependency_layers, orchestrator_code
-from stacks.config import AppConfig
+from stacks.config import CLOUDWATCH, DATADOG, AppConfig
 from stacks.events import EVENTS_HANDLER, ReleasePublished
 from stacks.functions import FunctionSettings, orchestrator_function
 from stacks.tables import RolloutTables
@@ -33,6 +34,7 @@ class OrchestratorStack(Stack):
         self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.metric_providers = config.metric_providers
         self.tables = RolloutTables(
             self,
             "Tables",
@@ -85,55 +87,75 @@ class OrchestratorStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn)
 
     def _grant_tasks(self, config: AppConfig) -> None:
-        routes, rollouts, tasks = self.tables.routes, self.tables.rollouts, self.tasks
-        # Every task commits its state change and audit event to the rollouts table; only the
-        # three that move traffic touch routes (same transaction). Begin and Analyze never do.
-        for fn in tasks.functions.values():
-            rollouts.grant_read_write_data(fn)
-        for fn in (tasks.apply_stage, tasks.promote, tasks.rollback):
-            routes.grant_read_write_data(fn)
+        tasks = self.tasks
+        undeclared = sorted(tasks.functions.keys() - TASK_ACCESS.keys())
+        if undeclared:
+            raise ValueError(
+                f"tasks without declared table access: {undeclared}; add them to "
+                "stacks/access.py TASK_ACCESS"
+            )
+        for placeholder, fn in tasks.functions.items():
+            self._grant_tables(fn, TASK_ACCESS[placeholder])
 
         # Begin's preflight checks the provider and reads the stable fleet's last hour;
         # Analyze fetches per-variant counts. Both read the same backends.
         for fn in (tasks.begin, tasks.analyze):
             self._grant_metric_reads(fn, config)
 
-        # A rollback drops cached canary copies from the distribution the plan names; plans
-        # may target any distribution of the account, and invalidation is its only action.
-        tasks.rollback.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["cloudfront:CreateInvalidation"],
-                resources=[
-                    self.format_arn(
-                        service="cloudfront",
-                        region="",
-                        resource="distribution",
-                        resource_name="*",
-                    )
-                ],
+        # A rollback drops cached canary copies from the distribution the plan names, if it
+        # is one the deployment lists; for any other the call is refused and the rollback
+        # records the failed invalidation (it never fails the rollback itself).
+        if config.invalidation_distribution_ids:
+            tasks.rollback.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["cloudfront:CreateInvalidation"],
+                    resources=[
+                        self.format_arn(
+                            service="cloudfront",
+                            region="",
+                            resource="distribution",
+                            resource_name=distribution_id,
+                        )
+                        for distribution_id in config.invalidation_distribution_ids
+                    ],
+                )
             )
-        )
 
-        # The ASL is loaded from a file, so CDK cannot infer what it calls: grant exactly the five.
+        # The ASL is loaded from a file, so CDK cannot infer what it calls: grant exactly the tasks.
         for fn in tasks.functions.values():
             fn.grant_invoke(self.workflow.state_machine)
 
+    def _grant_tables(self, fn: lambda_.Function, access: TableAccess) -> None:
+        """One statement per table (and for the rollouts table's indexes), listing only the
+        actions the function calls on it."""
+        rollouts, routes = self.tables.rollouts, self.tables.routes
+        indexes = [f"{rollouts.table_arn}/index/{name}" for name, _pk, _sk in ROLLOUT_INDEXES]
+        for actions, resources in (
+            (access.rollouts, [rollouts.table_arn]),
+            (access.rollout_indexes, indexes),
+            (access.routes, [routes.table_arn]),
+        ):
+            if actions:
+                fn.add_to_role_policy(
+                    iam.PolicyStatement(actions=list(actions), resources=resources)
+                )
+
     def _grant_metric_reads(self, fn: lambda_.Function, config: AppConfig) -> None:
-        """CloudWatch counts, and the Datadog keys kept in Secrets Manager."""
-        # GetMetricData has no resource-level permissions.
-        fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
-        )
-        # A reference only: the secret (keys "api_key" and "app_key") is created by the user.
-        datadog = secretsmanager.Secret.from_secret_name_v2(
-            self, f"DatadogSecretFor{fn.node.id}", config.datadog_secret_name
-        )
-        datadog.grant_read(fn)
-        # Plans name one secret per key; keeping them under the configured name as a folder
-        # (e.g. edgeshift/datadog/api-key) keeps this grant to edgeshift's secrets only.
+        """CloudWatch counts, and the Datadog keys kept in Secrets Manager, for the providers
+        the deployment uses."""
+        if CLOUDWATCH in config.metric_providers:
+            # GetMetricData has no resource-level permissions.
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
+            )
+        if DATADOG not in config.metric_providers:
+            return
+        # Plans name one secret per key (api_key_secret, app_key_secret), created by the
+        # user under the configured name as a folder (e.g. edgeshift/datadog/api-key); the
+        # provider reads each with GetSecretValue and nothing else.
         fn.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                actions=["secretsmanager:GetSecretValue"],
                 resources=[
                     self.format_arn(
                         service="secretsmanager",
@@ -144,28 +166,21 @@ class OrchestratorStack(Stack):
                 ],
             )
         )
-        fn.add_environment("EDGESHIFT_DATADOG_SECRET_NAME", datadog.secret_name)
+        fn.add_environment("EDGESHIFT_DATADOG_SECRET_NAME", str(config.datadog_secret_name))
         fn.add_environment("DD_SITE", config.datadog_site)
 
     def _grant_starters(self) -> None:
         machine = self.workflow.state_machine
         starters: tuple[lambda_.Function, ...] = (self.api_handler, self.events_handler)
+        self._grant_tables(self.api_handler, API_ACCESS)
+        self._grant_tables(self.events_handler, EVENTS_ACCESS)
         for fn in starters:
-            # Starting a rollout takes the target's lock and writes the rollout item; the
-            # routes are read to check the target exists. Weights move only via the tasks.
-            self.tables.rollouts.grant_read_write_data(fn)
-            self.tables.routes.grant_read_data(fn)
             machine.grant_start_execution(fn)
-        # Operators inspect executions and resume a paused one (it waits on a task token).
-        # Abort and pause are control requests on the rollout item: no StopExecution.
-        machine.grant(self.api_handler, "states:ListExecutions")
-        machine.grant_execution(
-            self.api_handler, "states:DescribeExecution", "states:GetExecutionHistory"
-        )
-        machine.grant_task_response(self.api_handler)
-        # PUT /routes/{host} defines a host's rules (conditional on each rule's revision and
-        # audited); the event starter never writes routes.
-        self.tables.routes.grant_read_write_data(self.api_handler)
+        # Requests ask whether the execution still runs (a stopped one would never carry them
+        # out); resume, abort and promote wake a parked one (it waits on a task token). Pause
+        # and abort are requests on the rollout item: no StopExecution.
+        machine.grant_execution(self.api_handler, "states:DescribeExecution")
+        machine.grant(self.api_handler, "states:SendTaskSuccess", "states:SendTaskFailure")
         # Release events name a plan template kept in Parameter Store.
         self.events_handler.add_to_role_policy(
             iam.PolicyStatement(

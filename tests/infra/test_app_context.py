@@ -84,6 +84,22 @@ def test_martian_replica_region_names_the_key() -> None:
         ({"routedPaths": None}, "edgeshift:routedPaths"),
         ({"powertoolsLayerVersion": "3.x"}, "edgeshift:powertoolsLayerVersion"),
         ({"powertoolsLayerVersion": "3.4.0"}, None),
+        ({"metricProviders": []}, "edgeshift:metricProviders"),
+        ({"metricProviders": ["cloudwatch", "newrelic"]}, "edgeshift:metricProviders"),
+        ({"metricProviders": "cloudwatch,datadog"}, None),
+        ({"metricProviders": ["cloudwatch"], "datadogSecretName": None}, None),
+        ({"datadogSecretName": "edgeshift/datadog/"}, "edgeshift:datadogSecretName"),
+        ({"invalidationDistributionIds": ["E2QWRUHAPOMQZL"]}, None),
+        ({"invalidationDistributionIds": "E2QWRUHAPOMQZL,E1ABCDEF23456"}, None),
+        ({"invalidationDistributionIds": []}, None),
+        (
+            {"invalidationDistributionIds": ["d111111abcdef8"]},
+            "edgeshift:invalidationDistributionIds",
+        ),
+        (
+            {"invalidationDistributionIds": ["E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"]},
+            "edgeshift:invalidationDistributionIds",
+        ),
     ],
 )
 def test_context_values_are_checked(overrides: dict[str, Any], key: str | None) -> None:
@@ -93,6 +109,23 @@ def test_context_values_are_checked(overrides: dict[str, Any], key: str | None) 
     else:
         with pytest.raises(ContextError, match=key):
             from_mapping(_context(**overrides))
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+def test_datadog_without_its_secret_folder_stops_synthesis(secret: str | None) -> None:
+    """GIVEN Datadog among the providers and no secret name WHEN the app is built THEN it
+    stops, naming the key: Begin and Analyze would be deployed unable to read the keys."""
+    context = _context(metricProviders=["cloudwatch", "datadog"], datadogSecretName=secret)
+    with pytest.raises(ContextError, match=r"'edgeshift:datadogSecretName': missing: the datadog"):
+        build_app(context)
+
+
+def test_providers_default_to_both_and_the_folder_is_kept() -> None:
+    """Without edgeshift:metricProviders both providers are granted, as before the key."""
+    config = from_mapping(_context(metricProviders=None))
+    assert config.metric_providers == ("cloudwatch", "datadog")
+    assert config.datadog_secret_name == "edgeshift/datadog"
+    assert config.invalidation_distribution_ids == ()
 
 
 def test_cdk_json_context_is_valid() -> None:

@@ -75,17 +75,14 @@ def _route_writes(statements: list[dict[str, Any]]) -> set[str]:
 def test_control_functions_start_rollouts_and_only_the_api_defines_routes(
     synthesized: Synthesized,
 ) -> None:
-    """Both start executions; only the API writes routes (PUT /routes); events never do."""
+    """Both start executions; only the API writes routes (PUT /routes, as Puts in a
+    transaction); events never do."""
     for handler in (API_HANDLER, EVENTS_HANDLER):
         statements = _statements(synthesized, handler)
         actions = _actions(statements)
         assert "states:StartExecution" in actions
         assert "states:StopExecution" not in actions
-    assert _route_writes(_statements(synthesized, API_HANDLER)) == {
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-    }
+    assert _route_writes(_statements(synthesized, API_HANDLER)) == {"dynamodb:PutItem"}
     assert not _route_writes(_statements(synthesized, EVENTS_HANDLER))
     for handler in (API_HANDLER, EVENTS_HANDLER):
         fn = _function(synthesized, handler)
@@ -126,15 +123,14 @@ def test_lifecycle_events_are_limited_to_the_rollouts_source(synthesized: Synthe
         assert "event-bus/default" in json.dumps(statement["Resource"])
 
 
-def test_only_rollback_may_invalidate_and_only_the_looking_tasks_read_metrics(
-    synthesized: Synthesized,
-) -> None:
-    """CreateInvalidation belongs to Rollback; metric and Datadog key reads to Begin (whose
-    preflight checks the provider and reads the stable fleet's last hour) and Analyze."""
+def test_only_the_looking_tasks_read_metrics(synthesized: Synthesized) -> None:
+    """Metric and Datadog key reads belong to Begin (whose preflight checks the provider and
+    reads the stable fleet's last hour) and Analyze; with no distribution configured for
+    invalidation (cdk.json), nobody may invalidate."""
     readers = {"orchestrator.workflow.tasks.begin", "orchestrator.workflow.tasks.analyze"}
     for handler in functions_by_handler(synthesized.orchestrator, "orchestrator."):
         actions = _actions(_statements(synthesized, handler))
-        assert ("cloudfront:CreateInvalidation" in actions) is handler.endswith(".rollback")
+        assert not [a for a in actions if a.startswith("cloudfront:")]
         assert ("secretsmanager:GetSecretValue" in actions) is (handler in readers)
         assert ("cloudwatch:GetMetricData" in actions) is (handler in readers)
     for handler in readers:
