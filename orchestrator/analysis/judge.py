@@ -54,6 +54,43 @@ class Outcome(StrEnum):
 _SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
 
 
+class SegmentOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    NOT_JUDGED = "not_judged"  # too few events, beyond max_values, or not measured
+
+
+@dataclass(frozen=True)
+class SegmentVerdict:
+    """One segment value of a ratio metric (``browser=ie-11``), canary against baseline
+    within it; see ``segments.py``."""
+
+    name: str
+    outcome: SegmentOutcome
+    reason: str
+    canary: Counts | None = None
+    baseline: Counts | None = None
+    statistic: float | None = None  # exact test's z, widened
+    threshold: float | None = None  # its boundary after the multiplicity correction
+    fail_statistic: float | None = None  # z of "worse than the fail margin", widened
+    fail_threshold: float | None = None
+    dispersion: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "outcome": self.outcome.value}
+        data["reason"] = self.reason
+        for name in ("canary", "baseline"):
+            counts = getattr(self, name)
+            if counts is not None:
+                data[name] = {"errors": counts.errors, "total": counts.total}
+        for name in ("statistic", "threshold", "fail_statistic", "fail_threshold", "dispersion"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = round(value, 4)
+        return data
+
+
 @dataclass(frozen=True)
 class MetricVerdict:
     """One metric's verdict and the evidence a person needs to check it."""
@@ -89,6 +126,7 @@ class MetricVerdict:
     transient: bool = False  # an error that may go away at the next look
     measured: bool = True  # False when the provider could not answer
     judged: Outcome | None = None  # the outcome before a limit tolerated it
+    segments: tuple[SegmentVerdict, ...] = ()  # plans with analysis.segments only
 
     def as_dict(self) -> dict[str, Any]:
         # By hand, not dataclasses.asdict: this runs at every look of every replayed
@@ -102,6 +140,10 @@ class MetricVerdict:
                 value = {"errors": value.errors, "total": value.total}
             elif isinstance(value, Outcome):
                 value = value.value
+            elif name == "segments":
+                if not value:
+                    continue
+                value = [segment.as_dict() for segment in value]
             elif isinstance(value, tuple):
                 value = list(value)
             data[name] = value

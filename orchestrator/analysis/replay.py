@@ -8,7 +8,10 @@ a stage, wait, look again, promote, roll back), with no AWS call. The benchmark,
 
 ``source(window)`` is asked once per look interval, in time order, for that interval's
 counts only: ``{metric: {"canary": (numerator, denominator), "baseline": (...)}}``, or
-``None`` when it has no more (``CountsEnded`` is raised, with the looks so far). What a
+``None`` when it has no more (``CountsEnded`` is raised, with the looks so far). For a
+plan with ``analysis.segments`` a metric's counts may carry its segments' beside the
+totals: ``"segments": {"browser=ie-11": {"canary": (n, d), "baseline": (n, d)}, ...}``
+(a value absent from a window had no traffic in it). What a
 source raises, and counts the replay cannot use (``ReplayError``), reach the caller. The
 optional ``history`` is the stable fleet's counts per interval before the first shift,
 ``[{metric: (numerator, denominator)}, ...]`` oldest first, which preflight would read.
@@ -24,7 +27,7 @@ from typing import Any
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.models.analysis import Noise
 
-from .providers.base import BaseProvider, Query, Series
+from .providers.base import BaseProvider, Query, SegmentSeries, Series
 
 Pair = tuple[float, float]
 WindowCounts = Mapping[str, Mapping[str, Pair]]
@@ -164,6 +167,11 @@ class _WindowProvider(BaseProvider):
         self.windows: list[tuple[Window, WindowCounts]] = []
         self._stage, self._started = 0, EPOCH
         self.failure: Exception | None = None
+        spec = plan.analysis
+        self._by = {
+            (s.datadog_tag if spec.provider == "datadog" else s.cloudwatch_dimension): s.by
+            for s in spec.segments
+        }
 
     def stage(self, index: int, now: datetime) -> None:
         self._stage, self._started, self.windows = index, now, []
@@ -200,6 +208,32 @@ class _WindowProvider(BaseProvider):
             for window, counts in self.windows:
                 if window.start >= start and name in counts and arm in counts[name]:
                     answers[query.id][window.start] = float(counts[name][arm][part])
+        return answers
+
+    def fetch_segment_series(
+        self,
+        queries: Sequence[Query],
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+        max_values: int = 50,
+    ) -> SegmentSeries:
+        """From the windows ``fetch_series`` has read (it runs first in every look)."""
+        prefix = f"{self._by.get(dimension, dimension)}="
+        answers: SegmentSeries = {query.id: {} for query in queries}
+        for query in queries:
+            name, arm, part = self.arms.of(query)
+            for window, counts in self.windows:
+                if window.start < start or name not in counts:
+                    continue
+                cut: Mapping[str, Mapping[str, Pair]] = counts[name].get("segments") or {}  # type: ignore[assignment]
+                for key, arms in cut.items():
+                    if key.startswith(prefix) and arm in arms:
+                        by_value = answers[query.id].setdefault(key[len(prefix) :], {})
+                        by_value[window.start] = float(arms[arm][part])
         return answers
 
 
@@ -242,19 +276,33 @@ def _checked(counts: WindowCounts, window: Window, arms: _Arms) -> WindowCounts:
     for name, by_arm in counts.items():
         if name not in arms.names:
             raise ReplayError(f"window {window.start.isoformat()}: unknown metric {name!r}")
-        for arm, pair in by_arm.items():
-            if arm not in ("canary", "baseline"):
-                raise ReplayError(f"{name}: unknown arm {arm!r} (canary or baseline)")
-            try:
-                numerator, denominator = (float(x) for x in pair)
-            except (TypeError, ValueError):
-                raise ReplayError(
-                    f"{name} {arm} at {window.start.isoformat()}: {pair!r} is not a "
-                    "(numerator, denominator) pair of numbers"
-                ) from None
-            if not 0 <= numerator <= denominator:
-                raise ReplayError(
-                    f"{name} {arm} at {window.start.isoformat()}: numerator {numerator} "
-                    f"must be between 0 and its denominator {denominator}"
-                )
+        _check_pairs(name, by_arm, window)
     return counts
+
+
+def _check_pairs(name: str, by_arm: Mapping[str, Any], window: Window) -> None:
+    for arm, pair in by_arm.items():
+        if arm == "segments" and "=" not in name:  # one level: segments have no segments
+            if not isinstance(pair, Mapping):
+                raise ReplayError(f"{name}: segments must map 'dimension=value' to arms")
+            for segment, inner in pair.items():
+                if not isinstance(inner, Mapping) or "=" not in str(segment):
+                    raise ReplayError(
+                        f"{name}: segment {segment!r} must be 'dimension=value' with arms"
+                    )
+                _check_pairs(f"{name} {segment}", inner, window)
+            continue
+        if arm not in ("canary", "baseline"):
+            raise ReplayError(f"{name}: unknown arm {arm!r} (canary or baseline)")
+        try:
+            numerator, denominator = (float(x) for x in pair)
+        except (TypeError, ValueError):
+            raise ReplayError(
+                f"{name} {arm} at {window.start.isoformat()}: {pair!r} is not a "
+                "(numerator, denominator) pair of numbers"
+            ) from None
+        if not 0 <= numerator <= denominator:
+            raise ReplayError(
+                f"{name} {arm} at {window.start.isoformat()}: numerator {numerator} "
+                f"must be between 0 and its denominator {denominator}"
+            )

@@ -213,6 +213,73 @@ class Noise(BaseModel):
     rate: float | None = Field(default=None, ge=0, le=1)
 
 
+SEGMENT_DIMENSIONS = ("browser", "device", "country")
+MAX_SEGMENT_VALUES = 200
+# ``... by {tag}`` (or ``by {tag,other}``) in a Datadog query: the group-by segments need.
+_GROUP_BY = re.compile(r"\bby\s*\{\s*([^{}]+?)\s*\}")
+
+
+class SegmentSpec(Strict):
+    """One way to cut the traffic (the edge labels every request with these dimensions):
+    each value with enough events is judged canary against baseline on its own, so a
+    release broken for one small browser fails although the totals look fine."""
+
+    by: Literal["browser", "device", "country"]
+    dimension: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="CloudWatch dimension holding the value (default: the by value)",
+    )
+    tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Datadog tag to group by (default: the by value), or a whole group-by "
+        "clause such as 'by {browser}'",
+    )
+    max_values: int = Field(
+        default=50,
+        ge=1,
+        le=MAX_SEGMENT_VALUES,
+        description="values judged at most; the ones with the fewest requests beyond this "
+        "are reported as not judged",
+    )
+    metrics: list[str] | None = Field(
+        default=None, description="ratio metrics cut by this segment (default: every one)"
+    )
+    min_samples: int = Field(
+        default=20,
+        ge=1,
+        description="requests per variant in a value before it is judged; smaller values "
+        "are listed as not judged, never passed",
+    )
+
+    @field_validator("tag")
+    @classmethod
+    def _tag_groups(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "{" in value or "}" in value or " " in value.strip():
+            found = _GROUP_BY.search(value)
+            if found is None:
+                raise ValueError(
+                    f"segment tag {value!r} has no group-by: write a tag name, or 'by {{tag}}'"
+                )
+            return found.group(1).strip()
+        if not re.fullmatch(r"[A-Za-z][\w.\-/]*", value):
+            raise ValueError(f"segment tag {value!r} is not a Datadog tag name")
+        return value
+
+    @property
+    def cloudwatch_dimension(self) -> str:
+        return self.dimension or self.by
+
+    @property
+    def datadog_tag(self) -> str:
+        return self.tag or self.by
+
+
 class SplitSpec(Strict):
     """The served-split check at every look: the canary's share of the requests (the
     denominators of ``metric``) against the stage's weight. See
@@ -294,6 +361,12 @@ class AnalysisSpec(Strict):
         description="how far back preflight reads the stable fleet to measure its noise and "
         "traffic (0: not at all)",
     )
+    segments: list[SegmentSpec] = Field(
+        default_factory=list,
+        max_length=len(SEGMENT_DIMENSIONS),
+        description="cut each ratio metric by these edge dimensions and judge every value "
+        "with enough events; the false-rollback budget alpha is shared with them",
+    )
 
     split: SplitSpec = Field(
         default_factory=SplitSpec,
@@ -328,8 +401,24 @@ class AnalysisSpec(Strict):
             raise ValueError("provider cloudwatch needs a namespace")
         if self.provider == "datadog" and self.datadog is None:
             raise ValueError("provider datadog needs a datadog section with the key secrets")
+        self._check_segments()
         self._check_split()
         return self
+
+    def _check_segments(self) -> None:
+        ratios = {m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)}
+        seen: set[str] = set()
+        for index, segment in enumerate(self.segments):
+            where = f"analysis.segments.{index}"
+            if segment.by in seen:
+                raise ValueError(f"{where}.by: {segment.by!r} is declared twice")
+            seen.add(segment.by)
+            for name in segment.metrics or []:
+                if name not in ratios:
+                    raise ValueError(
+                        f"{where}.metrics: {name!r} is not a ratio metric of this plan "
+                        f"(ratio metrics: {', '.join(sorted(ratios)) or 'none'})"
+                    )
 
     def _check_split(self) -> None:
         ratios = [m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)]
@@ -345,6 +434,10 @@ class AnalysisSpec(Strict):
         ratios = [m for m in self.judged_metrics() if isinstance(m, RatioMetric)]
         wanted = self.split.metric
         return next((m for m in ratios if wanted is None or m.name == wanted), None)
+
+    def segmented(self, metric: str) -> list[SegmentSpec]:
+        """The segments a ratio metric is cut by."""
+        return [s for s in self.segments if s.metrics is None or metric in s.metrics]
 
     def judged_metrics(self) -> list[RatioMetric | ThresholdMetric]:
         """The metrics to judge; the short form is one critical error-rate metric."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -102,6 +102,7 @@ class Query:
     context: QueryContext
     stat: str = "Sum"  # CloudWatch statistic; counts always use Sum
     aggregator: str = "sum"  # how the window's points become one value
+    segment: tuple[str, str] | None = None  # (dimension, value): one segment's counts only
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class Measurement:
     transient: bool = True
     missing: str | None = None  # measured, but no (or incomplete) data: inconclusive
     series: dict[datetime, Counts] | None = None  # ratio metrics: the counts of each period
+    # Ratio metrics cut by the plan's segments: "browser=ie-11" -> its counts and series;
+    # None when not asked for or not measured (``segments_missing`` says why).
+    segments: dict[str, Measurement] | None = None
+    unjudged_segments: tuple[str, ...] = ()  # values beyond max_values, fewest requests
+    segments_missing: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +128,8 @@ class Measurement:
 
 # Period start (aware UTC, a multiple of the period since the epoch) -> that period's sum.
 Series = dict[datetime, float]
+# Query id -> segment value (``ie-11``) -> that value's series.
+SegmentSeries = dict[str, dict[str, Series]]
 
 
 class MetricProvider(Protocol):
@@ -148,6 +156,21 @@ class MetricProvider(Protocol):
         """The sum of each count query in every ``period`` seconds of [start, end); a query
         without data maps to ``{}``. A period is counted once, however many pages or
         series it came in."""
+        ...
+
+    def fetch_segment_series(
+        self,
+        queries: Sequence[Query],
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+        max_values: int = 50,
+    ) -> SegmentSeries:
+        """``fetch_series`` per value of a segment ``dimension`` (a CloudWatch dimension, a
+        Datadog tag). ``max_values`` may bound the work; ``measure`` keeps the largest."""
         ...
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
@@ -178,6 +201,19 @@ class BaseProvider:
         deadline: float | None = None,
     ) -> dict[str, Series]:
         raise NotImplementedError
+
+    def fetch_segment_series(
+        self,
+        queries: Sequence[Query],
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+        max_values: int = 50,
+    ) -> SegmentSeries:
+        raise ProviderError("this provider cannot count by segment", transient=False)
 
     def check(self, queries: Sequence[Query], now: datetime) -> list[str]:
         try:
@@ -210,10 +246,12 @@ def measure(
     end: datetime,
     *,
     deadline: float | None = None,
+    segments: bool = False,
 ) -> dict[tuple[str, str], Measurement]:
     """Every metric for every variant, keyed by (metric, variant): ratio metrics from one
     ``fetch_series`` batch (their counts per period and in all), threshold metrics from
-    one ``fetch``."""
+    one ``fetch``; with ``segments``, each ratio metric's counts per declared segment value
+    too, from one ``fetch_segment_series`` batch per segment."""
     plan: dict[tuple[str, str], list[Query]] = {}
     ratios: set[tuple[str, str]] = set()
     for m, metric in enumerate(spec.judged_metrics()):
@@ -235,6 +273,8 @@ def measure(
             found |= {key: _counted(batch, series) for key, batch in counted.items()}
         else:
             found |= dict.fromkeys(counted, series)
+        if segments and spec.segments:
+            found |= _segmented(provider, spec, counted, found, start, end, deadline)
     if valued:
         answers = _guarded(
             lambda queries: provider.fetch(queries, start, end, deadline=deadline), valued
@@ -310,3 +350,92 @@ def _measurement(batch: list[Query], answers: Mapping[str, object]) -> Measureme
             f"({batch[0].text!r} / {batch[1].text!r})"
         )
     return Measurement(counts=Counts(numerator, denominator))
+
+
+def _segmented(
+    provider: MetricProvider,
+    spec: AnalysisSpec,
+    counted: Mapping[tuple[str, str], list[Query]],
+    found: Mapping[tuple[str, str], Measurement],
+    start: datetime,
+    end: datetime,
+    deadline: float | None,
+) -> dict[tuple[str, str], Measurement]:
+    """Each ratio metric's measurements with their segments. Only metrics whose totals were
+    measured are cut; a failure here leaves the totals as they are and says why the
+    segments are unknown (they are then listed as not judged)."""
+    out: dict[tuple[str, str], Measurement] = {}
+    for segment in spec.segments:
+        keys = [k for k in counted if found[k].ok and k[0] in _names(spec, segment)]
+        if not keys:
+            continue
+        dimension = (
+            segment.datadog_tag if spec.provider == "datadog" else segment.cloudwatch_dimension
+        )
+        answer = _guarded(
+            lambda queries, d=dimension, n=segment.max_values: provider.fetch_segment_series(
+                queries, d, start, end, spec.period, deadline=deadline, max_values=n
+            ),
+            {k: counted[k] for k in keys},
+        )
+        for metric in {k[0] for k in keys}:
+            arms = [k for k in keys if k[0] == metric]
+            for key, cut in _cut(segment.by, segment.max_values, arms, counted, answer).items():
+                before = out.get(key, found[key])
+                merged = dict(before.segments or {}) | cut.get("segments", {})
+                out[key] = replace(
+                    before,
+                    segments=None if "missing" in cut else merged,
+                    unjudged_segments=before.unjudged_segments + cut.get("unjudged", ()),
+                    segments_missing=cut.get("missing", before.segments_missing),
+                )
+    return out
+
+
+def _names(spec: AnalysisSpec, segment: Any) -> set[str]:
+    return {
+        m.name
+        for m in spec.judged_metrics()
+        if isinstance(m, RatioMetric) and segment in spec.segmented(m.name)
+    }
+
+
+def _cut(
+    by: str,
+    max_values: int,
+    arms: list[tuple[str, str]],
+    counted: Mapping[tuple[str, str], list[Query]],
+    answer: Any,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per arm of one metric: its segments' measurements, the values beyond ``max_values``
+    (the same values for every arm: the largest by requests of all arms), or why none."""
+    if isinstance(answer, Measurement):
+        why = answer.error or answer.missing or "no answer"
+        return {key: {"missing": why} for key in arms}
+    if not isinstance(answer, Mapping):
+        return {key: {"missing": f"malformed segment answer {answer!r}"} for key in arms}
+    requests: dict[str, float] = {}
+    for key in arms:
+        by_value = answer.get(counted[key][1].id) or {}
+        for value, series in by_value.items():
+            if isinstance(series, Mapping):
+                total = sum(v for v in series.values() if isinstance(v, int | float))
+                requests[value] = requests.get(value, 0.0) + total
+    kept = sorted(requests, key=lambda v: (-requests[v], v))
+    kept, dropped = kept[:max_values], kept[max_values:]
+    dropped.sort(key=lambda v: (requests[v], v))
+    cut: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in arms:
+        numerator, denominator = counted[key]
+        by_num = answer.get(numerator.id) or {}
+        by_den = answer.get(denominator.id) or {}
+        segments = {}
+        for value in kept:
+            if value not in by_den:
+                continue
+            pair = {numerator.id: by_num.get(value) or {}, denominator.id: by_den[value]}
+            if not pair[numerator.id]:  # no bad events reported: none happened
+                pair[numerator.id] = dict.fromkeys(by_den[value], 0.0)
+            segments[f"{by}={value}"] = _counted([numerator, denominator], pair)
+        cut[key] = {"segments": segments, "unjudged": tuple(f"{by}={v}" for v in dropped)}
+    return cut

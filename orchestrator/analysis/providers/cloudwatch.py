@@ -10,6 +10,13 @@ truncated the answer (``MaxMetricsExceeded`` and the like): an error naming the 
 ``Forbidden`` and access errors are permanent; throttling, ``InternalError`` and network
 failures are transient. A timestamp repeated across pages is counted once.
 
+Segments (``fetch_segment_series``): the app publishes the same metrics with one more
+dimension (``browser``, ...). Its values are discovered with ListMetrics (filtered on the
+plan's dimensions and the segment dimension's name, recently active, up to 500 a page),
+then counted like any query, one MetricStat per value, batched by 500. ListMetrics may
+take up to 15 minutes to list a value that has just appeared: such a value is not seen
+(not judged) until then.
+
 Every call has a deadline: it is checked between pages, the client this provider creates
 has connect and read timeouts within it and makes no retries of its own (the next look is
 the retry), and a spent budget is a transient error.
@@ -29,6 +36,7 @@ from .base import (
     IncompleteData,
     ProviderError,
     Query,
+    SegmentSeries,
     Series,
     budget_spent,
     check_period,
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
 MAX_QUERIES = 500  # per GetMetricData call
+MAX_LISTED_VALUES = 500  # segment values read per query: one ListMetrics page
 MAX_DATAPOINTS = 100_800  # per call before CloudWatch paginates
 DEFAULT_BUDGET = LOOK_BUDGET  # seconds, when the caller gives no deadline
 CONNECT_TIMEOUT = 3.0
@@ -109,6 +118,69 @@ class CloudWatchProvider(BaseProvider):
             query.id: _buckets(points.get(query.id, {}), start, end, period) for query in queries
         }
 
+    def fetch_segment_series(
+        self,
+        queries: Sequence[Query],
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+        max_values: int = 50,
+    ) -> SegmentSeries:
+        check_period(period)
+        deadline = deadline_or_default(deadline, DEFAULT_BUDGET)
+        cut: list[tuple[Query, Query, str]] = []  # (per value, the query it cuts, value)
+        for query in queries:
+            for value in self._segment_values(query, dimension, deadline):
+                one = Query(
+                    f"{query.id}_{len(cut)}", query.text, query.context, segment=(dimension, value)
+                )
+                cut.append((one, query, value))
+        points = self._points([one for one, _, _ in cut], start, end, period, "Sum", deadline)
+        answers: SegmentSeries = {query.id: {} for query in queries}
+        for one, query, value in cut:
+            answers[query.id][value] = _buckets(points.get(one.id, {}), start, end, period)
+        return answers
+
+    def _segment_values(self, query: Query, dimension: str, deadline: float) -> list[str]:
+        """The values of ``dimension`` published for this metric with exactly the plan's
+        dimensions besides it (ListMetrics also returns metrics with more)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        fixed = {name: query.context.fill(value) for name, value in self.dimensions.items()}
+        filters = [{"Name": n, "Value": v} for n, v in fixed.items()] + [{"Name": dimension}]
+        kwargs: dict[str, Any] = {
+            "Namespace": self.namespace,
+            "MetricName": query.text,
+            "Dimensions": filters,
+            "RecentlyActive": "PT3H",
+        }
+        values: list[str] = []
+        try:
+            while len(values) < MAX_LISTED_VALUES:
+                client = self._client_within(remaining(deadline, "CloudWatch ListMetrics"))
+                page = client.list_metrics(**kwargs)
+                for metric in page.get("Metrics") or []:
+                    found = {d.get("Name"): d.get("Value") for d in metric.get("Dimensions") or []}
+                    value = found.pop(dimension, None)
+                    if isinstance(value, str) and found == fixed and value not in values:
+                        values.append(value)
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise ProviderError(
+                f"CloudWatch ListMetrics failed: {exc}", transient=code not in _PERMANENT
+            ) from exc
+        except BotoCoreError as exc:
+            if time.monotonic() >= deadline:
+                raise budget_spent(f"CloudWatch unreachable: {exc}") from exc
+            raise ProviderError(f"CloudWatch unreachable: {exc}") from exc
+        return sorted(values[:MAX_LISTED_VALUES])
+
     # -- GetMetricData -----------------------------------------------------------------
 
     def _points(
@@ -141,6 +213,8 @@ class CloudWatchProvider(BaseProvider):
             {"Name": name, "Value": query.context.fill(value)}
             for name, value in self.dimensions.items()
         ]
+        if query.segment is not None:
+            dimensions.append({"Name": query.segment[0], "Value": query.segment[1]})
         metric = {"Namespace": self.namespace, "MetricName": query.text, "Dimensions": dimensions}
         return {
             "Id": qid,

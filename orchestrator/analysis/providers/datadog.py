@@ -14,6 +14,11 @@ request's timeout is the configured one or the time left, whichever is shorter; 
 budget is a transient error. Timeouts and 5xx are transient; 400 (bad query) and 401/403
 (bad key) are permanent. Sparse counters report no series when nothing happened: wrap such
 numerators in ``default_zero()`` or the look stays inconclusive.
+
+Segments (``fetch_segment_series``): each query is sent grouped by the segment's tag
+(``sum:app.errors{...} by {browser}.as_count()``, inside any wrapper) and each series is
+read under the value of that tag in its ``group_tags`` (v2) or ``tag_set`` (v1); series
+without the tag (points not tagged) are left out.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -38,6 +44,7 @@ from .base import (
     IncompleteData,
     ProviderError,
     Query,
+    SegmentSeries,
     Series,
     budget_spent,
     check_period,
@@ -111,6 +118,26 @@ class DatadogProvider(BaseProvider):
         return self._v2_or_v1(
             partial(self._v2_series, queries, start, end, period, due),
             partial(self._v1_series, queries, start, end, period, due),
+            due,
+        )
+
+    def fetch_segment_series(
+        self,
+        queries: Sequence[Query],
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        period: int,
+        *,
+        deadline: float | None = None,
+        max_values: int = 50,
+    ) -> SegmentSeries:
+        check_period(period)
+        due = _deadline(deadline)
+        grouped = [replace(q, text=_grouped_by(q.text, dimension)) for q in queries]
+        return self._v2_or_v1(
+            partial(self._v2_series, grouped, start, end, period, due, dimension),
+            partial(self._v1_series, grouped, start, end, period, due, dimension),
             due,
         )
 
@@ -201,7 +228,8 @@ class DatadogProvider(BaseProvider):
         end: datetime,
         period: int,
         deadline: float,
-    ) -> dict[str, Series]:
+        tag: str | None = None,
+    ) -> Any:
         from datadog_api_client.v2.api.metrics_api import MetricsApi
         from datadog_api_client.v2.model.metrics_data_source import MetricsDataSource
         from datadog_api_client.v2.model.metrics_timeseries_query import MetricsTimeseriesQuery
@@ -223,7 +251,7 @@ class DatadogProvider(BaseProvider):
         )
 
         api = MetricsApi(self._api_client())  # type: ignore[no-untyped-call]
-        answers: dict[str, Series] = {}
+        answers: dict[str, Any] = {}
         for names in _batches(queries):
             metrics = [
                 MetricsTimeseriesQuery(
@@ -245,7 +273,10 @@ class DatadogProvider(BaseProvider):
             )
             request = partial(api.query_timeseries_data, body=body)
             response = self._call(request, "v2 timeseries", deadline, v2=True)
-            answers |= _timeseries_values(response, names, start, end, period)
+            if tag is None:
+                answers |= _timeseries_values(response, names, start, end, period)
+            else:
+                answers |= _timeseries_groups(response, names, tag, start, end, period)
         return answers
 
     # -- v1 ----------------------------------------------------------------------------
@@ -266,11 +297,18 @@ class DatadogProvider(BaseProvider):
         end: datetime,
         period: int,
         deadline: float,
-    ) -> dict[str, Series]:
-        answers: dict[str, Series] = {}
+        tag: str | None = None,
+    ) -> Any:
+        answers: dict[str, Any] = {}
         for query in queries:
             response = self._v1_query(_with_rollup(query.text, period), start, end, deadline)
-            answers[query.id] = _buckets(_v1_points(response, query), start, end, period)
+            if tag is None:
+                answers[query.id] = _buckets(_v1_points(response, query), start, end, period)
+            else:
+                answers[query.id] = {
+                    value: _buckets(points, start, end, period)
+                    for value, points in _v1_groups(response, query, tag).items()
+                }
         return answers
 
     def _v1_query(self, text: str, start: datetime, end: datetime, deadline: float) -> Any:
@@ -546,6 +584,99 @@ def _timeseries_values(
                 merged[stamp / 1000] = merged.get(stamp / 1000, 0.0) + value
     _body_errors(body, any(points.values()), where)
     return {qid: _buckets(found, start, end, period) for qid, found in points.items()}
+
+
+def _grouped_by(text: str, tag: str) -> str:
+    """``text`` grouped by ``tag`` as well: ``by {tag}`` after its scope (or added to its
+    group-by), inside wrappers such as ``default_zero(...)``; a query that is not a plain
+    metric query cannot be grouped and is refused (the plan's query needs rewriting)."""
+    wrappers: list[str] = []
+    core = text
+    while (match := _WRAPPER.match(core)) and not _METRIC_QUERY.match(core):
+        wrappers.append(match[1])
+        core = match[2]
+    if not _METRIC_QUERY.match(core):
+        raise ProviderError(f"cannot group {text!r} by {{{tag}}}", transient=False)
+    by = re.search(r"\s*by\s*\{([^{}]*)\}", core)
+    if by:
+        keys = [k.strip() for k in by[1].split(",") if k.strip()]
+        keys += [] if tag in keys else [tag]
+        core = core[: by.start()] + f" by {{{','.join(keys)}}}" + core[by.end() :]
+    else:
+        scope_end = core.index("}") + 1
+        core = core[:scope_end] + f" by {{{tag}}}" + core[scope_end:]
+    for name in reversed(wrappers):
+        core = f"{name}({core.strip()})"
+    return core.strip()
+
+
+def _group_value(tags: Any, tag: str, where: str) -> str | None:
+    if not isinstance(tags, list):
+        raise ProviderError(f"Datadog {where}: malformed body, group tags {tags!r}")
+    for item in tags:
+        key, _, value = str(item).partition(":")
+        if key == tag and value:
+            return value
+    return None
+
+
+def _timeseries_groups(
+    body: Any, names: dict[str, Query], tag: str, start: datetime, end: datetime, period: int
+) -> dict[str, dict[str, Series]]:
+    """Like ``_timeseries_values``, one series per value of ``tag`` in ``group_tags``."""
+    where = "v2 timeseries"
+    times = _field(body, "data.attributes.times", list, where) or []
+    series = _field(body, "data.attributes.series", list, where) or []
+    values = _field(body, "data.attributes.values", list, where) or []
+    if len(values) != len(series):
+        raise ProviderError(
+            f"Datadog {where}: malformed body, {len(series)} series and {len(values)} value lists"
+        )
+    formulas = list(names.values())
+    points: dict[str, dict[str, dict[float, float]]] = {query.id: {} for query in formulas}
+    for described, row in zip(series, values, strict=True):
+        index = described.get("query_index") if isinstance(described, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(formulas):
+            raise ProviderError(f"Datadog {where}: malformed body, query_index {index!r}")
+        if not isinstance(row, list) or len(row) != len(times):
+            raise ProviderError(f"Datadog {where}: malformed body, values do not match times")
+        query = formulas[index]
+        group = _group_value(described.get("group_tags") or [], tag, where)
+        if group is None:
+            continue
+        merged = points[query.id].setdefault(group, {})
+        for moment, raw in zip(times, row, strict=True):
+            value = _number(raw, f"{where} {query.text!r}")
+            stamp = _number(moment, f"{where} times")
+            if value is not None and stamp is not None:
+                merged[stamp / 1000] = merged.get(stamp / 1000, 0.0) + value
+    _body_errors(body, any(points.values()), where)
+    return {
+        qid: {group: _buckets(found, start, end, period) for group, found in by_group.items()}
+        for qid, by_group in points.items()
+    }
+
+
+def _v1_groups(body: Any, query: Query, tag: str) -> dict[str, dict[float, float]]:
+    """``_v1_points`` per value of ``tag`` in each series' ``tag_set``."""
+    where = f"v1 query {query.text!r}"
+    if not isinstance(body, dict):
+        raise ProviderError(f"Datadog {where}: malformed body, not an object")
+    if str(body.get("status", "ok")) == "error":
+        raise ProviderError(f"Datadog {where}: {body.get('error')}", transient=False)
+    groups: dict[str, dict[float, float]] = {}
+    for series in _field(body, "series", list, where) or []:
+        group = _group_value(_field(series, "tag_set", list, where) or [], tag, where)
+        if group is None:
+            continue
+        points = groups.setdefault(group, {})
+        for point in _field(series, "pointlist", list, where) or []:
+            if not isinstance(point, list) or len(point) < 2:
+                raise ProviderError(f"Datadog {where}: malformed point {point!r}")
+            stamp, value = _number(point[0], where), _number(point[1], where)
+            if stamp is not None and value is not None:
+                points[stamp / 1000] = points.get(stamp / 1000, 0.0) + value
+    return groups
 
 
 def _v1_points(body: Any, query: Query) -> dict[float, float]:
