@@ -21,6 +21,7 @@ from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement, deadline_or_default
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
 from .schedule import in_warm_up, judged_from, look_at
+from .segments import judge_segments, metric_look
 from .split import served_split
 
 # Metrics land with a delay; one extra second keeps the window's end inclusive.
@@ -95,20 +96,24 @@ def evaluate(
     except Exception as exc:  # e.g. a secret that cannot be read
         return _unmeasured(spec, f"no provider: {exc}", rollout.tally, warm_up, look.number)
     named = contexts(rollout)
-    measured = measure(provider, spec, named, start, now + _END_SLACK, deadline=deadline)
+    measured = measure(
+        provider, spec, named, start, now + _END_SLACK, deadline=deadline, segments=True
+    )
     canary_name, baseline_name = plan.canary.name, plan.stable.name
     verdicts = [
         _judged(
             metric,
             measured[metric.name, canary_name],
             measured[metric.name, baseline_name],
-            look,
+            metric_look(spec, metric, look),
             spec,
             rollout.noise.get(metric.name),
             warm_up,
         )
         for metric in spec.judged_metrics()
     ]
+    arms = (canary_name, baseline_name)
+    verdicts = judge_segments(spec, verdicts, measured, arms, look, rollout.noise, warm_up)
     verdict, tally = combine(verdicts, spec.limits, rollout.tally, look.number, warm_up=warm_up)
     return replace(verdict, split=served_split(rollout, measured)), tally
 
