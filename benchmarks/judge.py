@@ -42,6 +42,8 @@ from orchestrator.models.analysis import Direction, Noise
 
 SEED = 20240607
 ROLLOUTS = int(os.environ.get("EDGESHIFT_BENCH_ROLLOUTS", "2000"))
+# Comma-separated scenario names to run (default: all), for iterating on a few.
+ONLY = tuple(n for n in os.environ.get("EDGESHIFT_BENCH_SCENARIOS", "").split(",") if n)
 STAGES = (5.0, 25.0, 50.0)
 LOOKS = 10
 PER_MINUTE = 20_000
@@ -62,11 +64,15 @@ class Scenario:
     warm_up: float = 1.0  # the canary's rate factor in the first two minutes of a stage
     initial_delay: int = 0
     bake_from_forecast: bool = False  # bake each stage as the feasibility forecast says
+    segments: int = 0  # browser values declared and drawn (SEGMENT_MIX), 0: none
+    broken_share: float = 0.0  # traffic share of a browser where the canary always fails
 
     @property
     def healthy(self) -> bool:
         """Should be promoted: as good as the baseline, or worse by less than half the
         tolerance (1.2x of a 1.5x tolerance), which no team wants rolled back."""
+        if self.broken_share:
+            return False
         return self.canary_rate <= self.baseline_rate * 1.2 + 1e-12 and (
             self.direction is Direction.LOWER or self.canary_rate == self.baseline_rate
         )
@@ -101,6 +107,9 @@ SCENARIOS = (
     Scenario(
         "healthy-conversion-forecast-bake", 0.05, 0.05, Direction.HIGHER, bake_from_forecast=True
     ),
+    _error("segments-healthy-20", 1.0, segments=20, noise=0.1),
+    _error("segment-broken-0.5pct", 1.0, segments=20, noise=0.1, broken_share=0.005),
+    _error("segment-broken-0.1pct", 1.0, segments=20, noise=0.1, broken_share=0.001),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),
@@ -129,6 +138,7 @@ def plan_for(scenario: Scenario) -> RolloutPlan:
                 "namespace": "Bench",
                 "metrics": [metric],
                 "initial_delay": scenario.initial_delay,
+                "segments": [{"by": "browser"}] if scenario.segments else [],
             },
         }
     )
@@ -218,6 +228,128 @@ class Traffic:
         ]
 
 
+# Browser shares of the traffic and their own error rates relative to the scenario's:
+# a few large families, a long tail; old browsers fail more. Scaled to sum to 1.
+SEGMENT_MIX = (
+    ("chrome-131", 0.30, 0.8),
+    ("safari-18", 0.16, 0.9),
+    ("chrome-130", 0.09, 0.8),
+    ("edge-131", 0.08, 0.9),
+    ("safari-17", 0.07, 1.1),
+    ("samsung-26", 0.05, 1.3),
+    ("firefox-133", 0.045, 1.0),
+    ("chrome-129", 0.035, 1.0),
+    ("safari-16", 0.03, 1.5),
+    ("firefox-132", 0.025, 1.0),
+    ("opera-114", 0.02, 1.2),
+    ("edge-130", 0.018, 1.0),
+    ("chrome-109", 0.015, 2.0),
+    ("samsung-25", 0.012, 1.4),
+    ("safari-15", 0.01, 2.0),
+    ("firefox-115", 0.008, 1.8),
+    ("yandex-24", 0.006, 1.5),
+    ("ucbrowser-15", 0.005, 3.0),
+    ("other", 0.004, 3.0),
+    ("ie-11", 0.003, 4.0),
+)
+SEGMENT_NOISE = 0.2  # log-sd of each browser's rate per fleet and minute, beside the fleet's
+BROKEN = "broken-1"
+
+
+def segment_mix(scenario: Scenario) -> list[tuple[str, float, float]]:
+    """(value, share, rate) of each browser; a broken one takes ``broken_share``. The
+    rates are scaled so that the traffic's rate is the scenario's."""
+    mix = SEGMENT_MIX[: scenario.segments]
+    total = sum(share for _, share, _ in mix)
+    rest = 1 - scenario.broken_share
+    rows = [(name, share / total * rest, factor) for name, share, factor in mix]
+    mean = sum(share * factor for _, share, factor in rows) / rest
+    rows = [(name, share, factor / mean) for name, share, factor in rows]
+    if scenario.broken_share:
+        rows.append((BROKEN, scenario.broken_share, 1.0))
+    return rows
+
+
+class SegmentTraffic(Traffic):
+    """Counts per browser, drawn per fleet and minute with each browser's own noise; the
+    totals are their sums, so the peers see exactly what the segments add up to."""
+
+    def __init__(self, scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> None:
+        super().__init__(scenario, plan, rng)
+        self.mix = segment_mix(scenario)
+        self.cut: dict[tuple[int, int], dict[str, tuple[Counts, Counts]]] = {}
+
+    def _segment_rate(self, rate: float) -> float:
+        return rate * math.exp(self.rng.gauss(0, SEGMENT_NOISE) - SEGMENT_NOISE**2 / 2)
+
+    def _draw(self, n: int, rate: float, name: str, canary: bool) -> Counts:
+        size = max(0, n)
+        if canary and name == BROKEN:
+            return Counts(size, size)
+        return Counts(binomial(self.rng, size, min(1.0, self._segment_rate(rate))), size)
+
+    def pair(self, stage: int, look: int) -> tuple[Counts, Counts]:
+        if (stage, look) not in self.drawn:
+            weight = self.plan.stages[stage].weight
+            minutes = self.plan.stages[stage].interval / 60
+            fleet = (self._rate(1.0), self._rate(1.0))  # each fleet's factor this minute
+            cut: dict[str, tuple[Counts, Counts]] = {}
+            for name, share, factor in self.mix:
+                requests = _poisson(self.rng, self.scenario.per_minute * minutes * share)
+                canary_n = binomial(self.rng, requests, weight / 100)
+                rate = self.scenario.baseline_rate * factor
+                cut[name] = (
+                    self._draw(canary_n, rate * fleet[0], name, True),
+                    self._draw(requests - canary_n, rate * fleet[1], name, False),
+                )
+            self.cut[stage, look] = cut
+            self.drawn[stage, look] = (
+                sum((c for c, _ in cut.values()), Counts(0, 0)),
+                sum((b for _, b in cut.values()), Counts(0, 0)),
+            )
+        return self.drawn[stage, look]
+
+    def history(self) -> list[dict[str, tuple[int, int]]]:
+        """The stable fleet's last hour drawn the same way, browser by browser: the noise
+        preflight measures includes theirs."""
+        rows = []
+        for _ in range(HISTORY_MINUTES):
+            fleet, errors, total = self._rate(1.0), 0, 0
+            for name, share, factor in self.mix:
+                requests = _poisson(self.rng, self.scenario.per_minute * share)
+                rate = self.scenario.baseline_rate * factor * fleet
+                drawn = self._draw(requests, rate, name, False)
+                errors, total = errors + drawn.errors, total + drawn.total
+            rows.append({self.metric: (errors, total)})
+        return rows
+
+    def source(self, window: Window) -> dict[str, dict[str, Any]]:
+        counts: dict[str, dict[str, Any]] = dict(super().source(window))
+        cut = self.cut[window.stage, window.look]
+        counts[self.metric] = counts[self.metric] | {
+            "segments": {
+                f"browser={name}": {
+                    "canary": (c.errors, c.total),
+                    "baseline": (b.errors, b.total),
+                }
+                for name, (c, b) in cut.items()
+                if c.total or b.total
+            }
+        }
+        return counts
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """Requests of one browser in one minute: Poisson, normal beyond small means."""
+    if mean > 60:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    threshold, k, product = math.exp(-mean), 0, rng.random()
+    while product > threshold:
+        k += 1
+        product *= rng.random()
+    return k
+
+
 @dataclass
 class Result:
     rolled_back: bool = False
@@ -234,7 +366,7 @@ _PEERS: dict[str, PeerJudge] = {}
 
 def simulate(scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> dict[str, Result]:
     """One rollout; every judge sees the same counts. Returns each judge's result."""
-    traffic = Traffic(scenario, plan, rng)
+    traffic = (SegmentTraffic if scenario.segments else Traffic)(scenario, plan, rng)
     history = traffic.history()
     results = {name: Result() for name in JUDGES}
     ours = results["edgeshift"]
@@ -319,7 +451,7 @@ _PEERS.update(
 )
 
 
-def run(rollouts: int = ROLLOUTS, names: tuple[str, ...] = ()) -> Iterator[dict[str, object]]:
+def run(rollouts: int = ROLLOUTS, names: tuple[str, ...] = ONLY) -> Iterator[dict[str, object]]:
     for scenario in SCENARIOS:
         if names and scenario.name not in names:
             continue
