@@ -1,4 +1,5 @@
-"""Page a person when a rollout fails, rolls back, or cannot even roll back."""
+"""Page a person when a rollout fails, rolls back, cannot even roll back, or finds the edge
+serving a split other than the plan's."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ METRIC_NAMESPACE = "edgeshift"
 # State names in orchestrator/workflow/rollout.asl.json (a test checks they exist there).
 ROLLBACK_STATE = "Rollback"
 ROLLBACK_FAILED_STATE = "RollbackFailed"
+# The Analyze task's powertools metric (orchestrator/workflow/tasks.py) on a split mismatch.
+TASK_METRIC_NAMESPACE = "EdgeShift"
+TASK_SERVICE = "edgeshift-workflow"
+SPLIT_MISMATCH_METRIC = "SplitMismatch"
 
 
 class RolloutAlarms(Construct):
-    """Three alarms on one encrypted topic; subscribe the on-call rota to `topic`."""
+    """Four alarms on one encrypted topic; subscribe the on-call rota to `topic`."""
 
     def __init__(
         self,
@@ -68,6 +73,18 @@ class RolloutAlarms(Construct):
             "RollbackFailed",
             rollback_failures,
             "A rollback FAILED: canary traffic may still flow. Set the route weights by hand.",
+        )
+        self.split_mismatch = self._alarm(
+            "SplitMismatch",
+            cloudwatch.Metric(
+                namespace=TASK_METRIC_NAMESPACE,
+                metric_name=SPLIT_MISMATCH_METRIC,
+                dimensions_map={"service": TASK_SERVICE},
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
+            "The edge serves the canary a share of requests outside the plan's split "
+            "tolerance: see runbooks/edge-split-mismatch.md.",
         )
 
     def _state_entered(

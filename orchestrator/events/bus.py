@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -28,6 +29,8 @@ DETAIL_TYPES = {
     "promoted": "Rollout Promoted",
     "rolled_back": "Rollout Rolled Back",
     "failed": "Rollout Failed",
+    # Not a state change: a look found the edge serving a share other than the weight.
+    "split_mismatch": "Rollout Split Mismatch",
 }
 _log = logging.getLogger(__name__)
 
@@ -37,7 +40,10 @@ def _client() -> Any:
     return boto3.client("events")
 
 
-def lifecycle_event(kind: str, rollout: Rollout) -> dict[str, Any]:
+def lifecycle_event(
+    kind: str, rollout: Rollout, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``extra`` adds to (or overrides) the detail, e.g. the evidence of a split mismatch."""
     target = rollout.plan.target
     return {
         "Source": SOURCE,
@@ -53,17 +59,21 @@ def lifecycle_event(kind: str, rollout: Rollout) -> dict[str, Any]:
                 "canary_weight": rollout.canary_weight_bp / 100,
                 "canary_version": rollout.plan.canary.version,
                 "reason": rollout.reason,
+                **(extra or {}),
             }
         ),
     }
 
 
-def publish(kind: str, rollout: Rollout, client: Any = None) -> bool:
+def publish(
+    kind: str, rollout: Rollout, client: Any = None, *, extra: Mapping[str, Any] | None = None
+) -> bool:
     """Send one lifecycle event; returns False (and logs) instead of raising."""
     if kind not in DETAIL_TYPES:
         return False
     try:
-        answer = (client or _client()).put_events(Entries=[lifecycle_event(kind, rollout)])
+        event = lifecycle_event(kind, rollout, extra)
+        answer = (client or _client()).put_events(Entries=[event])
     except (BotoCoreError, ClientError) as exc:
         _log.warning("event %s for %s not published: %s", kind, rollout.rollout_id, exc)
         return False

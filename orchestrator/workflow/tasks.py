@@ -131,7 +131,7 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = take_look(rollout, utcnow())
     verdict, decision = step.verdict, step.decision
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
-    transitions.commit(
+    looked = transitions.commit(
         _store(),
         rollout,
         "analysis",
@@ -144,6 +144,12 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
         **step.changes,
     )
     metrics.add_metric(name=f"Verdict_{verdict.outcome.value}", unit=MetricUnit.Count, value=1)
+    split = verdict.split
+    if split is not None and split.outcome == "mismatch":
+        # Whatever the policy does about it, someone should know the edge is off the plan.
+        evidence = {"reason": split.reason, "split": split.as_dict()}
+        publish("split_mismatch", looked, extra=evidence)
+        metrics.add_metric(name="SplitMismatch", unit=MetricUnit.Count, value=1)
     return decision.as_payload()
 
 

@@ -20,10 +20,16 @@ def _alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {a["Properties"]["MetricName"]: a["Properties"] for a in alarms}
 
 
-def test_three_alarms_notify_the_encrypted_topic(synthesized: Synthesized) -> None:
-    """Execution failed, rollback happened, rollback failed: each fires on one occurrence."""
+def test_four_alarms_notify_the_encrypted_topic(synthesized: Synthesized) -> None:
+    """Execution failed, rollback happened, rollback failed, split mismatch: each fires on
+    one occurrence."""
     alarms = _alarms(synthesized)
-    assert set(alarms) == {"ExecutionsFailed", "RollbackEntered", "RollbackFailedEntered"}
+    assert set(alarms) == {
+        "ExecutionsFailed",
+        "RollbackEntered",
+        "RollbackFailedEntered",
+        "SplitMismatch",
+    }
     (topic_id,) = resources(synthesized.orchestrator, "AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
@@ -71,3 +77,15 @@ def test_rollback_alarms_count_states_that_exist_in_the_definition(
         assert f'$.details.name = "{state}"' in props["FilterPattern"]
         assert props["MetricTransformations"][0]["MetricNamespace"] == METRIC_NAMESPACE
         assert _alarms(synthesized)[metric]["Namespace"] == METRIC_NAMESPACE
+
+
+def test_split_mismatch_alarm_reads_the_analyze_tasks_metric(synthesized: Synthesized) -> None:
+    """The alarm reads the metric the Analyze task emits (powertools: namespace EdgeShift,
+    dimension service=edgeshift-workflow), not a name nobody publishes."""
+    from orchestrator.workflow import tasks
+
+    alarm = _alarms(synthesized)["SplitMismatch"]
+    assert alarm["Namespace"] == "EdgeShift" == tasks.metrics.namespace
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "edgeshift-workflow"}]
+    assert tasks.metrics.service == "edgeshift-workflow"
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 60

@@ -46,7 +46,7 @@ README = RUNBOOKS.parent / "README.md"
 # Shows how the README of the project points at the runbooks index.
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 # The alarm names (stacks/alarms.py) and lifecycle detail-types (orchestrator/events/bus.py).
-ALARMS = ("ExecutionFailed", "RollbackHappened", "RollbackFailed")
+ALARMS = ("ExecutionFailed", "RollbackHappened", "RollbackFailed", "SplitMismatch")
 
 
 @dataclass
