@@ -116,6 +116,25 @@ BAD_PLANS: list[tuple[str, str, Any, str]] = [
         "policies.on_split_mismatch",
     ),
     ("edge-settle-negative", "analysis.edge_settle", -1, "analysis.edge_settle"),
+    ("segment-dimension-unknown", "analysis.segments", [{"by": "os"}], "analysis.segments.0.by"),
+    (
+        "segment-tag-without-group-by",
+        "analysis.segments",
+        [{"by": "browser", "tag": "sum:app.errors{*}"}],
+        "analysis.segments.0.tag",
+    ),
+    (
+        "segment-max-values-zero",
+        "analysis.segments",
+        [{"by": "browser", "max_values": 0}],
+        "analysis.segments.0.max_values",
+    ),
+    (
+        "segment-max-values-over-200",
+        "analysis.segments",
+        [{"by": "browser", "max_values": 201}],
+        "analysis.segments.0.max_values",
+    ),
     (
         "invalidation-bad-path",
         "invalidation",
@@ -157,6 +176,20 @@ RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
         "1m",
         "(plan)",
         ["analysis.initial_delay", "stage 1", "8s"],
+    ),
+    (
+        "segment-metric-not-in-the-plan",
+        "analysis.segments",
+        [{"by": "browser", "metrics": ["latency"]}],
+        "analysis",
+        ["analysis.segments.0.metrics", "'latency'", "error-rate"],
+    ),
+    (
+        "segment-dimension-twice",
+        "analysis.segments",
+        [{"by": "country"}, {"by": "country"}],
+        "analysis",
+        ["analysis.segments.1.by", "'country'"],
     ),
     (
         "split-metric-not-a-ratio-metric",
