@@ -251,6 +251,14 @@ ROWS: list[tuple[str, str, str, list[str]]] = [
     ),
     (
         "park",
+        "pause lands before stage 1 is applied",
+        "stage held back, applied after resume; PROMOTED",
+        [
+            f"{PK}::test_a_pause_before_the_first_stage_holds_it_back_then_applies_it",
+        ],
+    ),
+    (
+        "park",
         "nobody answers a pause",
         "re-parked each re-read; rolled back at max_pause",
         [

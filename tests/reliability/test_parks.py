@@ -172,6 +172,16 @@ def _abort_now(service: RolloutService, rid: str) -> None:
     service.abort(rid, "oncall", "error budget burning")
 
 
+def _pause_now(service: RolloutService, rid: str) -> None:
+    service.pause(rid, "oncall", "hold the first stage")
+
+
+def resume_when_paused(s: Scenario, stack: LocalStack, service: RolloutService, rid: str):
+    parked = _parked(service, rid, RolloutStatus.PAUSED)
+    s.notes["stage_while_paused"] = parked.stage_index
+    service.resume(rid, "oncall", "go on")
+
+
 def _action(answer: Any) -> str:
     return str((answer or {}).get("action", ""))
 
@@ -190,6 +200,11 @@ SCENARIOS = {
         Scenario("promote-before-hold", before_task={"hold": _promote_now}, steer=pause_and_wait),
         Scenario("abort-before-hold", before_task={"hold": _abort_now}, steer=pause_and_wait),
         Scenario("pause-runs-out", policies={"max_pause": 5}, steer=pause_and_wait),
+        Scenario(
+            "pause-before-first-stage",
+            before_task={"apply-stage": _pause_now},
+            steer=resume_when_paused,
+        ),
         Scenario("console-stop-paused", steer=stop_while_paused),
         Scenario("console-stop-approval", approval_stage=0, steer=stop_while_awaiting_approval),
         *[
@@ -426,4 +441,16 @@ def test_a_task_whose_response_is_lost_after_its_commit_is_retried_safely(
         e.detail["stage"] for e in service.events(s.rollout.rollout_id) if e.kind == "stage_applied"
     ]
     assert len(stages) == len(set(stages)), stages
+    _consistent(service, s)
+
+
+def test_a_pause_before_the_first_stage_holds_it_back_then_applies_it(outcomes, service):
+    """GIVEN a pause that lands before stage 1 is applied WHEN it is resumed THEN stage 1 is
+    applied and the rollout goes on to PROMOTED (no rollback for "nothing to judge")."""
+    s = outcomes["pause-before-first-stage"]
+    assert s.notes.get("before_apply-stage")
+    assert s.notes["stage_while_paused"] == -1
+    assert s.final.status is RolloutStatus.PROMOTED, s.final.reason
+    kinds = _kinds(service, s)
+    assert kinds.index("paused") < kinds.index("resumed") < kinds.index("stage_applied")
     _consistent(service, s)

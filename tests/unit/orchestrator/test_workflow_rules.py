@@ -257,3 +257,22 @@ def test_a_three_hour_plan_with_one_minute_looks_fits_easily():
     ]
     plan = RolloutPlan.model_validate(document)
     assert estimated_history_events(plan.stages, plan.policies) < HISTORY_EVENT_BUDGET / 2
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (ControlAction.PAUSE, Action.PAUSE),
+        (ControlAction.ABORT, Action.ROLLBACK),
+        (None, Action.APPLY),
+    ],
+)
+def test_a_request_before_the_first_stage_is_honoured_then_the_stage_applied(action, expected):
+    """A pause (or abort) that arrives before stage 1 is applied is honoured, and once it is
+    resumed the first stage is applied: no rollback for "nothing to judge"."""
+    control = ControlRequest(action=action, actor="oncall", at=T0) if action else None
+    rollout = _running(_plan(), stage_index=-1, stage_started_at=None, control=control)
+    decision = decide(rollout, _verdict(Outcome.INCONCLUSIVE), _at(5))
+    assert decision.action is expected
+    if expected is Action.APPLY:
+        assert decision.stage == 0
