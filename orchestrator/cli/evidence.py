@@ -47,6 +47,16 @@ class MetricEvidence:
     dispersion: float | None = None  # variance factor over binomial the tests used
     dispersion_source: str | None = None
     warm_up: bool = False
+    segments: tuple[SegmentEvidence, ...] = ()  # plans with analysis.segments
+
+
+@dataclass(frozen=True)
+class SegmentEvidence:
+    """One segment value of a metric at one look (``browser=ie-11``)."""
+
+    name: str
+    outcome: str  # pass, fail, inconclusive or not_judged
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,20 @@ def _metric(entry: Mapping[str, Any], index: int) -> MetricEvidence:
         if isinstance(entry.get("dispersion_source"), str)
         else None,
         warm_up=entry.get("warm_up") is True,
+        segments=_segments(entry.get("segments")),
+    )
+
+
+def _segments(entries: Any) -> tuple[SegmentEvidence, ...]:
+    if not isinstance(entries, list):
+        return ()
+    return tuple(
+        SegmentEvidence(
+            str(entry.get("name") or "?"),
+            str(entry.get("outcome") or "unknown"),
+            str(entry.get("reason") or ""),
+        )
+        for entry in (_mapping(e) for e in entries)
     )
 
 

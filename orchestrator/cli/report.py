@@ -203,6 +203,9 @@ def _metric_panel(axis: Any, name: str, all_looks: Sequence[Look]) -> None:
     )
     axis.set_ylabel(name)
     axis.legend(loc="upper left", fontsize=8)
+    failing = [s.reason for _, m in points for s in m.segments if s.outcome == "fail"]
+    if failing:  # the segment that failed the canary, as the verdict states it
+        axis.set_title(failing[-1], fontsize=8, color=OUTCOME_COLOURS["fail"], loc="left")
 
 
 def _y(metric: Any) -> float:

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from orchestrator.models import RolloutStatus, format_duration
 
-from .evidence import Look, MetricEvidence, looks, metric_names
+from .evidence import Look, MetricEvidence, SegmentEvidence, looks, metric_names
 
 if TYPE_CHECKING:
     from orchestrator.models import AuditEvent, Rollout
@@ -257,7 +257,24 @@ def _last_decision(all_looks: Sequence[Look]) -> RenderableType:
         text.append(metric.reason or metric.outcome)
         if numbers:
             text.append(f"\n    {numbers}", style="dim")
+        if metric.segments:
+            text.append(f"\n    {segment_summary(metric.segments)}", style="dim")
+            for segment in metric.segments:
+                if segment.outcome == "fail":
+                    text.append(f"\n    {segment.reason}", style="bold red")
     return text
+
+
+def segment_summary(segments: Sequence[SegmentEvidence]) -> str:
+    """``segments: 1 fail, 12 inconclusive, 3 not judged (browser=ie-11, ...)``."""
+    counts: dict[str, int] = {}
+    for segment in segments:
+        counts[segment.outcome] = counts.get(segment.outcome, 0) + 1
+    order = ("fail", "pass", "inconclusive", "not_judged")
+    parts = [f"{counts[o]} {o.replace('_', ' ')}" for o in order if counts.get(o)]
+    small = [s.name for s in segments if s.outcome == "not_judged"]
+    listed = f" ({', '.join(small[:5])}{', ...' if len(small) > 5 else ''})" if small else ""
+    return "segments: " + ", ".join(parts) + listed
 
 
 def _numbers(metric: MetricEvidence) -> str:

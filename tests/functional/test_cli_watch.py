@@ -392,3 +392,26 @@ def test_status_watch_of_an_unknown_rollout_exits_4(store):
     result = CliRunner().invoke(cli, ["status", "r-nope", "--watch"])
     assert result.exit_code == 4
     assert "r-nope" in result.output
+
+
+def test_the_last_look_shows_its_segments_and_the_failing_one(three_stages):
+    """GIVEN a look whose metric failed for one browser WHEN rendered THEN the screen counts
+    the segments by outcome, names those not judged, and shows the failing one's reason."""
+    rollout = _running(three_stages)
+    events = _events(rollout)
+    why = "fails for browser=ie-11: canary 100% vs baseline 1.2% errors (40 requests)"
+    failed = _metric("fail", (60, 4000), (20, 4000)) | {
+        "segments": [
+            {"name": "browser=ie-11", "outcome": "fail", "reason": why},
+            {"name": "browser=chrome-131", "outcome": "inconclusive", "reason": "not yet"},
+            {"name": "browser=other", "outcome": "not_judged", "reason": "too few requests"},
+        ]
+    }
+    last = events[-1]
+    detail = last.detail | {"verdict": {"outcome": "fail", "reason": "", "metrics": [failed]}}
+    events[-1] = last.model_copy(update={"detail": detail})
+
+    screen = _text(render(rollout, events, T0 + timedelta(seconds=470)), width=200)
+
+    assert "segments: 1 fail, 1 inconclusive, 1 not judged (browser=other)" in screen
+    assert why in screen
