@@ -223,6 +223,12 @@ class RolloutService:
             if rollout.status is RolloutStatus.AWAITING_APPROVAL
             else Decision(Action.BAKE, index, 1, f"resumed by {actor}")
         )
+        # After a split_mismatch pause, the split is judged again from now on: the person
+        # fixed the edge or accepted the drift, and the periods that paused it stay in the
+        # audit trail instead of pausing it again at the next look.
+        split_from = (
+            utcnow() if rollout.reason.startswith("split_mismatch") else rollout.split_from
+        )
         after = self._release_hold(
             rollout,
             "resumed",
@@ -231,6 +237,7 @@ class RolloutService:
             RolloutStatus.RUNNING,
             output=step.as_payload(),
             detail={"next": step.as_payload()},
+            split_from=split_from,
         )
         publish("resumed", after, self.eventbridge)
         return after
@@ -389,6 +396,7 @@ class RolloutService:
         output: dict[str, Any] | None = None,
         error: str = "",
         detail: dict[str, Any] | None = None,
+        **changes: Any,
     ) -> Rollout:
         """Answer the task token a PAUSED or AWAITING_APPROVAL execution is parked on.
 
@@ -412,6 +420,7 @@ class RolloutService:
             detail={**(detail or {}), "wake": wake},
             status=status,
             reason=why if status is not RolloutStatus.RUNNING else rollout.reason,
+            **changes,
         )
         return self._wake(after, wake)
 

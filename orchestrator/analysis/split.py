@@ -162,9 +162,11 @@ def served_split(
             return SplitCheck(None, weight, low, high, "unknown", reason)
     assert canary is not None and baseline is not None
     ours, theirs = canary.series or {}, baseline.series or {}
+    since = rollout.split_from
     periods = [
         (ours.get(moment, Counts(0, 0)).total, theirs.get(moment, Counts(0, 0)).total)
         for moment in sorted(set(ours) | set(theirs))
+        if since is None or moment >= since
     ]
     stage = plan.stages[min(rollout.stage_index, len(plan.stages) - 1)]
     looks = stage.looks(plan.extension(stage))

@@ -143,6 +143,11 @@ class Rollout(BaseModel):
     parked_until: datetime | None = Field(
         default=None, description="while parked: when max_pause or approval_timeout runs out"
     )
+    split_from: datetime | None = Field(
+        default=None,
+        description="the served-split check counts from here: set by a resume after a "
+        "split_mismatch pause, so the periods that paused it are not judged again",
+    )
     tally: StageTally = Field(default_factory=StageTally, description="the current stage's")
     noise: dict[str, Noise] = Field(
         default_factory=dict, description="per metric, the stable fleet's noise at preflight"

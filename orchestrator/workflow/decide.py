@@ -49,12 +49,14 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     stage, index = rollout.stage, rollout.stage_index
     policies = rollout.plan.policies
     control = rollout.control
-    if stage is None or rollout.stage_started_at is None:
+    if index == -1 and rollout.stage_started_at is None:
         # ApplyStage holds the first stage back while a person's request is pending: honour
         # it (nothing to judge yet, no canary traffic), then apply the first stage.
         if control is not None:
             return _honour(control, index, policies)
         return Decision(Action.APPLY, 0, 0, "no stage applied yet: applying the first")
+    if stage is None or rollout.stage_started_at is None:
+        return Decision(Action.ROLLBACK, index, 0, "no stage is applied: nothing to judge")
     if control is not None and not _overruled(control, verdict):
         return _honour(control, index, policies)
     if (now - rollout.created_at).total_seconds() >= policies.max_duration:

@@ -61,7 +61,12 @@ def take_look(
 def stage_started(index: int, now: datetime, rollout: Rollout | None = None) -> dict[str, Any]:
     """The rollout's fields once stage ``index`` is applied: its clock, a fresh tally, and
     the noise the stage before measured on the comparison itself, learned into the prior."""
-    changes: dict[str, Any] = {"stage_index": index, "stage_started_at": now, "tally": StageTally()}
+    changes: dict[str, Any] = {
+        "stage_index": index,
+        "stage_started_at": now,
+        "tally": StageTally(),
+        "split_from": None,
+    }
     if rollout is not None and rollout.tally.noise:
         changes["noise"] = learn(rollout.noise, rollout.tally.noise, rollout.stage_index + 1)
     return changes

@@ -225,3 +225,14 @@ def test_no_settle_opens_at_the_write_and_a_window_never_inverts() -> None:
 def test_the_default_settle_is_the_deployed_edges_ttl() -> None:
     """The orchestrator's default matches the TTL the edge is bundled with."""
     assert json.loads(EDGE_CONFIG.read_text())["ttl_seconds"] == DEFAULT_EDGE_TTL
+
+
+def test_after_a_split_pause_is_resumed_only_later_periods_count() -> None:
+    """GIVEN a resume after a split_mismatch pause (split_from set) WHEN the split is checked
+    THEN the periods before it are not judged again: too few are left to know yet."""
+    plan = _plan()
+    resumed = _rollout(plan).model_copy(update={"split_from": T0 + timedelta(minutes=4)})
+    check = served_split(resumed, _measured(plan, 0.2))
+    assert check is not None and check.outcome == "unknown"
+    whole = served_split(_rollout(plan), _measured(plan, 0.2))
+    assert whole is not None and whole.outcome == "mismatch"

@@ -177,9 +177,10 @@ def test_inconclusive_with_rollback_policy_rolls_back_at_bake_end() -> None:
     assert decision.action is Action.ROLLBACK
 
 
-@pytest.mark.parametrize(("index", "started"), [(-1, None), (-1, T0), (0, None), (7, T0)])
+@pytest.mark.parametrize(("index", "started"), [(-1, T0), (0, None), (7, T0)])
 def test_no_applied_stage_rolls_back(index: int, started: datetime | None) -> None:
-    """GIVEN no stage applied (or no start time) WHEN decided, even on pass THEN roll back."""
+    """GIVEN a stage index and start time that do not agree WHEN decided, even on pass THEN
+    roll back (before the first stage, see test_workflow_rules: it is applied)."""
     decision = decide(_rollout(_plan([10, 50]), index, started), PASS, _at(BAKE * 3))
 
     assert decision.action is Action.ROLLBACK
@@ -235,7 +236,9 @@ def test_decide_invariants(situation: tuple[Rollout, Verdict, datetime]) -> None
 
     if decision.action is Action.PROMOTE:
         assert verdict.outcome is Outcome.PASS
-    if decision.action is Action.APPLY:
+    if decision.action is Action.APPLY and rollout.stage_index == -1:
+        assert decision.stage == 0  # the first stage, held back by a person's request
+    elif decision.action is Action.APPLY:
         assert verdict.outcome is Outcome.PASS
         assert decision.stage == rollout.stage_index + 1
         assert rollout.plan.stages[decision.stage].weight < 100

@@ -149,6 +149,7 @@ def test_applying_a_stage_starts_a_fresh_tally() -> None:
         "stage_index": 1,
         "stage_started_at": T0 + timedelta(minutes=10),
         "tally": StageTally(),
+        "split_from": None,
     }
     assert moved.model_copy(update=changes).tally == StageTally()
 
