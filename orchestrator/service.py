@@ -226,9 +226,7 @@ class RolloutService:
         # After a split_mismatch pause, the split is judged again from now on: the person
         # fixed the edge or accepted the drift, and the periods that paused it stay in the
         # audit trail instead of pausing it again at the next look.
-        split_from = (
-            utcnow() if rollout.reason.startswith("split_mismatch") else rollout.split_from
-        )
+        split_from = utcnow() if rollout.reason.startswith("split_mismatch") else rollout.split_from
         after = self._release_hold(
             rollout,
             "resumed",
