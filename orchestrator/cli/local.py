@@ -15,7 +15,7 @@ _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port
 @click.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good-canary", "bad-canary", "all"]),
+    type=click.Choice(["good-canary", "bad-canary", "segment-regression", "all"]),
     default="all",
     show_default=True,
     help="Which demo rollout to run.",
@@ -41,7 +41,9 @@ def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
     """Start the local stack and run full rollouts against simulated viewers.
 
     good-canary (0.5% errors, like stable) must end PROMOTED; bad-canary (8% errors) must
-    end ROLLED_BACK. Exit status 0 only when every scenario ends as expected.
+    end ROLLED_BACK; segment-regression (fails every IE 11 request, about 1% of viewers, and
+    nothing else) must end ROLLED_BACK by its per-browser analysis. Exit status 0 only when
+    every scenario ends as expected.
     """
     from orchestrator.local.demo import SCENARIOS, run_scenario
     from orchestrator.local.stack import LocalStack, PortInUse
@@ -61,7 +63,8 @@ def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
         mark = "as expected" if result["outcome"] == result["expected"] else "NOT AS EXPECTED"
         emit(
             f"{result['scenario']}: {result['outcome']} ({mark}) in {result['seconds']}s; "
-            f"requests {result['requests']}, errors {result['errors']}"
+            f"requests {result['requests']}, errors {result['errors']}; "
+            f"reason: {result['reason'] or '-'}"
         )
     if as_json:
         click.echo(json.dumps(results if scenario == "all" else results[0]))

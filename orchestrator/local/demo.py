@@ -1,5 +1,9 @@
 """Full local rollouts: a good canary must be PROMOTED and a bad one ROLLED_BACK, by the
-real state machine judging real per-variant counts of simulated viewers."""
+real state machine judging real per-variant counts of simulated viewers.
+
+``segment-regression`` breaks the canary only for IE 11, about 1% of the viewers: the totals
+stay within the plan's tolerance, so only the plan's per-browser analysis
+(``analysis.segments: [{by: browser}]``) can roll it back."""
 
 from __future__ import annotations
 
@@ -20,6 +24,12 @@ from .origins import DemoOrigin
 from .stack import LocalStack
 from .traffic import DATADOG_ERRORS, DATADOG_REQUESTS, NAMESPACE, TrafficGenerator
 
+Stages = tuple[tuple[int, int], ...]  # (weight %, bake seconds)
+DEFAULT_STAGES: Stages = ((10, 8), (50, 6), (100, 6))
+# A value with 1% of the viewers needs time at a large canary share before its canary side
+# has the segment's minimum sample: ~6 IE 11 requests/s of 600 arrive, half of them canary.
+SEGMENT_STAGES: Stages = ((10, 8), (50, 16), (100, 6))
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -27,6 +37,12 @@ class Scenario:
     stable_error_rate: float
     canary_error_rate: float
     expected: RolloutStatus
+    # ("browser=ie-11", 1.0): the canary origin fails that share of the segment's requests.
+    canary_segment_errors: tuple[tuple[str, float], ...] = ()
+    segments: tuple[str, ...] = ()  # the plan's analysis.segments, by these dimensions
+    stages: Stages = DEFAULT_STAGES
+    timeout: float = 90.0
+    users: int = 2000
 
     @property
     def host(self) -> str:
@@ -36,6 +52,21 @@ class Scenario:
 SCENARIOS = {
     "good-canary": Scenario("good-canary", 0.005, 0.005, RolloutStatus.PROMOTED),
     "bad-canary": Scenario("bad-canary", 0.005, 0.08, RolloutStatus.ROLLED_BACK),
+    "segment-regression": Scenario(
+        "segment-regression",
+        0.005,
+        0.005,
+        RolloutStatus.ROLLED_BACK,
+        canary_segment_errors=(("browser=ie-11", 1.0),),
+        segments=("browser",),
+        stages=SEGMENT_STAGES,
+        timeout=120.0,
+        # Each viewer sends many requests and keeps its variant: with 2,000 viewers only ~21
+        # run IE 11, so the canary's IE share swings from 0 to 3% with a handful of them. Ten
+        # times the viewers keeps it near 1%, so the totals stay within the plan's margin and
+        # the browser cut is what finds the regression.
+        users=20_000,
+    ),
 }
 
 
@@ -104,20 +135,30 @@ def demo_analysis(provider: str = "cloudwatch") -> dict[str, Any]:
 
 
 def demo_plan(
-    route: RouteRule, bake: int = 6, interval: int = 2, provider: str = "cloudwatch"
+    route: RouteRule,
+    bake: int = 6,
+    interval: int = 2,
+    provider: str = "cloudwatch",
+    *,
+    stages: Stages | None = None,
+    segments: tuple[str, ...] = (),
 ) -> RolloutPlan:
+    """The demo's plan; ``segments`` adds ``analysis.segments`` (one entry per dimension)."""
     canary, stable = route.variant("canary"), route.variant("stable")
+    stages = stages or ((10, bake + 2), (50, bake), (100, bake))
+    analysis = demo_analysis(provider)
+    if segments:
+        analysis["segments"] = [{"by": dimension} for dimension in segments]
     return RolloutPlan.model_validate(
         {
             "target": {"host": route.host},
             "stable": {"name": stable.name, "version": stable.version},
             "canary": {"name": canary.name, "version": canary.version},
             "stages": [
-                {"weight": 10, "bake": bake + 2, "interval": interval},
-                {"weight": 50, "bake": bake, "interval": interval},
-                {"weight": 100, "bake": bake, "interval": interval},
+                {"weight": weight, "bake": seconds, "interval": interval}
+                for weight, seconds in stages
             ],
-            "analysis": demo_analysis(provider),
+            "analysis": analysis,
         }
     )
 
@@ -140,13 +181,19 @@ def run_scenario(
     stack: LocalStack,
     scenario: Scenario,
     emit: Callable[[str], None],
-    timeout: float = 90.0,
+    timeout: float | None = None,
     provider: str = "cloudwatch",
 ) -> dict[str, Any]:
     started = time.monotonic()
+    timeout = scenario.timeout if timeout is None else timeout
     datadog = start_datadog(stack) if provider == "datadog" else None
     stable = DemoOrigin("v1", scenario.stable_error_rate, seed=1).start()
-    canary = DemoOrigin("v2", scenario.canary_error_rate, seed=2).start()
+    canary = DemoOrigin(
+        "v2",
+        scenario.canary_error_rate,
+        seed=2,
+        segment_errors=dict(scenario.canary_segment_errors),
+    ).start()
     edge = CloudFrontEmulator(default_origin_port=stable.port).start()
     traffic = None
     try:
@@ -156,6 +203,11 @@ def run_scenario(
             edge.port,
             scenario.host,
             stack.client("cloudwatch"),
+            users=scenario.users,
+            # Only what the plan reads goes to CloudWatch: moto answers ListMetrics (how the
+            # provider finds a dimension's values) by scanning every datapoint stored, so
+            # each unread dimension would slow every later look of every scenario.
+            segment_dimensions=scenario.segments,
             rate=600,
             max_seconds=timeout,
             datadog=datadog.store if datadog else None,
@@ -163,10 +215,15 @@ def run_scenario(
         service = RolloutService(
             stack.store(), stack.client("stepfunctions"), stack.state_machine_arn
         )
-        rollout = service.start(demo_plan(route, provider=provider), actor="demo")
+        plan = demo_plan(
+            route, provider=provider, stages=scenario.stages, segments=scenario.segments
+        )
+        rollout = service.start(plan, actor="demo")
+        weights = " -> ".join(f"{weight}%" for weight, _ in scenario.stages)
+        cut = f", per {', '.join(scenario.segments)}" if scenario.segments else ""
         emit(
-            f"[{scenario.name}] rollout {rollout.rollout_id} started: 10% -> 50% -> 100%, "
-            f"judged from {provider}"
+            f"[{scenario.name}] rollout {rollout.rollout_id} started: {weights}, "
+            f"judged from {provider}{cut}"
         )
         execution = execution_arn(stack, rollout.rollout_id)
         final = _follow(
@@ -186,14 +243,31 @@ def run_scenario(
         "provider": provider,
         "outcome": final.value,
         "expected": scenario.expected.value,
+        "reason": service.get(rollout.rollout_id).reason,
         "rollout_id": rollout.rollout_id,
         "stages_completed": stages_completed(events, final),
         "requests": dict(traffic.totals.requests),
         "errors": dict(traffic.totals.errors),
+        **_segment_counts(traffic, scenario),
         "edge_function_errors": edge.stats["function_errors"],
         "states": execution_states(stack, rollout.rollout_id),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _segment_counts(traffic: TrafficGenerator, scenario: Scenario) -> dict[str, Any]:
+    """Requests and errors per variant of each broken segment value, as the viewers saw."""
+    if not scenario.canary_segment_errors:
+        return {}
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for key, _ in scenario.canary_segment_errors:
+        dimension, _, value = key.partition("=")
+        found[key] = {}
+        for variant in traffic.totals.requests:
+            counts = traffic.totals.by_dimension(variant, dimension).get(value)
+            if counts is not None:
+                found[key][variant] = {"requests": counts[0], "errors": counts[1]}
+    return {"segments": found}
 
 
 def _follow(

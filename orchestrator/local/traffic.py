@@ -188,6 +188,9 @@ class TrafficGenerator:
     path: str = "/app.js"
     seed: int = 7
     datadog: PointStore | None = None
+    # The segment dimensions published to CloudWatch beside the totals (Datadog points carry
+    # every dimension as tags whatever this says).
+    segment_dimensions: tuple[str, ...] = SEGMENT_DIMENSIONS
     totals: Tally = field(default_factory=Tally)
     _pending: Tally = field(default_factory=Tally)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -264,15 +267,17 @@ class TrafficGenerator:
         now = time.time()
         if self.datadog is not None:
             datadog_points(self.datadog, self.host, taken, int(now))
-        put_counts(self.cloudwatch, tally_data(self.host, taken, now))
+        put_counts(self.cloudwatch, tally_data(self.host, taken, now, self.segment_dimensions))
 
 
-def tally_data(host: str, tally: Tally, at: float) -> list[dict[str, Any]]:
+def tally_data(
+    host: str, tally: Tally, at: float, dimensions: Sequence[str] = SEGMENT_DIMENSIONS
+) -> list[dict[str, Any]]:
     """MetricData for a tally: each variant's totals, then its counts per segment value."""
     data = []
     for variant, count in tally.requests.items():
         data.extend(count_data(host, variant, count, tally.errors[variant], at))
-        for dimension in SEGMENT_DIMENSIONS:
+        for dimension in dimensions:
             for value, (n, e) in tally.by_dimension(variant, dimension).items():
                 data.extend(count_data(host, variant, n, e, at, segment=(dimension, value)))
     return data
