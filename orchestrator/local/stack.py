@@ -23,7 +23,7 @@ import requests
 from orchestrator.store import Store, TableNames, create_tables
 from orchestrator.workflow.definition import STATE_MACHINE_NAME, TASKS, render
 
-from . import iam, limits, sfn_parity, transact_tokens
+from . import dynamodb, iam, limits, moto_scale, sfn_parity
 from .dispatch import InProcessLambdas, load_handler
 from .loopback import LOOPBACK
 
@@ -129,7 +129,8 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _serialize_dynamodb()
         sfn_parity.install()
-        transact_tokens.install()  # retried TransactWriteItems answered as DynamoDB does
+        dynamodb.install()  # tokens, transactions and queries as DynamoDB answers them
+        moto_scale.install()  # dispatch and GetMetricData at the cost of the request
         # Tasks that record no metric in an invocation are normal; powertools warns each time.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.moto_port, verbose=False)
