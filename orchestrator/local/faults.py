@@ -14,7 +14,9 @@ failure and re-send the same request, idempotency token included, exactly as aga
 ``attempts`` says how many attempts of the call fail: 1 is hidden by those retries, ``None``
 (every attempt) reaches the function as the exception botocore raises.
 
-Calls outside any scope (tests, the CLI, moto itself) are never touched. The hooks are
+A :class:`Race` instead lets another writer change what the call is about to write, just
+before it is sent (a conditional write that loses a race). Calls outside any scope (tests,
+the CLI, moto itself) are never touched. The hooks are
 registered on boto3's default session, which the task functions' clients come from: install
 before those clients are made (the local stack starts with none; ``install`` also drops the
 per-process ones).
@@ -37,6 +39,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
+
+from orchestrator import runtime
 
 from .dispatch import InProcessLambdas
 
@@ -69,10 +73,36 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Race:
+    """``write`` runs just before ``function``'s ``call``-th ``operation`` is sent, in a
+    thread of its own (another writer, outside the function and its scope)."""
+
+    function: str
+    operation: str
+    write: Callable[[], None]
+    call: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.function} {self.operation} (call {self.call}): a concurrent write first"
+
+
+def current_scope() -> str | None:
+    """The scope of the function running now (None outside any)."""
+    current = _SCOPE.get()
+    return current[0] if current else None
+
+
+def current_function() -> str | None:
+    """The function running now in a scope (None outside any)."""
+    current = _SCOPE.get()
+    return current[1] if current else None
+
+
+@dataclass(frozen=True)
 class Fired:
     """One failed attempt: the fault, the attempt of its call, the error it answered with."""
 
-    fault: Fault
+    fault: Fault | Race
     attempt: int
     answer: str
 
@@ -90,7 +120,7 @@ class CallFaults:
     """Faults per scope; ``calls`` records every call made in a scope, ``fired`` each failure."""
 
     scope_of: Callable[[dict[str, Any]], str | None]
-    faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
+    faults: dict[str, list[Fault | Race]] = field(default_factory=lambda: defaultdict(list))
     calls: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     fired: dict[str, list[Fired]] = field(default_factory=lambda: defaultdict(list))
     _counts: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -99,7 +129,7 @@ class CallFaults:
     _http: URLLib3Session = field(default_factory=lambda: URLLib3Session(timeout=30))
     _events: Any = None
 
-    def add(self, scope: str, *faults: Fault) -> None:
+    def add(self, scope: str, *faults: Fault | Race) -> None:
         with self._lock:
             self.faults[scope].extend(faults)
 
@@ -123,14 +153,14 @@ class CallFaults:
                 scope = self.scope_of(event)
                 if scope is None:
                     return _h(event, context)
-                with self.scoped(scope, _f):
+                # A container of its own per function and scope, as concurrent invocations
+                # get in Lambda: one scope's faults never spend another's retry quota.
+                with self.scoped(scope, _f), runtime.container(f"{_f}@{scope}"):
                     return _h(event, context)
 
             lambdas.handlers[name] = scoped
 
     def install(self) -> None:
-        from orchestrator import runtime
-
         if boto3.DEFAULT_SESSION is None:
             boto3.setup_default_session()
         self._events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
@@ -164,9 +194,28 @@ class CallFaults:
                 and f.operation == operation
                 and (f.call is None or f.call == nth)
             ]
-        if due:
+        for race in [f for f in due if isinstance(f, Race)]:
+            self._race(scope, race)
+        fault = next((f for f in due if isinstance(f, Fault)), None)
+        if fault is not None:
             service = model.service_model
-            self._armed.state = _Armed(due[0], service.resolved_protocol, service.endpoint_prefix)
+            self._armed.state = _Armed(fault, service.resolved_protocol, service.endpoint_prefix)
+
+    def _race(self, scope: str, race: Race) -> None:
+        failed: list[Exception] = []
+
+        def write() -> None:
+            try:
+                race.write()
+            except Exception as exc:
+                failed.append(exc)
+
+        writer = threading.Thread(target=write)  # a fresh context: outside the function
+        writer.start()
+        writer.join()
+        answer = f"failed: {failed[0]!r}" if failed else "raced"
+        with self._lock:
+            self.fired[scope].append(Fired(race, 1, answer))
 
     def _fail(self, request: Any, **_: Any) -> AWSResponse | None:
         """``before-send``, once per attempt: fail it as the armed fault says."""

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from orchestrator.local import transact_tokens
-from orchestrator.local.faults import CallFaults, Fault
+from orchestrator.local import dynamodb as dynamodb_local
+from orchestrator.local.faults import CallFaults, Fault, Race
 
 TABLE = "faults"
 
@@ -21,7 +21,7 @@ TABLE = "faults"
 def endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    transact_tokens.install()
+    dynamodb_local.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -150,3 +150,21 @@ def test_only_the_named_call_of_the_named_function_in_its_scope_fails(dynamodb, 
         get()
     assert faults.calls["s"].count(("fn", "GetItem")) == 3
     assert {f.fault.call for f in faults.fired["s"]} == {2}
+
+
+def test_a_race_writes_first_from_outside_the_function(dynamodb, faults):
+    """GIVEN a race on fn's conditional put WHEN fn makes it THEN the other writer's put
+    lands first, outside fn's scope, and fn's condition refuses fn's own."""
+    key = uuid.uuid4().hex
+
+    def other_writer() -> None:
+        dynamodb.put_item(TableName=TABLE, Item={"pk": {"S": key}, "by": {"S": "other"}})
+
+    faults.add("s", Race("fn", "PutItem", other_writer))
+    with faults.scoped("s", "fn"), pytest.raises(ClientError) as refused:
+        dynamodb.put_item(
+            TableName=TABLE, Item={"pk": {"S": key}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert [f.answer for f in faults.fired["s"]] == ["raced"]
+    assert faults.calls["s"] == [("fn", "PutItem")]  # the other writer's call is not fn's
