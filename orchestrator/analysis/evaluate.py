@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.models import Rollout, StageTally
+from orchestrator.models import Rollout, StageTally, utcnow
 from orchestrator.models.analysis import AnalysisSpec, DatadogSource, Noise, RatioMetric
 
 from .aggregate import combine
@@ -214,7 +214,7 @@ def preflight(
     problem (a metric may be new), an error is. A problem is asked again a few times
     (a transient rate limit is no reason to roll back before the first shift)."""
     plan = rollout.plan
-    now = now or datetime.now(tz=UTC)
+    now = now or utcnow()  # the task's one clock
     try:
         provider = provider or provider_for(plan.analysis)
     except Exception as exc:
