@@ -66,6 +66,7 @@ class Scenario:
     bake_from_forecast: bool = False  # bake each stage as the feasibility forecast says
     segments: int = 0  # browser values declared and drawn (SEGMENT_MIX), 0: none
     broken_share: float = 0.0  # traffic share of a browser where the canary always fails
+    declared: bool = True  # the plan declares the browser segment (False: totals only)
 
     @property
     def healthy(self) -> bool:
@@ -110,6 +111,14 @@ SCENARIOS = (
     _error("segments-healthy-20", 1.0, segments=20, noise=0.1),
     _error("segment-broken-0.5pct", 1.0, segments=20, noise=0.1, broken_share=0.005),
     _error("segment-broken-0.1pct", 1.0, segments=20, noise=0.1, broken_share=0.001),
+    _error(
+        "segment-broken-0.1pct-undeclared",
+        1.0,
+        segments=20,
+        noise=0.1,
+        broken_share=0.001,
+        declared=False,
+    ),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),
@@ -138,7 +147,7 @@ def plan_for(scenario: Scenario) -> RolloutPlan:
                 "namespace": "Bench",
                 "metrics": [metric],
                 "initial_delay": scenario.initial_delay,
-                "segments": [{"by": "browser"}] if scenario.segments else [],
+                "segments": [{"by": "browser"}] if scenario.segments and scenario.declared else [],
             },
         }
     )
