@@ -122,6 +122,9 @@ def demo_analysis(provider: str = "cloudwatch") -> dict[str, Any]:
         return {
             "provider": "datadog",
             "datadog": {"api_key_secret": DATADOG_API_SECRET, "app_key_secret": DATADOG_APP_SECRET},
+            # Per-second periods, as the CloudWatch demo: a 6-second bake of one 60-second
+            # period has no intervals to measure its noise from, so nothing could pass.
+            "period": 1,
             "metrics": [metric],
         }
     metric |= {"numerator": "Errors", "denominator": "Requests"}
