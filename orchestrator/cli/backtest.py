@@ -271,6 +271,14 @@ def replayable(plan: RolloutPlan) -> tuple[RolloutPlan, list[str]]:
     return plan.model_copy(update={"analysis": analysis}), dropped
 
 
+def without_split_check(plan: RolloutPlan) -> RolloutPlan:
+    """Counts from a file may come from any experiment (two equal arms, a sample of the
+    fleet): judging whether they were served at the plan's weights would only pause."""
+    split = plan.analysis.split.model_copy(update={"enabled": False})
+    analysis = plan.analysis.model_copy(update={"split": split})
+    return plan.model_copy(update={"analysis": analysis})
+
+
 def run(
     plan: RolloutPlan,
     counts: Callable[[Window], Counts | None],
@@ -374,7 +382,8 @@ def backtest(
     have no counts and are left out (named on stderr). --counts replays no history of the
     stable fleet, so the first three intervals of each stage only measure the noise
     (nothing fails or passes on them, as in a rollout whose preflight found no history);
-    --rollout uses the noise the rollout's preflight recorded."""
+    --rollout uses the noise the rollout's preflight recorded. The served-split check runs
+    for --rollout only: a file's arms need not have been served at the plan's weights."""
     from orchestrator.plans import InvalidPlan, load_plan
 
     if (counts_file is None) == (rollout_id is None):
@@ -383,7 +392,13 @@ def backtest(
         plan, dropped = replayable(load_plan(plan_file))
         if counts_file is not None:
             source = CsvCounts(read_counts(counts_file, plan), plan.analysis.period)
-            result = run(plan, source, source.start)
+            result = run(without_split_check(plan), source, source.start)
+            if plan.analysis.split.enabled:
+                click.echo(
+                    "note: the served-split check is off for --counts: a file's arms need "
+                    "not have been served at the plan's weights",
+                    err=True,
+                )
         else:
             result = _past(target, plan, str(rollout_id))
     except (InvalidPlan, BadCounts) as exc:

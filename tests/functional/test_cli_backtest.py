@@ -255,9 +255,14 @@ def test_threshold_metrics_are_left_out_and_named(backtest_doc: dict[str, Any], 
 # -- a past rollout ---------------------------------------------------------------------------
 
 
+# Per minute and stage, as served at 10% and 50%: canary requests (errors: canary_errors
+# per 2,000) and baseline requests (1% errors).
+CANARY, BASELINE = (2_000, 4_000), (18_000, 4_000)
+
+
 def _recorded(store: Store, plan: RolloutPlan, looks: int, canary_errors: int) -> str:
     """A rollout whose trail holds ``looks`` looks per stage, each recording the stage's
-    counts so far: per minute canary 2,000 requests, baseline 4,000 at 1% errors."""
+    counts so far, split as the stage's weight serves them (CANARY, BASELINE)."""
     rollout = Rollout.start(plan, "tests", now=T0)
     created = AuditEvent(rollout_id=rollout.rollout_id, seq=1, at=T0, actor="tests", kind="created")
     store.create_rollout(rollout, created)
@@ -277,8 +282,14 @@ def _recorded(store: Store, plan: RolloutPlan, looks: int, canary_errors: int) -
             metric = {
                 "metric": "error-rate",
                 "outcome": "inconclusive",
-                "canary": {"errors": canary_errors * look, "total": 2000 * look},
-                "baseline": {"errors": 40 * look, "total": 4000 * look},
+                "canary": {
+                    "errors": canary_errors * CANARY[stage] // 2000 * look,
+                    "total": CANARY[stage] * look,
+                },
+                "baseline": {
+                    "errors": BASELINE[stage] // 100 * look,
+                    "total": BASELINE[stage] * look,
+                },
             }
             window = [opened.isoformat(), (opened + timedelta(minutes=look)).isoformat()]
             rollout = transitions.commit(
@@ -315,7 +326,7 @@ def test_a_past_rollout_is_replayed_from_its_increments(
     assert (document["outcome"], document["stage"], document["looks"]) == ("PROMOTED", 1, 10)
     second = document["steps"][1]["verdict"]["metrics"][0]
     assert second["canary"] == {"errors": 40, "total": 4000}
-    assert second["baseline"] == {"errors": 80, "total": 8000}
+    assert second["baseline"] == {"errors": 360, "total": 36_000}
     assert document["steps"][0]["window"][0] == T0.isoformat()
 
 
