@@ -10,6 +10,12 @@ Two of its costs grow with everything the stack holds, not with the request:
   of every metric in the window each time. A call only ever matches the metrics its
   queries name, so the scan is narrowed to those first (with moto's own matching rules);
   the answer is the same.
+
+And three costs that grow with the number of executions running at once: the Step
+Functions interpreter makes a new boto3 client for every Lambda task it runs (it keeps one
+per region and service now), parses every JSONPath again with a freshly built parser
+(parsed paths are kept), and the first requests to arrive together each load the same
+service model from disk (they are loaded before any request).
 """
 
 from __future__ import annotations
@@ -33,6 +39,49 @@ def install() -> None:
     _patch(
         CloudWatchBackend, "get_all_metrics", _narrowed_metrics(CloudWatchBackend.get_all_metrics)
     )
+    _share_interpreter_clients()
+    _keep_parsed_paths()
+    _load_service_models()
+
+
+_SERVICES = ("dynamodb", "cloudwatch", "events", "stepfunctions", "lambda", "secretsmanager")
+
+
+def _share_interpreter_clients() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    made: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+    make = boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # The interpreter's clients sign with fixed local keys, whatever the credentials.
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with lock:
+            if key not in made:
+                made[key] = make(region, service, state_credentials)
+            return made[key]
+
+    for module in (boto_client, lambda_eval_utils):
+        _patch(module, "boto_client_for", boto_client_for)
+
+
+def _keep_parsed_paths() -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parse = json_path.parse  # type: ignore[attr-defined]
+    _patch(json_path, "parse", functools.lru_cache(maxsize=1024)(parse))
+
+
+def _load_service_models() -> None:
+    from moto.core.utils import get_service_model
+
+    for service in _SERVICES:
+        get_service_model(service)
 
 
 def _patch(owner: Any, name: str, function: Callable[..., Any]) -> None:

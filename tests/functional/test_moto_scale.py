@@ -90,3 +90,13 @@ def test_the_moto_module_list_is_read_once():
     again = list(backends.list_of_moto_modules())
     assert modules == again and "dynamodb" in modules
     assert time.perf_counter() - first < 1.0
+
+
+def test_the_interpreter_keeps_one_client_per_region_and_service(cloudwatch):
+    """GIVEN the Step Functions interpreter asking for a Lambda client per task WHEN asked
+    again (with other credentials) THEN it gets the same client; another region its own."""
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    first = boto_client.boto_client_for("us-east-1", "lambda", None)
+    assert boto_client.boto_client_for("us-east-1", "lambda", object()) is first
+    assert boto_client.boto_client_for("eu-west-1", "lambda", None) is not first
