@@ -153,9 +153,9 @@ class CallFaults:
                 scope = self.scope_of(event)
                 if scope is None:
                     return _h(event, context)
-                # A container of its own per function and scope, as concurrent invocations
-                # get in Lambda: one scope's faults never spend another's retry quota.
-                with self.scoped(scope, _f), runtime.container(f"{_f}@{scope}"):
+                # A container per scope, as concurrent invocations each get one in Lambda:
+                # one scope's faults never spend another scope's retry quota.
+                with self.scoped(scope, _f), runtime.container(scope):
                     return _h(event, context)
 
             lambdas.handlers[name] = scoped

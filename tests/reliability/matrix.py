@@ -355,6 +355,208 @@ ROWS: list[tuple[str, str, str, list[str]]] = [
     ),
 ]
 
+# Each AWS call of each task failing for real, one host per fault, all at once on one stack
+# (tests/reliability/test_call_faults.py; the cases are in call_fault_cases.py).
+CF = "tests/reliability/test_call_faults.py"
+_ONCE = f"{CF}::test_each_call_of_a_task_failing_once_changes_nothing"
+_PAST = f"{CF}::test_a_call_failing_past_its_retries_takes_the_task_error_path"
+_KINDS = {
+    "throttle-before": "throttled",
+    "5xx-before": "5xx, not done",
+    "5xx-after": "5xx, done",
+    "timeout-before": "connect timeout",
+    "timeout-after": "read timeout, done",
+}
+_ONCE_ENDS = {
+    "rollback": "botocore retries; ROLLED_BACK",
+    "record-failure": "retried; FAILED, lock kept; recover frees",
+}
+ROWS += [
+    (
+        "calls",
+        f"{task}: each call once: {words}",
+        _ONCE_ENDS.get(task, "botocore retries; PROMOTED, route = audit"),
+        [f"{_ONCE}[{task}-{kind}]"],
+    )
+    for task in ("begin", "apply-stage", "analyze", "promote", "rollback", "record-failure")
+    for kind, words in _KINDS.items()
+]
+ROWS += [
+    (
+        "calls",
+        "begin: preflight's noise read fails once",
+        "no prior; still PROMOTED",
+        [f"{_ONCE}[begin-noise-read-5xx-before]"],
+    ),
+    # Failing on every attempt: botocore gives up and the task's own error path runs.
+    *[
+        (
+            "exhausted",
+            f"{task} {call}: {words}",
+            ends,
+            [f"{_PAST}[{task}-{node}-{kind}-every-try]"],
+        )
+        for task, call, node, kind, words, ends in [
+            (t, c, n, k, w, "Catch -> ROLLED_BACK, cause in reason")
+            for t in ("begin", "apply-stage", "analyze")
+            for c, n, k, w in (
+                ("GetItem", "GetItem1", "5xx-before", "5xx"),
+                ("TransactWrite", "TransactWriteItems1", "throttle-before", "throttled"),
+                ("TransactWrite", "TransactWriteItems1", "timeout-after", "done, answer lost"),
+            )
+        ]
+        + [
+            (
+                "promote",
+                "GetItem",
+                "GetItem1",
+                "5xx-before",
+                "5xx",
+                "Catch -> ROLLED_BACK, cause in reason",
+            ),
+            (
+                "promote",
+                "TransactWrite",
+                "TransactWriteItems1",
+                "throttle-before",
+                "throttled",
+                "Catch -> ROLLED_BACK, cause in reason",
+            ),
+            (
+                "promote",
+                "TransactWrite",
+                "TransactWriteItems1",
+                "timeout-after",
+                "done, answer lost",
+                "the commit stands: PROMOTED",
+            ),
+            (
+                "rollback",
+                "GetItem",
+                "GetItem1",
+                "5xx-before",
+                "5xx",
+                "Rollback retried: ROLLED_BACK",
+            ),
+            (
+                "rollback",
+                "1st TransactWrite",
+                "TransactWriteItems1",
+                "throttle-before",
+                "throttled",
+                "Rollback retried: ROLLED_BACK",
+            ),
+            (
+                "rollback",
+                "2nd TransactWrite",
+                "TransactWriteItems2",
+                "timeout-after",
+                "done, answer lost",
+                "Rollback retried: ROLLED_BACK",
+            ),
+            (
+                "apply-stage",
+                "every PutEvents",
+                "PutEventsevery",
+                "5xx-before",
+                "5xx",
+                "events are best effort: PROMOTED",
+            ),
+            (
+                "record-failure",
+                "every TransactWrite",
+                "TransactWriteItemsevery",
+                "5xx-before",
+                "5xx",
+                "execution FAILED; recover: ROLLED_BACK",
+            ),
+        ]
+    ],
+    (
+        "calls",
+        "a task makes a call the fault table lacks",
+        "the table test fails until it has rows",
+        [f"{CF}::test_the_fault_table_names_every_call_each_task_makes"],
+    ),
+    *[
+        ("clock", fault, expected, [f"{CF}::test_the_task_clock_two_minutes_off[{case}]"])
+        for case, fault, expected in [
+            (
+                "skew-ahead-every-task",
+                "every task's clock 2 min ahead",
+                "no data in window: never PROMOTED",
+            ),
+            (
+                "skew-behind-every-task",
+                "every task's clock 2 min behind",
+                "no data in window: never PROMOTED",
+            ),
+            (
+                "skew-ahead-analyze-good",
+                "Analyze 2 min ahead of the stage stamp",
+                "PROMOTED, or ROLLED_BACK: no verdict",
+            ),
+            (
+                "skew-ahead-analyze-bad",
+                "Analyze 2 min ahead, bad canary",
+                "ROLLED_BACK, never PROMOTED",
+            ),
+            (
+                "skew-behind-analyze-good",
+                "Analyze 2 min behind the stage stamp",
+                "cannot measure; abortable: ROLLED_BACK",
+            ),
+            (
+                "skew-behind-analyze-bad",
+                "Analyze 2 min behind, bad canary",
+                "never PROMOTED; ROLLED_BACK",
+            ),
+        ]
+    ],
+    (
+        "calls",
+        "TransactionCanceled on ApplyStage (route moved)",
+        "nothing written over it; ROLLED_BACK, cause",
+        [f"{CF}::test_a_route_changed_while_apply_stage_writes_is_refused_and_rolled_back"],
+    ),
+    (
+        "calls",
+        "TransactionCanceled on ApplyStage (pause won)",
+        "redone on a fresh read; pause honoured",
+        [f"{CF}::test_a_pause_that_wins_the_race_with_apply_stage_is_honoured"],
+    ),
+    *[
+        (
+            "control",
+            fault,
+            expected,
+            [f"{CF}::test_abort_of_a_paused_rollout_whose_send_task_failure_fails[{case}]"],
+        )
+        for case, fault, expected in [
+            (
+                "wake-throttled-once",
+                "abort's SendTaskFailure throttled once",
+                "botocore retries; ROLLED_BACK",
+            ),
+            (
+                "wake-throttled-first-try",
+                "abort's SendTaskFailure: 1st call fails",
+                "sent again at once; ROLLED_BACK",
+            ),
+            (
+                "wake-failing-every-try",
+                "abort's SendTaskFailure fails every try",
+                "WakeFailed; re-read carries it: ROLLED_BACK",
+            ),
+            (
+                "wake-answer-lost",
+                "abort's SendTaskFailure answer lost",
+                "accepted once; ROLLED_BACK",
+            ),
+        ]
+    ],
+]
+
 
 class _Collector:
     def __init__(self) -> None:
