@@ -33,8 +33,8 @@ _RUNTIME = NagPackSuppression(
 _NO_RESOURCE = NagPackSuppression(
     id="AwsSolutions-IAM5",
     reason="`*` is granted only for actions that take no resource: X-Ray PutTraceSegments "
-    "and PutTelemetryRecords (active tracing, every function) and cloudwatch:GetMetricData "
-    "(Begin's preflight and Analyze).",
+    "and PutTelemetryRecords (active tracing, every function), cloudwatch:GetMetricData "
+    "(Begin's preflight and Analyze) and cloudwatch:ListMetrics (Analyze, segment values).",
     applies_to=["Resource::*"],
 )
 

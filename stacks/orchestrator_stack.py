@@ -144,10 +144,12 @@ class OrchestratorStack(Stack):
         """CloudWatch counts, and the Datadog keys kept in Secrets Manager, for the providers
         the deployment uses."""
         if CLOUDWATCH in config.metric_providers:
-            # GetMetricData has no resource-level permissions.
-            fn.add_to_role_policy(
-                iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"])
-            )
+            # Neither takes a resource. Analyze also discovers the values of a plan's segment
+            # dimensions (ListMetrics); Begin's preflight reads totals only.
+            actions = ["cloudwatch:GetMetricData"]
+            if fn is self.tasks.analyze:
+                actions.append("cloudwatch:ListMetrics")
+            fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=["*"]))
         if DATADOG not in config.metric_providers:
             return
         # Plans name one secret per key (api_key_secret, app_key_secret), created by the

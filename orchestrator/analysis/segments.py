@@ -97,9 +97,18 @@ def judge_segments(
             cut = spec.segmented(verdict.metric)
             if cut and verdict.canary is not None:
                 unknown = tuple(_not_judged(f"{s.by}=*", why) for s in cut)
-                verdict = replace(verdict, segments=unknown)
+                verdict = _unmeasured(replace(verdict, segments=unknown), why)
             out.append(verdict)
         return out
+
+
+def _unmeasured(verdict: MetricVerdict, why: str) -> MetricVerdict:
+    """A declared cut that could not be measured is missing evidence: the totals may still
+    fail the metric, but they alone never pass it (a broken small browser would promote)."""
+    if verdict.outcome is not Outcome.PASS:
+        return verdict
+    reason = f"{verdict.metric}: passes in total, but {why}: not passed without them"
+    return replace(verdict, outcome=Outcome.INCONCLUSIVE, reason=reason)
 
 
 def _judge_all(
@@ -131,6 +140,9 @@ def _judge_all(
         judged = [_judged(metric, c, failed.get(id(c)), look) for c in mine]
         ordered = tuple(sorted(judged, key=_order) + segments)
         out[index] = _with_segments(out[index], metric, ordered)
+        missing = [s for s in segments if s.name.endswith("=*")]
+        if missing:
+            out[index] = _unmeasured(out[index], missing[0].reason.partition(": ")[2])
     return out
 
 

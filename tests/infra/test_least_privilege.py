@@ -188,6 +188,8 @@ def test_a_deployment_without_datadog_reads_no_secrets(
         assert not [a for a in actions if a.startswith("secretsmanager:")], handler
         looks = handler in (f"{TASKS}begin", f"{TASKS}analyze")
         assert ("cloudwatch:GetMetricData" in actions) is looks, handler
+        # Only Analyze judges segments, whose values it discovers.
+        assert ("cloudwatch:ListMetrics" in actions) is (handler == f"{TASKS}analyze"), handler
 
 
 def test_a_deployment_without_cloudwatch_reads_no_metrics() -> None:

@@ -40,6 +40,15 @@ def test_scenario_ends_as_expected(results, name):
     assert result["outcome"] == SCENARIOS[name].expected.value, results[1]
 
 
+def test_segment_regression_is_rolled_back_by_its_browser(results):
+    """GIVEN a canary that fails only IE 11 (about 1% of viewers) WHEN Analyze runs under
+    its deployed role THEN the browser cut is judged (its values discovered with
+    ListMetrics) and the reason names the segment."""
+    result = results[0]["segment-regression"]
+    assert result["outcome"] == "ROLLED_BACK", results[1]
+    assert "browser=ie-11" in result["reason"], result["reason"]
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_execution_history_shows_the_real_states(results, name):
     """The Step Functions history read back from moto holds the states of the ASL file."""

@@ -78,16 +78,23 @@ def test_values_beyond_max_values_are_not_judged_smallest_first() -> None:
     }
 
 
-def test_segments_failing_to_fetch_leave_the_totals_judged() -> None:
-    """GIVEN totals that fetch and segments whose fetch fails WHEN judged THEN the verdict
-    is the totals' and the segments are listed as not measured."""
-    fake = _fake({})
+def test_segments_failing_to_fetch_leave_the_totals_judged_but_never_passed() -> None:
+    """GIVEN totals that fetch and segments whose fetch fails WHEN judged THEN the totals
+    are judged (they may still fail the canary), the segments are listed as not measured,
+    and a passing total does not pass the metric: a broken browser would promote."""
+    fake = _fake({}, requests=20_000_000)
     fake.segment_error = ProviderError("ListMetrics throttled")
-    verdict, _ = evaluate(running(_plan()), NOW, fake)
-    assert verdict.outcome is not Outcome.ERROR
+    verdict, _ = evaluate(running(_plan(), minutes=30), NOW, fake)
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert "passes in total, but segments not measured" in verdict.reason
     (unknown,) = verdict.metrics[0].segments
     assert unknown.name == "browser=*" and unknown.outcome == "not_judged"
     assert "ListMetrics throttled" in unknown.reason
+    whole, _ = evaluate(running(RolloutPlan.model_validate(plan_document()), minutes=30), NOW, fake)
+    assert whole.outcome is Outcome.PASS  # the same totals pass a plan without segments
+    broken = _fake({"chrome-131": 3000})
+    broken.segment_error = ProviderError("ListMetrics throttled")
+    assert evaluate(running(_plan()), NOW, broken)[0].outcome is Outcome.FAIL
 
 
 def test_a_plan_without_segments_has_no_segment_verdicts() -> None:
