@@ -15,7 +15,7 @@ _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port
 @click.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good-canary", "bad-canary", "segment-regression", "all"]),
+    type=click.Choice(["good-canary", "bad-canary", "segment-regression", "split-mismatch", "all"]),
     default="all",
     show_default=True,
     help="Which demo rollout to run.",
@@ -42,8 +42,10 @@ def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
 
     good-canary (0.5% errors, like stable) must end PROMOTED; bad-canary (8% errors) must
     end ROLLED_BACK; segment-regression (fails every IE 11 request, about 1% of viewers, and
-    nothing else) must end ROLLED_BACK by its per-browser analysis. Exit status 0 only when
-    every scenario ends as expected.
+    nothing else) must end ROLLED_BACK by its per-browser analysis; split-mismatch (an
+    emulated edge fault serves the canary about twice its weight) must end PAUSED by the
+    served-split check, and is then aborted. Exit status 0 only when every scenario ends
+    as expected.
     """
     from orchestrator.local.demo import SCENARIOS, run_scenario
     from orchestrator.local.stack import LocalStack, PortInUse

@@ -10,12 +10,20 @@ play many viewers, and ``X-Emulated-Viewer-Country`` stands in for CloudFront's 
 that IP: as CloudFront does when the origin request policy names it, the emulator sets
 ``CloudFront-Viewer-Country`` after viewer-request (which sees only a viewer's own copy).
 S3 origins are not emulated (502): the local stack uses custom origins.
+
+One fault can be switched on, off by default: ``reassign_variant`` names a variant whose
+viewers the edge assigns a second time under a second key (the viewer's address with one
+bit changed, as an edge keyed on another hop of the viewer's path would), serving the
+second answer. With ``"stable"`` the canary serves weight * (2 - weight) of the requests
+instead of its weight, nearly twice at small weights: what the served-split check exists
+to notice.
 """
 
 from __future__ import annotations
 
 import copy
 import http.client
+import ipaddress
 import threading
 import uuid
 from collections import Counter
@@ -57,12 +65,16 @@ def cf_headers(pairs: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
 
 
 class CloudFrontEmulator(LoopbackServer):
-    def __init__(self, default_origin_port: int, *, port: int = 0) -> None:
-        from edge import origin_request, viewer_request, viewer_response
+    def __init__(
+        self, default_origin_port: int, *, port: int = 0, reassign_variant: str | None = None
+    ) -> None:
+        from edge import config, origin_request, viewer_request, viewer_response
 
         self.viewer_request = viewer_request.handler
         self.origin_request = origin_request.handler
         self.viewer_response = viewer_response.handler
+        self.reassign_variant = reassign_variant  # an emulated fault: see the module's doc
+        self.variant_header = config.load().variant_header
         self.default_origin = {
             "custom": {
                 "domainName": LOOPBACK,
@@ -105,8 +117,12 @@ class CloudFrontEmulator(LoopbackServer):
             "uri": parts.path or "/",
         }
         request_id = uuid.uuid4().hex
+        # viewer-request rewrites its request in place: the fault's second pass needs it as sent.
+        untouched = copy.deepcopy(request) if self.reassign_variant else None
         try:
             result = self.viewer_request(viewer_event("viewer-request", request, request_id), None)
+            if untouched is not None:
+                result = self._reassigned(result, untouched, request_id)
             if "status" in result:  # generated: CloudFront answers at once, no other trigger
                 self.count("generated_responses")
                 return _generated(result)
@@ -137,6 +153,22 @@ class CloudFrontEmulator(LoopbackServer):
         except Exception:  # CloudFront answers 502 when a function fails; count it loudly
             self.count("function_errors")
             return 502, [("content-type", "text/plain")], b"LambdaExecutionError\n"
+
+    def _reassigned(
+        self, result: dict[str, Any], request: dict[str, Any], request_id: str
+    ) -> dict[str, Any]:
+        """The ``reassign_variant`` fault: a request the edge gave that variant is assigned
+        again under the viewer's second key, and that answer wins when it differs."""
+        if "status" in result or _header(result, self.variant_header) != self.reassign_variant:
+            return result
+        request["clientIp"] = _second_address(request["clientIp"])
+        again: dict[str, Any] = self.viewer_request(
+            viewer_event("viewer-request", request, request_id), None
+        )
+        if "status" in again or _header(again, self.variant_header) == self.reassign_variant:
+            return result
+        self.count("reassigned")
+        return again
 
     def _fetch(self, request: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         if "custom" not in request["origin"]:
@@ -198,6 +230,20 @@ class CloudFrontEmulator(LoopbackServer):
                 pass
 
         return Handler
+
+
+def _header(request: dict[str, Any], name: str) -> str | None:
+    values = request.get("headers", {}).get(name)
+    return values[0]["value"] if values else None
+
+
+def _second_address(address: str) -> str:
+    """Another address for the same viewer, stable across its requests (so the faulty
+    assignment is as sticky as the real one)."""
+    try:
+        return str(ipaddress.ip_address(int(ipaddress.ip_address(address)) ^ 0x80))
+    except ValueError:
+        return address + "-2"
 
 
 def _pairs(headers: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:

@@ -3,7 +3,13 @@ real state machine judging real per-variant counts of simulated viewers.
 
 ``segment-regression`` breaks the canary only for IE 11, about 1% of the viewers: the totals
 stay within the plan's tolerance, so only the plan's per-browser analysis
-(``analysis.segments: [{by: browser}]``) can roll it back."""
+(``analysis.segments: [{by: browser}]``) can roll it back.
+
+``split-mismatch`` switches on the CDN emulator's ``reassign_variant`` fault: viewers the
+edge put on stable are assigned again under a second key, so the canary serves about
+twice its weight. The plan's served-split check must see it and pause the rollout
+(``policies.on_split_mismatch`` defaults to pause). A pause waits for a person, so once the
+workflow has parked the rollout the demo records it, then aborts it to put stable back."""
 
 from __future__ import annotations
 
@@ -45,6 +51,8 @@ class Scenario:
     stages: Stages = DEFAULT_STAGES
     timeout: float = 90.0
     users: int = 2000
+    # The CDN emulator's fault (CloudFrontEmulator's reassign_variant), None: a healthy edge.
+    reassign_variant: str | None = None
 
     @property
     def host(self) -> str:
@@ -73,6 +81,16 @@ SCENARIOS = {
         # can see it. (With 1.5 points an unlucky draw of IE viewers onto the canary lets
         # the totals fail first, for a reason that names no segment.)
         tolerance=0.04,
+    ),
+    "split-mismatch": Scenario(
+        "split-mismatch",
+        0.005,
+        0.005,
+        RolloutStatus.PAUSED,
+        # At 10% the faulty edge serves the canary 19% of the requests, far outside the
+        # 7.5-12.5% the default tolerance allows.
+        reassign_variant="stable",
+        timeout=60.0,
     ),
 }
 
@@ -208,7 +226,9 @@ def run_scenario(
         seed=2,
         segment_errors=dict(scenario.canary_segment_errors),
     ).start()
-    edge = CloudFrontEmulator(default_origin_port=stable.port).start()
+    edge = CloudFrontEmulator(
+        default_origin_port=stable.port, reassign_variant=scenario.reassign_variant
+    ).start()
     traffic = None
     try:
         route = demo_route(scenario.host, stable.port, canary.port)
@@ -247,6 +267,10 @@ def run_scenario(
         final = _follow(
             service, execution, rollout.rollout_id, scenario.name, emit, started + timeout
         )
+        # The reason the workflow gave for how it ended (or paused), before any clean-up.
+        reason = service.get(rollout.rollout_id).reason
+        if final is RolloutStatus.PAUSED:
+            _abort_paused(service, execution, rollout.rollout_id, scenario.name, emit)
     finally:
         if traffic:
             traffic.stop()
@@ -261,7 +285,7 @@ def run_scenario(
         "provider": provider,
         "outcome": final.value,
         "expected": scenario.expected.value,
-        "reason": service.get(rollout.rollout_id).reason,
+        "reason": reason,
         "rollout_id": rollout.rollout_id,
         "stages_completed": stages_completed(events, final),
         "requests": dict(traffic.totals.requests),
@@ -288,6 +312,23 @@ def _segment_counts(traffic: TrafficGenerator, scenario: Scenario) -> dict[str, 
     return {"segments": found}
 
 
+def _abort_paused(
+    service: RolloutService, execution: str, rollout_id: str, name: str, emit: Callable[[str], None]
+) -> None:
+    """Abort a rollout the workflow paused, and wait until its execution has rolled it back:
+    the demo leaves every route on stable, as a person answering the pause would."""
+    service.abort(rollout_id, actor="demo", reason="demo over: the pause was the expected end")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = service.sfn.describe_execution(executionArn=execution)["status"]
+        rollout = service.get(rollout_id)
+        if rollout.status.is_final and status != "RUNNING":
+            emit(f"[{name}] aborted after the pause: {rollout.status.value}")
+            return
+        time.sleep(0.25)
+    emit(f"[{name}] abort not carried out in 30 s: rollout {service.get(rollout_id).status.value}")
+
+
 def _follow(
     service: RolloutService,
     execution: str,
@@ -308,7 +349,8 @@ def _follow(
             if line:
                 emit(f"[{name}] {line}")
         seen = len(events)
-        if rollout.status.is_final:
+        if rollout.status.is_final or rollout.status is RolloutStatus.PAUSED:
+            # A pause waits for a person, however long: it ends what the demo can watch.
             return rollout.status
         if execution_status != "RUNNING":
             emit(
@@ -333,11 +375,18 @@ def describe(event: AuditEvent, plan: RolloutPlan) -> str | None:
             f"stage {detail['stage'] + 1} {detail['weight']:g}% | "
             f"canary {canary['total']} req {_rate(canary)} err | "
             f"stable {baseline['total']} req {_rate(baseline)} err | "
-            f"{verdict['outcome']} -> {decision['action']}"
+            f"{verdict['outcome']} -> {decision['action']}{_served(verdict.get('split'))}"
         )
-    if event.kind in ("promoted", "rolled_back"):
+    if event.kind in ("promoted", "rolled_back", "paused"):
         return f"{event.kind.upper()}: {event.reason}"
     return None
+
+
+def _served(split: dict[str, Any] | None) -> str:
+    if not split or split.get("share") is None:
+        return ""
+    mark = " SPLIT MISMATCH" if split["outcome"] == "mismatch" else ""
+    return f" | canary served {split['share']:.1%} of requests{mark}"
 
 
 def _rate(counts: dict[str, int]) -> str:

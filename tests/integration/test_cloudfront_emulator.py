@@ -203,3 +203,30 @@ def test_redirect_is_answered_by_the_edge_without_the_origin(cdn: Any) -> None:
 
     assert (status, headers["location"]) == (302, "/v2/app.js?x=1")
     assert edge.stats["origin_fetches"] == fetched
+
+
+def _served_canary(edge: CloudFrontEmulator, viewers: int) -> float:
+    served = []
+    for n in range(viewers):
+        _, headers, _ = edge.serve(
+            "GET", "/app.js", [("Host", HOST)], f"198.18.{n // 250}.{n % 250}"
+        )
+        served.append(dict(headers).get("x-edgeshift-variant") == "canary")
+    return sum(served) / viewers
+
+
+def test_the_reassign_fault_serves_the_canary_about_twice_its_weight(cdn: Any) -> None:
+    """GIVEN a 10% canary WHEN the emulator's reassign_variant fault is on for stable THEN
+    about 19% of viewers get the canary (10% + 90% x 10%), each one stickily; off (the
+    default) the edge serves its weight."""
+    edge, client, _, canary = cdn
+    _put(client, canary.port, 1_000)
+    assert 0.06 < _served_canary(edge, 1_000) < 0.14
+
+    edge.reassign_variant = "stable"
+    share = _served_canary(edge, 1_000)
+    again = _served_canary(edge, 1_000)
+
+    assert 0.15 < share < 0.24
+    assert again == share  # the faulty assignment is as sticky as the real one
+    assert edge.stats["reassigned"] > 0 and edge.stats["function_errors"] == 0

@@ -1,4 +1,4 @@
-"""Both demo rollouts end to end on the embedded local stack: the real ASL in moto's
+"""Every demo rollout end to end on the embedded local stack: the real ASL in moto's
 interpreter, in-process task Lambdas, the real edge handlers behind the CloudFront
 emulator, simulated viewers and CloudWatch counts."""
 
@@ -35,7 +35,8 @@ def results(stack):
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_ends_as_expected(results, name):
-    """GIVEN a good or a bad canary WHEN the rollout runs THEN it ends PROMOTED or ROLLED_BACK."""
+    """GIVEN a good or a bad canary, or a faulty edge WHEN the rollout runs THEN it ends
+    PROMOTED, ROLLED_BACK or PAUSED as its scenario expects."""
     result = results[0][name]
     assert result["outcome"] == SCENARIOS[name].expected.value, results[1]
 
@@ -49,9 +50,31 @@ def test_segment_regression_is_rolled_back_by_its_browser(results):
     assert "browser=ie-11" in result["reason"], result["reason"]
 
 
+def test_split_mismatch_is_paused_by_the_served_split_check(stack, results):
+    """GIVEN an edge that serves the canary about twice its weight (the emulator's
+    reassign_variant fault) WHEN the rollout runs THEN the workflow's own look finds the
+    split mismatched and pauses; the audit's analysis event carries the split check, and
+    the demo's abort afterwards puts stable back."""
+    result = results[0]["split-mismatch"]
+    assert result["outcome"] == "PAUSED", results[1]
+    assert result["reason"].startswith("split_mismatch:"), result["reason"]
+    events = stack.store().events(result["rollout_id"])
+    looks = [e for e in events if e.kind == "analysis"]
+    last = looks[-1].detail
+    assert last["verdict"]["split"]["outcome"] == "mismatch"
+    assert last["verdict"]["split"]["share"] > 0.15  # planned 10%
+    assert last["decision"]["action"] == "pause"
+    assert last["decision"]["reason"].startswith("split_mismatch:")
+    kinds = [e.kind for e in events]
+    assert kinds.index("paused") < kinds.index("rolled_back")
+    route = stack.store().get_route(SCENARIOS["split-mismatch"].host)
+    assert route.weights() == {"canary": 0, "stable": 10_000}
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_execution_history_shows_the_real_states(results, name):
-    """The Step Functions history read back from moto holds the states of the ASL file."""
+    """The Step Functions history read back from moto holds the states of the ASL file (a
+    paused rollout is rolled back by the demo's abort)."""
     states = results[0][name]["states"]
     final = "Promote" if SCENARIOS[name].expected is RolloutStatus.PROMOTED else "Rollback"
     for state in ("Begin", "ApplyStage", "Wait", "Analyze", "Decide", final):
