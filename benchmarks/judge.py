@@ -21,6 +21,11 @@ canary at 3x for the first two minutes of each stage. The rollout: stages 5% / 2
 ten 1-minute looks each unless the scenario's bake says otherwise. Peers look during each
 stage's bake (after the same ``initial_delay``); the project's judge may extend an
 inconclusive bake, and a stage that ends without a verdict counts as a rollback.
+
+The ``split-*`` scenarios draw requests viewer by viewer (``VIEWER_MIX``: sticky viewers,
+heavy-tailed requests per viewer), so the canary's share per minute varies well beyond
+binomial, and ask how often the served-split check pauses the rollout: an edge serving the
+weight, and one serving twice it. No peer checks the split, so they have no row there.
 """
 
 from __future__ import annotations
@@ -67,12 +72,14 @@ class Scenario:
     segments: int = 0  # browser values declared and drawn (SEGMENT_MIX), 0: none
     broken_share: float = 0.0  # traffic share of a browser where the canary always fails
     declared: bool = True  # the plan declares the browser segment (False: totals only)
+    viewers: bool = False  # requests come from sticky viewers (VIEWER_MIX), not one by one
+    served: float = 1.0  # the canary's served share over its weight (2: the edge serves 2x)
 
     @property
     def healthy(self) -> bool:
         """Should be promoted: as good as the baseline, or worse by less than half the
         tolerance (1.2x of a 1.5x tolerance), which no team wants rolled back."""
-        if self.broken_share:
+        if self.broken_share or self.served != 1.0:
             return False
         return self.canary_rate <= self.baseline_rate * 1.2 + 1e-12 and (
             self.direction is Direction.LOWER or self.canary_rate == self.baseline_rate
@@ -119,6 +126,8 @@ SCENARIOS = (
         broken_share=0.001,
         declared=False,
     ),
+    _error("split-correct-viewers", 1.0, viewers=True),
+    _error("split-served-2x-viewers", 1.0, viewers=True, served=2.0),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),
@@ -348,6 +357,53 @@ class SegmentTraffic(Traffic):
         return counts
 
 
+# Viewers (one IP + User-Agent, sticky to one variant) by how many requests each makes in a
+# minute, and the share of all requests their class makes: a heavy tail, where a few
+# viewers (crawlers, NAT gateways, API clients) make a twentieth of the traffic. A viewer's
+# own requests are Poisson around its class's rate; viewers come and go from minute to
+# minute. The canary's request count in a minute then varies about 25 times as much as
+# binomial (sum of share x (rate + 1)), as does the stable fleet's total.
+VIEWER_MIX = ((1, 0.35), (4, 0.30), (16, 0.20), (64, 0.10), (256, 0.05))
+
+
+class ViewerTraffic(Traffic):
+    """Requests drawn viewer by viewer: each viewer of a minute is on the canary with the
+    served share (``weight x served``), all its requests with it."""
+
+    def _requests(self, served: float) -> tuple[int, int]:
+        canary = stable = 0
+        for rate, share in VIEWER_MIX:
+            viewers = _poisson(self.rng, self.scenario.per_minute * share / rate)
+            on_canary = binomial(self.rng, viewers, served)
+            canary += _poisson(self.rng, on_canary * rate)
+            stable += _poisson(self.rng, (viewers - on_canary) * rate)
+        return canary, stable
+
+    def pair(self, stage: int, look: int) -> tuple[Counts, Counts]:
+        if (stage, look) not in self.drawn:
+            weight = self.plan.stages[stage].weight / 100
+            canary_n, baseline_n = self._requests(min(1.0, weight * self.scenario.served))
+            self.drawn[stage, look] = (
+                Counts(
+                    binomial(self.rng, canary_n, self._rate(self.scenario.canary_rate)), canary_n
+                ),
+                Counts(
+                    binomial(self.rng, baseline_n, self._rate(self.scenario.baseline_rate)),
+                    baseline_n,
+                ),
+            )
+        return self.drawn[stage, look]
+
+    def history(self) -> list[dict[str, tuple[int, int]]]:
+        rows = []
+        for _ in range(HISTORY_MINUTES):
+            _, n = self._requests(0.0)
+            rows.append(
+                {self.metric: (binomial(self.rng, n, self._rate(self.scenario.baseline_rate)), n)}
+            )
+        return rows
+
+
 def _poisson(rng: random.Random, mean: float) -> int:
     """Requests of one browser in one minute: Poisson, normal beyond small means."""
     if mean > 60:
@@ -367,6 +423,7 @@ class Result:
     promoted: bool = False
     looks: int = 0  # looks from the start of the rollout until promotion or rollback
     reasons: list[str] = field(default_factory=list)
+    split_look: int | None = None  # looks from the start until a split_mismatch pause
 
 
 PeerJudge = Callable[[list[tuple[Counts, Counts]], Scenario], bool]
@@ -375,7 +432,8 @@ _PEERS: dict[str, PeerJudge] = {}
 
 def simulate(scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> dict[str, Result]:
     """One rollout; every judge sees the same counts. Returns each judge's result."""
-    traffic = (SegmentTraffic if scenario.segments else Traffic)(scenario, plan, rng)
+    kind = SegmentTraffic if scenario.segments else ViewerTraffic if scenario.viewers else Traffic
+    traffic = kind(scenario, plan, rng)
     history = traffic.history()
     results = {name: Result() for name in JUDGES}
     ours = results["edgeshift"]
@@ -386,7 +444,11 @@ def simulate(scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> dict[
     ours.first_stage = ours.rolled_back and replayed.stage == 0
     failed = replayed.verdicts[-1]["outcome"] == "fail" if replayed.verdicts else False
     ours.look = replayed.looks if ours.rolled_back and failed else None
+    if replayed.outcome == "PAUSED" and replayed.reason.startswith("split_mismatch:"):
+        ours.split_look = replayed.looks
     for name, peer in _PEERS.items():
+        if scenario.viewers:  # no peer checks the split these scenarios are about
+            break
         result = results[name]
         for index, stage in enumerate(plan.stages):
             skip = plan.analysis.initial_delay // stage.interval
@@ -467,10 +529,31 @@ def run(rollouts: int = ROLLOUTS, names: tuple[str, ...] = ONLY) -> Iterator[dic
         plan = plan_for(scenario)
         rng = random.Random(f"{SEED}:{scenario.name}")
         outcomes = [simulate(scenario, plan, rng) for _ in range(rollouts)]
+        if scenario.viewers:
+            # No peer checks the split the edge serves: only edgeshift has a row to give.
+            yield _split_record(scenario, [outcome["edgeshift"] for outcome in outcomes])
+            continue
         for name in JUDGES:
             results = [outcome[name] for outcome in outcomes]
             yield _record(name, scenario, plan, results)
         yield _forecast_record(scenario, plan)
+
+
+def _split_record(scenario: Scenario, results: list[Result]) -> dict[str, object]:
+    """How often the served-split check paused the rollout, and how soon."""
+    looks = [r.split_look for r in results if r.split_look is not None]
+    return {
+        "judge": "edgeshift",
+        "scenario": scenario.name,
+        "served_over_weight": scenario.served,
+        "split_flagged_rate": round(len(looks) / len(results), 4),
+        "split_flagged_within_3_looks_rate": round(sum(n <= 3 for n in looks) / len(results), 4),
+        "median_looks_to_split_flag": statistics.median(looks) if looks else None,
+        "promoted_rate": round(sum(r.promoted for r in results) / len(results), 4),
+        "peers": "none checks the served split",
+        "per_minute": scenario.per_minute,
+        "rollouts": len(results),
+    }
 
 
 def _forecast_record(scenario: Scenario, plan: RolloutPlan) -> dict[str, object]:

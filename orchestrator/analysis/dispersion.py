@@ -26,6 +26,7 @@ has ``kappa`` = s² nearly), on top of the binomial noise of the events themselv
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -214,3 +215,22 @@ def history_noise(intervals: Sequence[Counts], source: str = "stable fleet histo
     mean_events = events / len(rows)
     kappa = max(0.0, (chi2 / (len(rows) - 1) - 1.0) * (1 - rate) / mean_events)
     return Noise(kappa=kappa, df=len(rows) - 1, source=source)
+
+
+def request_dispersion(totals: Sequence[float]) -> tuple[float, float]:
+    """(variance over mean, degrees of freedom) of one fleet's requests per interval.
+
+    Viewers arrive independently, each making a cluster of requests, so the count's
+    variance over its mean is the clusters' E[r²] / E[r]: the same factor by which sticky
+    viewers widen the canary's share beyond binomial. The variance is taken from successive
+    differences (half the mean squared difference), so a slow trend in traffic (time of day)
+    does not count as burstiness; faster swings in the rate still do, which only makes the
+    prior wider. Its degrees of freedom are those of that estimator, about 2/3 of k - 1."""
+    rows = [float(t) for t in totals if t > 0]
+    k = len(rows)
+    if k < 3:
+        return 1.0, 0.0
+    mean = sum(rows) / k
+    squares = sum((b - a) ** 2 for a, b in itertools.pairwise(rows))
+    variance = squares / (2 * (k - 1))
+    return variance / mean, 2 * (k - 1) ** 2 / (3 * k - 4)

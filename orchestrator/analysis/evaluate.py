@@ -15,7 +15,7 @@ from orchestrator.models.analysis import AnalysisSpec, DatadogSource, Noise, Rat
 
 from .aggregate import combine
 from .counts import Counts
-from .dispersion import history_noise
+from .dispersion import history_noise, request_dispersion
 from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, judge_threshold
 from .providers import MetricProvider, QueryContext, measure, metric_queries
 from .providers.base import Measurement, deadline_or_default
@@ -258,10 +258,13 @@ def stable_noise(rollout: Rollout, provider: MetricProvider, now: datetime) -> d
         estimated = history_noise(periods, f"stable fleet, last {spec.noise_history // 60} min")
         minutes = len(periods) * spec.period / 60
         requests = sum(c.total for c in periods)
+        bursty, bursty_df = request_dispersion([c.total for c in periods])
         noise[metric.name] = estimated.model_copy(
             update={
                 "requests_per_minute": requests / minutes if minutes else None,
                 "rate": (sum(c.errors for c in periods) / requests) if requests else None,
+                "requests_dispersion": bursty if bursty_df else None,
+                "requests_df": bursty_df,
             }
         )
     return noise

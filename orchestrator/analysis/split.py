@@ -15,6 +15,16 @@ the estimated excess. The stage's false-alarm budget ``STAGE_ALPHA`` is split ev
 its looks and both sides (Bonferroni: valid for the correlated cumulative looks without
 assuming anything about them).
 
+A stage's first looks have too few periods to estimate ``phi`` from. Preflight measured the
+stable fleet's requests per period over the last hour (``Noise.requests_dispersion``): with
+viewers arriving independently, their count's variance over its mean is the clusters'
+E[r²] / E[r], the very factor by which sticky viewers widen the share (and any faster
+swing in the traffic only widens it further). That prior is pooled with the stage's own
+X² by degrees of freedom, as ``dispersion.py`` pools the error rates' history, so a split
+twice the weight can be flagged from the first look; the stage's periods take over when
+they are far noisier than the prior says (1% level). Without a prior, nothing is judged
+before ``MIN_PERIODS``.
+
 What the periods cannot show: clustering that lasts longer than the window (a few heavy
 viewers present in every period, all on one variant) shifts every period alike, so it
 looks like a real offset. The tolerance absorbs it; a mismatch pauses for a person by
@@ -29,17 +39,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .counts import Counts
-from .dispersion import Dispersion
+from .dispersion import MAX_HISTORY_DF, MIN_DF, Dispersion, _chi2_quantile
 from .sequential import z_quantile
 
 if TYPE_CHECKING:
     from orchestrator.models import Rollout
+    from orchestrator.models.analysis import Noise
 
     from .providers.base import Measurement
 
 SplitOutcome = Literal["ok", "mismatch", "unknown"]
 STAGE_ALPHA = 0.001  # chance per stage of flagging a split that is right
-MIN_PERIODS = 4  # three degrees of freedom for the dispersion (dispersion.MIN_DF)
+MIN_PERIODS = 4  # without a prior: three degrees of freedom for the dispersion (MIN_DF)
 MIN_REQUESTS = 200  # in the window, both variants together
 MIN_EXPECTED = 20  # canary requests the weight's lower edge expects in the window
 
@@ -82,9 +93,11 @@ def check_split(
     *,
     look: int,
     looks: int,
+    prior: Noise | None = None,
 ) -> SplitCheck:
     """``periods``: (canary, baseline) requests per period, in time order; ``weight``: the
-    canary's planned share (0..1); ``look`` of ``looks`` in the stage (1-based)."""
+    canary's planned share (0..1); ``look`` of ``looks`` in the stage (1-based); ``prior``:
+    the stable fleet's noise as preflight measured it (its ``requests_dispersion``)."""
     low, high = band(weight, tolerance)
     rows = [(c, b) for c, b in periods if c >= 0 and b >= 0 and c + b > 0]
     canary = sum(c for c, _ in rows)
@@ -98,18 +111,19 @@ def check_split(
 
     if not 0 < weight < 1:
         return result("ok", "one variant serves everyone")
+    prior_phi, prior_df = _prior(prior)
     if (
         share is None
         or total < MIN_REQUESTS
         or total * low < MIN_EXPECTED
-        or len(rows) < MIN_PERIODS
+        or (len(rows) < MIN_PERIODS and len(rows) - 1 + prior_df < MIN_DF)
     ):
         return result(
             "unknown",
             f"split not known yet: {round(total)} requests in {len(rows)} periods "
-            f"(needs {MIN_REQUESTS} requests, {MIN_PERIODS} periods)",
+            f"(needs {MIN_REQUESTS} requests, {MIN_PERIODS} periods or a prior)",
         )
-    spread = _dispersion(rows, share)
+    spread = _dispersion(rows, share, prior_phi, prior_df)
     threshold = look_threshold(look, looks)
     summary = (
         f"canary served {share:.2%} of {round(total)} requests, weight {weight:.2%} "
@@ -131,15 +145,34 @@ def check_split(
     return result("ok", why, **evidence)
 
 
-def _dispersion(rows: Sequence[tuple[float, float]], share: float) -> Dispersion:
-    """Pearson X² of the periods' canary requests around the pooled share."""
+def _prior(prior: Noise | None) -> tuple[float, float]:
+    """(phi, df) the stable fleet's request counts predict for the share; (1, 0): none."""
+    if prior is None or prior.requests_dispersion is None or prior.requests_df <= 0:
+        return 1.0, 0.0
+    return max(1.0, prior.requests_dispersion), min(prior.requests_df, MAX_HISTORY_DF)
+
+
+def _dispersion(
+    rows: Sequence[tuple[float, float]],
+    share: float,
+    prior_phi: float = 1.0,
+    prior_df: float = 0.0,
+) -> Dispersion:
+    """Pearson X² of the periods' canary requests around the pooled share, pooled with the
+    prior by degrees of freedom."""
     if not 0 < share < 1:
         # Every request on one side: no spread to measure, and any band is far away.
         return Dispersion()
     chi2 = sum((c - (c + b) * share) ** 2 / ((c + b) * share * (1 - share)) for c, b in rows)
     df = len(rows) - 1
-    phi = max(1.0, chi2 / df)
-    return Dispersion(phi, float(df), f"{len(rows)} periods of this stage")
+    here = f"{len(rows)} periods of this stage"
+    if not prior_df:
+        return Dispersion(max(1.0, chi2 / df), float(df), here)
+    if df >= MIN_DF and chi2 > prior_phi * _chi2_quantile(0.99, df):
+        # Far burstier than the stable fleet's hour said: this stage's periods alone.
+        return Dispersion(max(1.0, chi2 / df), float(df), f"{here} (noisier than the prior)")
+    phi = (prior_df * prior_phi + chi2) / (prior_df + df)
+    return Dispersion(max(1.0, phi), prior_df + df, f"stable fleet's requests + {here}")
 
 
 def served_split(
@@ -170,4 +203,11 @@ def served_split(
     ]
     stage = plan.stages[min(rollout.stage_index, len(plan.stages) - 1)]
     looks = stage.looks(plan.extension(stage))
-    return check_split(periods, weight, spec.tolerance, look=rollout.tally.looks + 1, looks=looks)
+    return check_split(
+        periods,
+        weight,
+        spec.tolerance,
+        look=rollout.tally.looks + 1,
+        looks=looks,
+        prior=rollout.noise.get(metric.name),
+    )

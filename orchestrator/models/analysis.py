@@ -211,6 +211,11 @@ class Noise(BaseModel):
     source: str = "none"
     requests_per_minute: float | None = Field(default=None, ge=0)
     rate: float | None = Field(default=None, ge=0, le=1)
+    # How bursty the requests (the denominators) are: the variance of the fleet's requests
+    # per interval over their mean (1: independent requests), with its degrees of freedom.
+    # The served-split check's prior for viewer clustering (orchestrator.analysis.split).
+    requests_dispersion: float | None = Field(default=None, ge=0)
+    requests_df: float = Field(default=0, ge=0)
 
 
 SEGMENT_DIMENSIONS = ("browser", "device", "country")

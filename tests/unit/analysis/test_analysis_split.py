@@ -13,10 +13,12 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.analysis import Counts, Outcome, Verdict
+from orchestrator.analysis.dispersion import request_dispersion
 from orchestrator.analysis.providers.base import Measurement
 from orchestrator.analysis.schedule import DEFAULT_EDGE_TTL, judged_from
 from orchestrator.analysis.split import check_split, served_split
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models.analysis import Noise
 from orchestrator.workflow.decide import Action, decide
 
 T0 = datetime(2024, 5, 1, 12, 0, 17, tzinfo=UTC)  # a write in the middle of a minute
@@ -236,3 +238,62 @@ def test_after_a_split_pause_is_resumed_only_later_periods_count() -> None:
     assert check is not None and check.outcome == "unknown"
     whole = served_split(_rollout(plan), _measured(plan, 0.2))
     assert whole is not None and whole.outcome == "mismatch"
+
+
+# -- the stable fleet's requests as the prior for viewer clustering -----------------------
+
+
+def _bursty(phi: float, df: float = 59) -> Noise:
+    return Noise(requests_dispersion=phi, requests_df=df, source="stable fleet")
+
+
+def test_a_prior_lets_the_first_looks_judge_the_split() -> None:
+    """GIVEN the stable fleet's requests measured by preflight WHEN a 10% stage is served 20%
+    for two periods THEN a mismatch already; without the prior it is still unknown."""
+    assert check_split(_periods(0.2, count=2), 0.1, 0.25, look=2, looks=10).outcome == "unknown"
+    early = check_split(_periods(0.2, count=2), 0.1, 0.25, look=2, looks=10, prior=_bursty(25))
+    assert early.outcome == "mismatch" and early.dispersion == pytest.approx(25, rel=0.05)
+
+
+def test_bursty_requests_widen_the_first_looks() -> None:
+    """GIVEN a share a little outside the band in one period WHEN the stable fleet's
+    requests are bursty (viewers making hundreds each) THEN not a mismatch; the same
+    share with independent requests is one."""
+    one = _periods(0.145, count=1)
+    assert check_split(one, 0.1, 0.25, look=1, looks=10, prior=_bursty(1)).outcome == "mismatch"
+    assert check_split(one, 0.1, 0.25, look=1, looks=10, prior=_bursty(200)).outcome == "ok"
+
+
+def test_a_stage_far_burstier_than_its_prior_is_judged_on_its_own_periods() -> None:
+    """GIVEN a calm prior and periods that swing as whole viewers do WHEN checked THEN the
+    stage's own dispersion is used, so the swings are not taken for a mismatch."""
+    swinging = [(1_500, 8_500), (1_100, 8_900), (1_700, 8_300), (1_000, 9_000)] * 2
+    check = check_split(swinging, 0.10, 0.25, look=8, looks=10, prior=_bursty(1))
+    assert check.outcome == "ok" and check.dispersion and check.dispersion > 10
+
+
+def test_request_dispersion_measures_clusters_and_ignores_a_trend() -> None:
+    """GIVEN requests that are Poisson clusters of size 20 WHEN measured THEN about 20; a
+    steady ramp of traffic without bursts does not count as burstiness."""
+    rng = random.Random(3)
+    totals = [sum(20 for _ in range(rng.randint(400, 600))) for _ in range(60)]
+    phi, df = request_dispersion(totals)
+    assert df == pytest.approx(2 * 59**2 / 176)
+    assert phi > 5
+    ramp = [10_000 + 100 * minute for minute in range(60)]
+    assert request_dispersion(ramp)[0] < 1.1
+
+
+def test_served_split_takes_its_prior_from_preflight() -> None:
+    """GIVEN a rollout whose preflight measured very bursty requests WHEN two periods served
+    a little outside the band are checked THEN not a mismatch (the prior widens them)."""
+    plan = _plan()
+    name = plan.analysis.judged_metrics()[0].name
+    rollout = _rollout(plan).model_copy(update={"noise": {name: _bursty(5_000)}})
+    measured = _measured(plan, 0.14)
+    early = {
+        key: Measurement(counts=m.counts, series=dict(list((m.series or {}).items())[:2]))
+        for key, m in measured.items()
+    }
+    check = served_split(rollout, early)
+    assert check is not None and check.outcome == "ok" and check.periods == 2
