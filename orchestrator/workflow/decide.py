@@ -49,7 +49,8 @@ def decide(rollout: Rollout, verdict: Verdict, now: datetime) -> Decision:
     stage, index = rollout.stage, rollout.stage_index
     policies = rollout.plan.policies
     control = rollout.control
-    if index == -1 and rollout.stage_started_at is None:
+    failing = verdict.outcome in (Outcome.FAIL, Outcome.ERROR)
+    if index == -1 and rollout.stage_started_at is None and not failing:
         # ApplyStage holds the first stage back while a person's request is pending: honour
         # it (nothing to judge yet, no canary traffic), then apply the first stage.
         if control is not None:
