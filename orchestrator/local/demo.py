@@ -34,7 +34,7 @@ Stages = tuple[tuple[int, int], ...]  # (weight %, bake seconds)
 DEFAULT_STAGES: Stages = ((10, 8), (50, 6), (100, 6))
 # A value with 1% of the viewers needs time at a large canary share before its canary side
 # has the segment's minimum sample: ~6 IE 11 requests/s of 600 arrive, half of them canary.
-SEGMENT_STAGES: Stages = ((10, 8), (50, 16), (100, 6))
+SEGMENT_STAGES: Stages = ((10, 8), (50, 20), (100, 6))
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,10 @@ def demo_plan(
     if tolerance is not None:
         analysis["metrics"][0]["tolerance"] = {"absolute": tolerance}
     if segments:
-        analysis["segments"] = [{"by": dimension} for dimension in segments]
+        # Ten requests of a browser are plenty when every one of them fails; the default 20
+        # would leave the demo's IE 11 canary (a few requests a second) unjudged for most of
+        # a stage, and a stage that passes on its totals meanwhile would promote it.
+        analysis["segments"] = [{"by": dimension, "min_samples": 10} for dimension in segments]
     return RolloutPlan.model_validate(
         {
             "target": {"host": route.host},
