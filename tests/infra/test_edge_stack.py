@@ -226,7 +226,8 @@ def test_origin_request_policy_forwards_the_chosen_rule(synthesized: Synthesized
         {"id": "E2QWRUHAPOMQZL"},
         {
             "demoOriginDomain": "origin.example.com",
-            "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012",
+            "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+            "12345678-1234-1234-1234-123456789012",
         },
     ],
 )
