@@ -559,6 +559,32 @@ def _timeseries_values(
 ) -> dict[str, Series]:
     """Each series' values under the formula its ``query_index`` names; several series of
     one formula (groups) summed per period."""
+    points = _timeseries_points(body, names, lambda described: "")
+    flat = {qid: groups.get("", {}) for qid, groups in points.items()}
+    _body_errors(body, any(flat.values()), "v2 timeseries")
+    return {qid: _buckets(found, start, end, period) for qid, found in flat.items()}
+
+
+def _timeseries_groups(
+    body: Any, names: dict[str, Query], tag: str, start: datetime, end: datetime, period: int
+) -> dict[str, dict[str, Series]]:
+    """Like ``_timeseries_values``, one series per value of ``tag`` in ``group_tags``."""
+    where = "v2 timeseries"
+    points = _timeseries_points(
+        body, names, lambda described: _group_value(described.get("group_tags") or [], tag, where)
+    )
+    _body_errors(body, any(points.values()), where)
+    return {
+        qid: {group: _buckets(found, start, end, period) for group, found in by_group.items()}
+        for qid, by_group in points.items()
+    }
+
+
+def _timeseries_points(
+    body: Any, names: dict[str, Query], group_of: Callable[[dict[str, Any]], str | None]
+) -> dict[str, dict[str, dict[float, float]]]:
+    """Query id -> group (``group_of`` a series; None leaves it out) -> seconds -> value,
+    summed where series of one formula and group share a timestamp."""
     where = "v2 timeseries"
     times = _field(body, "data.attributes.times", list, where) or []
     series = _field(body, "data.attributes.series", list, where) or []
@@ -568,7 +594,7 @@ def _timeseries_values(
             f"Datadog {where}: malformed body, {len(series)} series and {len(values)} value lists"
         )
     formulas = list(names.values())
-    points: dict[str, dict[float, float]] = {query.id: {} for query in formulas}
+    points: dict[str, dict[str, dict[float, float]]] = {query.id: {} for query in formulas}
     for described, row in zip(series, values, strict=True):
         index = described.get("query_index") if isinstance(described, dict) else None
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(formulas):
@@ -576,14 +602,16 @@ def _timeseries_values(
         if not isinstance(row, list) or len(row) != len(times):
             raise ProviderError(f"Datadog {where}: malformed body, values do not match times")
         query = formulas[index]
+        group = group_of(described)
+        if group is None:
+            continue
+        merged = points[query.id].setdefault(group, {})
         for moment, raw in zip(times, row, strict=True):
             value = _number(raw, f"{where} {query.text!r}")
             stamp = _number(moment, f"{where} times")
             if value is not None and stamp is not None:
-                merged = points[query.id]
                 merged[stamp / 1000] = merged.get(stamp / 1000, 0.0) + value
-    _body_errors(body, any(points.values()), where)
-    return {qid: _buckets(found, start, end, period) for qid, found in points.items()}
+    return points
 
 
 def _grouped_by(text: str, tag: str) -> str:
@@ -620,53 +648,46 @@ def _group_value(tags: Any, tag: str, where: str) -> str | None:
     return None
 
 
-def _timeseries_groups(
-    body: Any, names: dict[str, Query], tag: str, start: datetime, end: datetime, period: int
-) -> dict[str, dict[str, Series]]:
-    """Like ``_timeseries_values``, one series per value of ``tag`` in ``group_tags``."""
-    where = "v2 timeseries"
-    times = _field(body, "data.attributes.times", list, where) or []
-    series = _field(body, "data.attributes.series", list, where) or []
-    values = _field(body, "data.attributes.values", list, where) or []
-    if len(values) != len(series):
-        raise ProviderError(
-            f"Datadog {where}: malformed body, {len(series)} series and {len(values)} value lists"
-        )
-    formulas = list(names.values())
-    points: dict[str, dict[str, dict[float, float]]] = {query.id: {} for query in formulas}
-    for described, row in zip(series, values, strict=True):
-        index = described.get("query_index") if isinstance(described, dict) else None
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(formulas):
-            raise ProviderError(f"Datadog {where}: malformed body, query_index {index!r}")
-        if not isinstance(row, list) or len(row) != len(times):
-            raise ProviderError(f"Datadog {where}: malformed body, values do not match times")
-        query = formulas[index]
-        group = _group_value(described.get("group_tags") or [], tag, where)
-        if group is None:
-            continue
-        merged = points[query.id].setdefault(group, {})
-        for moment, raw in zip(times, row, strict=True):
-            value = _number(raw, f"{where} {query.text!r}")
-            stamp = _number(moment, f"{where} times")
-            if value is not None and stamp is not None:
-                merged[stamp / 1000] = merged.get(stamp / 1000, 0.0) + value
-    _body_errors(body, any(points.values()), where)
-    return {
-        qid: {group: _buckets(found, start, end, period) for group, found in by_group.items()}
-        for qid, by_group in points.items()
-    }
-
-
 def _v1_groups(body: Any, query: Query, tag: str) -> dict[str, dict[float, float]]:
     """``_v1_points`` per value of ``tag`` in each series' ``tag_set``."""
     where = f"v1 query {query.text!r}"
+    return _v1_series_points(
+        body,
+        where,
+        lambda series: _group_value(_field(series, "tag_set", list, where) or [], tag, where),
+    )
+
+
+def _v1_points(body: Any, query: Query) -> dict[float, float]:
+    """Every series' points (seconds -> value), summed where series share a timestamp;
+    null points are missing."""
+    where = f"v1 query {query.text!r}"
+    one = query.text if query.aggregator != "sum" else None
+    return _v1_series_points(body, where, lambda series: "", only_one=one).get("", {})
+
+
+def _v1_series_points(
+    body: Any,
+    where: str,
+    group_of: Callable[[Any], str | None],
+    *,
+    only_one: str | None = None,
+) -> dict[str, dict[float, float]]:
+    """Group (``group_of`` a series; None leaves it out) -> seconds -> value, summed where
+    series of one group share a timestamp; null points are missing. ``only_one``: the
+    query whose answer must be a single series (its points are not summable)."""
     if not isinstance(body, dict):
         raise ProviderError(f"Datadog {where}: malformed body, not an object")
     if str(body.get("status", "ok")) == "error":
         raise ProviderError(f"Datadog {where}: {body.get('error')}", transient=False)
+    found = _field(body, "series", list, where) or []
+    if only_one is not None and len(found) > 1:
+        raise ProviderError(
+            f"{only_one!r} returned {len(found)} series; expected one", transient=False
+        )
     groups: dict[str, dict[float, float]] = {}
-    for series in _field(body, "series", list, where) or []:
-        group = _group_value(_field(series, "tag_set", list, where) or [], tag, where)
+    for series in found:
+        group = group_of(series)
         if group is None:
             continue
         points = groups.setdefault(group, {})
@@ -677,30 +698,6 @@ def _v1_groups(body: Any, query: Query, tag: str) -> dict[str, dict[float, float
             if stamp is not None and value is not None:
                 points[stamp / 1000] = points.get(stamp / 1000, 0.0) + value
     return groups
-
-
-def _v1_points(body: Any, query: Query) -> dict[float, float]:
-    """Every series' points (seconds -> value), summed where series share a timestamp;
-    null points are missing."""
-    where = f"v1 query {query.text!r}"
-    if not isinstance(body, dict):
-        raise ProviderError(f"Datadog {where}: malformed body, not an object")
-    if str(body.get("status", "ok")) == "error":
-        raise ProviderError(f"Datadog {where}: {body.get('error')}", transient=False)
-    found = _field(body, "series", list, where) or []
-    if len(found) > 1 and query.aggregator != "sum":
-        raise ProviderError(
-            f"{query.text!r} returned {len(found)} series; expected one", transient=False
-        )
-    points: dict[float, float] = {}
-    for series in found:
-        for point in _field(series, "pointlist", list, where) or []:
-            if not isinstance(point, list) or len(point) < 2:
-                raise ProviderError(f"Datadog {where}: malformed point {point!r}")
-            stamp, value = _number(point[0], where), _number(point[1], where)
-            if stamp is not None and value is not None:
-                points[stamp / 1000] = points.get(stamp / 1000, 0.0) + value
-    return points
 
 
 def _buckets(points: Mapping[float, float], start: datetime, end: datetime, period: int) -> Series:
