@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+from local_aws import moto_server, one_key_table
 
 from orchestrator.local import dynamodb as dynamodb_local
 from orchestrator.local.faults import CallFaults, Fault, Race
@@ -19,15 +19,8 @@ TABLE = "faults"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     dynamodb_local.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    finally:
-        server.stop()
+    yield from moto_server()
 
 
 @pytest.fixture
@@ -41,15 +34,7 @@ def faults() -> Iterator[CallFaults]:
 @pytest.fixture
 def dynamodb(endpoint: str, faults: CallFaults) -> Any:
     """Made after the hooks are installed, as the functions' clients are."""
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    if TABLE not in client.list_tables()["TableNames"]:
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    return client
+    return one_key_table(endpoint, TABLE)
 
 
 def _add_one(key: str) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
+from local_aws import moto_server, one_key_table
 
 from orchestrator.local import dynamodb as dynamodb_local
 
@@ -27,14 +27,7 @@ class _Clock:
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-    finally:
-        server.stop()
+    yield from moto_server()
 
 
 @pytest.fixture
@@ -48,15 +41,7 @@ def clock() -> Iterator[_Clock]:
 
 @pytest.fixture
 def dynamodb(endpoint: str, clock: _Clock) -> Any:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    if TABLE not in client.list_tables()["TableNames"]:
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    return client
+    return one_key_table(endpoint, TABLE)
 
 
 def _add_one(key: str, condition: str | None = None) -> list[dict[str, Any]]:
