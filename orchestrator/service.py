@@ -193,6 +193,7 @@ class RolloutService:
         rollout = self.get(rollout_id)
         if rollout.status is not RolloutStatus.RUNNING:
             raise ControlRefused(f"only a RUNNING rollout can be paused; it is {rollout.status}")
+        self._refuse_without_execution(rollout, "pause")
         return self._request(rollout, ControlAction.PAUSE, actor, reason)
 
     @transitions.on_a_fresh_read
@@ -227,6 +228,7 @@ class RolloutService:
         # fixed the edge or accepted the drift, and the periods that paused it stay in the
         # audit trail instead of pausing it again at the next look.
         split_from = utcnow() if rollout.reason.startswith("split_mismatch") else rollout.split_from
+        self._refuse_without_execution(rollout, "resume")
         after = self._release_hold(
             rollout,
             "resumed",
@@ -266,6 +268,7 @@ class RolloutService:
         if resent is not None and resent.status is not RolloutStatus.RUNNING:
             return resent  # the lost wake was this very request's
         rollout = self._steerable(rollout_id, reason, "promote")
+        self._refuse_without_execution(rollout, "promote")
         why = f"promoted by {actor}: {reason}"
         if rollout.status.is_waiting:
             step = Decision(Action.PROMOTE, rollout.stage_index, 0, why)
@@ -367,7 +370,6 @@ class RolloutService:
             )
 
     def _request(self, rollout: Rollout, action: ControlAction, actor: str, reason: str) -> Rollout:
-        self._refuse_without_execution(rollout, action.value)
         if rollout.control is not None:
             raise ControlRefused(
                 f"a {rollout.control.action} request by {rollout.control.actor} is pending"
@@ -407,7 +409,6 @@ class RolloutService:
         """
         if not rollout.task_token:
             raise ControlRefused(f"rollout {rollout.rollout_id} holds no task token")
-        self._refuse_without_execution(rollout, {"resumed": "resume"}.get(kind, kind))
         wake = {"output": output} if output is not None else {"error": error[:32000]}
         after = transitions.commit(
             self.store,

@@ -132,8 +132,6 @@ def rollback_reason(rollout: Rollout, event: dict[str, Any]) -> str:
         step = event.get("step") or {}
         return rollout.reason or str(step.get("reason") or "rollback requested")
     name, cause = str(error.get("Error", "unknown")), str(error.get("Cause", ""))[:500]
-    if name == "States.Timeout":
-        return f"nobody answered in time while {rollout.status.value}: rolled back to be safe"
     if name == ABORTED_ERROR:
         return cause
     return f"task failed: {name}: {cause}"
