@@ -4,6 +4,7 @@ its audit event (conditional on not existing), and, when traffic moves, the rout
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -165,7 +166,14 @@ class Store:
         return codec.rollout_from_item(item["Item"])
 
     def events(self, rollout_id: str) -> list[AuditEvent]:
-        events: list[AuditEvent] = []
+        return list(self._events(rollout_id, newest_first=False))
+
+    def newest_events(self, rollout_id: str) -> Iterator[AuditEvent]:
+        """The audit trail from its latest event back, read a page at a time: a task that
+        looks for the latest event of a kind stops reading there."""
+        return self._events(rollout_id, newest_first=True)
+
+    def _events(self, rollout_id: str, *, newest_first: bool) -> Iterator[AuditEvent]:
         kwargs: dict[str, Any] = {
             "TableName": self.tables.rollouts,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ev)",
@@ -173,12 +181,13 @@ class Store:
                 {":pk": f"ROLLOUT#{rollout_id}", ":ev": "EVENT#"}
             ),
             "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,  # sk is EVENT#<seq, zero-padded>
         }
         while True:
             page = self.client.query(**kwargs)
-            events.extend(codec.event_from_item(item) for item in page["Items"])
+            yield from (codec.event_from_item(item) for item in page["Items"])
             if "LastEvaluatedKey" not in page:
-                return events
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def list_rollouts(

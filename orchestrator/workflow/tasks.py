@@ -259,7 +259,7 @@ def _pending_wake(rollout: Rollout) -> dict[str, Any] | None:
     (the token is kept on the rollout until it is)."""
     if not rollout.task_token or rollout.status.is_waiting:
         return None
-    for event in sorted(_store().events(rollout.rollout_id), key=lambda e: -e.seq):
+    for event in _store().newest_events(rollout.rollout_id):
         wake = event.detail.get("wake")
         if isinstance(wake, dict):
             output = wake.get("output")
@@ -358,7 +358,7 @@ def _recorded_look(rollout: Rollout, look_key: str | None) -> dict[str, Any] | N
     """The decision of this very look, if it already committed (see ``analyze``)."""
     if not look_key:
         return None
-    for event in sorted(_store().events(rollout.rollout_id), key=lambda e: -e.seq):
+    for event in _store().newest_events(rollout.rollout_id):
         if event.kind == "analysis":
             decision = event.detail.get("decision")
             if event.detail.get("look_key") == look_key and isinstance(decision, dict):
