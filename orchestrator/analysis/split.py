@@ -11,9 +11,13 @@ assignment moves all of them together, so the share varies far more than binomia
 ``dispersion.py``, Pearson's X² of the periods' shares around the pooled share, over its
 k - 1 degrees of freedom, estimates the variance factor ``phi`` (never below 1, binomial),
 and the statistic is read against Student's t with Satterthwaite's degrees of freedom for
-the estimated excess. The stage's false-alarm budget ``STAGE_ALPHA`` is split evenly over
-its looks and both sides (Bonferroni: valid for the correlated cumulative looks without
-assuming anything about them).
+the estimated excess. The stage's false-alarm budget ``STAGE_ALPHA`` is split over both
+sides and spent across the stage's looks by the judge's own group-sequential boundaries
+(``sequential.boundaries``): each look's share is cumulative, so the looks' statistics are
+correlated as the fail test's are, and a Bonferroni split over every look a stage may take
+(seventy for a 10-minute bake with its extension) would ask z 4.34 of every look where the
+exact boundaries ask about 3.9 of the bake's. That is what lets a split twice the weight be
+flagged within three looks of a 5% stage (`make bench`).
 
 A stage's first looks have too few periods to estimate ``phi`` from. Preflight measured the
 stable fleet's requests per period over the last hour (``Noise.requests_dispersion``): with
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .counts import Counts
 from .dispersion import MAX_HISTORY_DF, MIN_DF, Dispersion, _chi2_quantile
-from .sequential import z_quantile
+from .sequential import boundaries
 
 if TYPE_CHECKING:
     from orchestrator.models import Rollout
@@ -81,9 +85,12 @@ def band(weight: float, tolerance: float) -> tuple[float, float]:
     return max(0.0, weight * (1 - tolerance)), min(1.0, weight * (1 + tolerance))
 
 
-def look_threshold(look: int, looks: int, alpha: float = STAGE_ALPHA) -> float:
-    """The z a look must cross: the stage's budget spread over its looks and both sides."""
-    return z_quantile(1 - alpha / (2 * max(looks, look, 1)))
+def look_threshold(look: int, looks: int, extra: int = 0, alpha: float = STAGE_ALPHA) -> float:
+    """The z look ``look`` (1-based) of a stage with ``looks`` planned looks and ``extra``
+    more an extension may add must cross: half the stage's budget on each side, spent as
+    the fail test spends its own."""
+    bounds = boundaries(alpha / 2, max(1, looks), max(0, extra))
+    return bounds[min(max(look, 1), len(bounds)) - 1]
 
 
 def check_split(
@@ -93,11 +100,13 @@ def check_split(
     *,
     look: int,
     looks: int,
+    extra: int = 0,
     prior: Noise | None = None,
 ) -> SplitCheck:
     """``periods``: (canary, baseline) requests per period, in time order; ``weight``: the
-    canary's planned share (0..1); ``look`` of ``looks`` in the stage (1-based); ``prior``:
-    the stable fleet's noise as preflight measured it (its ``requests_dispersion``)."""
+    canary's planned share (0..1); ``look`` (1-based) of the stage's ``looks`` planned ones
+    and ``extra`` an extension may add; ``prior``: the stable fleet's noise as preflight
+    measured it (its ``requests_dispersion``)."""
     low, high = band(weight, tolerance)
     rows = [(c, b) for c, b in periods if c >= 0 and b >= 0 and c + b > 0]
     canary = sum(c for c, _ in rows)
@@ -124,7 +133,7 @@ def check_split(
             f"(needs {MIN_REQUESTS} requests, {MIN_PERIODS} periods or a prior)",
         )
     spread = _dispersion(rows, share, prior_phi, prior_df)
-    threshold = look_threshold(look, looks)
+    threshold = look_threshold(look, looks, extra)
     summary = (
         f"canary served {share:.2%} of {round(total)} requests, weight {weight:.2%} "
         f"allows {low:.2%}-{high:.2%}"
@@ -202,12 +211,13 @@ def served_split(
         if since is None or moment >= since
     ]
     stage = plan.stages[min(rollout.stage_index, len(plan.stages) - 1)]
-    looks = stage.looks(plan.extension(stage))
+    looks = stage.looks()
     return check_split(
         periods,
         weight,
         spec.tolerance,
         look=rollout.tally.looks + 1,
         looks=looks,
+        extra=stage.looks(plan.extension(stage)) - looks,
         prior=rollout.noise.get(metric.name),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,8 @@ from orchestrator.analysis import Counts, Outcome, Verdict
 from orchestrator.analysis.dispersion import request_dispersion
 from orchestrator.analysis.providers.base import Measurement
 from orchestrator.analysis.schedule import DEFAULT_EDGE_TTL, judged_from
-from orchestrator.analysis.split import check_split, served_split
+from orchestrator.analysis.sequential import z_quantile
+from orchestrator.analysis.split import STAGE_ALPHA, check_split, look_threshold, served_split
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.models.analysis import Noise
 from orchestrator.workflow.decide import Action, decide
@@ -93,6 +95,28 @@ def test_a_correct_split_is_rarely_flagged_over_a_stage() -> None:
                 flagged += 1
                 break
     assert flagged <= 2
+
+
+def test_a_split_on_the_band_edge_spends_no_more_than_the_stage_budget() -> None:
+    """GIVEN a share exactly on the band's upper edge, the worst a right split may be, WHEN
+    all ten looks of 4,000 stages are checked against the group-sequential boundaries THEN
+    the upper side flags about STAGE_ALPHA / 2 of them (0.05% = 2 expected), and those
+    boundaries ask less than a Bonferroni split over the stage's seventy possible looks."""
+    rng = random.Random(11)
+    high = 0.10 * 1.25
+    flagged = 0
+    for _ in range(4_000):
+        periods = []
+        for look in range(1, 11):
+            canary = round(rng.gauss(2_000 * high, math.sqrt(2_000 * high * (1 - high))))
+            periods.append((canary, 2_000 - canary))
+            check = check_split(periods, 0.10, 0.25, look=look, looks=10, extra=60)
+            if check.outcome == "mismatch":
+                flagged += 1
+                break
+    assert flagged <= 8  # P(X >= 9) < 0.001 for X ~ Poisson(2)
+    bonferroni = z_quantile(1 - STAGE_ALPHA / (2 * 70))
+    assert all(look_threshold(k, 10, 60) < bonferroni - 0.3 for k in range(1, 11))
 
 
 def _rollout(plan: RolloutPlan, weight_bp: int = 1_000) -> Rollout:
