@@ -249,9 +249,13 @@ class RuleCache:
             ended = now + max(0.0, self._clock() - started)
             return self._failed(host, entry, ended, exc)
         ended = now + max(0.0, self._clock() - started)
-        matcher = _index(host, items)
+        matcher = self._build(host, items)
         self._store(host, _Entry(matcher, ended + self._ttl, ended))
         return matcher
+
+    def _build(self, host: str, items: list[Any]) -> Matcher:
+        """Index what the table returned; ``edge.flags`` builds its flag snapshot here."""
+        return _index(host, items)
 
     def _failed(self, host: str, entry: _Entry | None, ended: float, exc: Exception) -> Matcher:
         age = ended - entry.fetched_at if entry is not None else None

@@ -49,6 +49,16 @@ STICKY_ID_CHARS = 32
 # The longest segment label: "browser=" + 32, ";device=" + 7, ";country=" + 2.
 SEGMENT_CHARS = 66
 
+# Flag-driven assignment (``edge.flags``): a rule's variant from a LaunchDarkly flag.
+FLAG_PROVIDERS = frozenset({"launchdarkly"})
+ASSIGNMENT_FIELDS = frozenset({"provider", "flag", "context", "variations", "fallback"})
+CONTEXT_FIELDS = frozenset({"kind", "key_from", "when_missing"})
+KEY_SOURCES = ("cookie", "header")
+WHEN_MISSING = ("fallback", "ip_ua")
+MAX_VARIATIONS = 64
+_FLAG_KEY = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
+_CONTEXT_KIND = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
 _PATH_RULE = re.compile(r"^(default|(exact|prefix):/[\x21-\x7e]{0,1024})$")
 _VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _VERSION = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
@@ -388,6 +398,7 @@ def _rule_problem(item: Any) -> str | None:
         None
         if isinstance(item.get("allow_forced", False), bool)
         else "allow_forced: must be true or false",
+        _assignment_of(item),
     )
     for problem in checks:
         if problem is not None:
@@ -397,6 +408,97 @@ def _rule_problem(item: Any) -> str | None:
             size = cloudfront.response_size_problem(respond_size(item, variant))
             if size is not None:
                 return f"variants.{index}.actions.respond: {size}"
+    return None
+
+
+def _assignment_of(item: dict[str, Any]) -> str | None:
+    assignment = item.get("assignment")
+    if assignment is None:
+        return None
+    variants = item.get("variants")
+    names = (
+        [v.get("name") for v in variants if isinstance(v, dict)]
+        if isinstance(variants, list)
+        else []
+    )
+    return _prefixed("assignment", assignment_problem(assignment, names))
+
+
+def key_from_problem(value: Any) -> str | None:
+    """Why ``key_from`` cannot name a viewer's context key, or None.
+
+    ``ip_ua``, ``cookie:NAME`` or ``header:NAME``. Cookie and Authorization headers and the
+    edge's own headers are refused: a context key is the viewer's identity, not a secret.
+    """
+    if value == "ip_ua":
+        return None
+    source, sep, name = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or source not in KEY_SOURCES:
+        return "must be 'ip_ua', 'cookie:NAME' or 'header:NAME'"
+    if not TOKEN.match(name or "?") or len(name) > 64:
+        return f"the {source} name must be a token of at most 64 characters, got {name!r}"
+    lowered = name.lower()
+    if source == "header" and (lowered in SECRET_HEADERS or lowered.startswith(RESERVED_PREFIX)):
+        return f"header {name!r}: Cookie, Authorization and the edge's own headers are not keys"
+    return None
+
+
+def flag_key_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "the flag key must not be empty"
+    if not _FLAG_KEY.match(value):
+        return f"{value!r} is not a flag key (letters, digits, '.', '_', '-'; at most 256)"
+    return None
+
+
+def flag_context_problem(value: Any) -> str | None:
+    """The context a flag is evaluated for: its kind, where its key comes from, and what a
+    viewer without that key gets (``fallback``, or ``ip_ua`` as the key)."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    unknown = sorted(str(k) for k in value if k not in CONTEXT_FIELDS)
+    if unknown:
+        return f"{unknown[0]}: unknown field (known: {', '.join(sorted(CONTEXT_FIELDS))})"
+    kind = value.get("kind", "user")
+    if not isinstance(kind, str) or not _CONTEXT_KIND.match(kind) or kind in ("kind", "multi"):
+        return "kind: must be a LaunchDarkly context kind (letters, digits, '.', '_', '-')"
+    if "key_from" not in value:
+        return "key_from: required ('ip_ua', 'cookie:NAME' or 'header:NAME')"
+    problem = key_from_problem(value["key_from"])
+    if problem is not None:
+        return f"key_from: {problem}"
+    if value.get("when_missing", "fallback") not in WHEN_MISSING:
+        return f"when_missing: must be one of {', '.join(WHEN_MISSING)}"
+    return None
+
+
+def assignment_problem(value: Any, variant_names: list[Any]) -> str | None:
+    """Why a flag ``assignment`` cannot choose among ``variant_names``, as "<field>: <why>"."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    unknown = sorted(str(k) for k in value if k not in ASSIGNMENT_FIELDS)
+    if unknown:
+        return f"{unknown[0]}: unknown field (known: {', '.join(sorted(ASSIGNMENT_FIELDS))})"
+    if value.get("provider") not in FLAG_PROVIDERS:
+        return f"provider: must be one of {', '.join(sorted(FLAG_PROVIDERS))}"
+    problem = flag_key_problem(value.get("flag"))
+    if problem is not None:
+        return f"flag: {problem}"
+    problem = flag_context_problem(value.get("context"))
+    if problem is not None:
+        return f"context.{problem}"
+    known = ", ".join(str(n) for n in variant_names)
+    variations = value.get("variations")
+    if not isinstance(variations, dict) or not 1 <= len(variations) <= MAX_VARIATIONS:
+        return f"variations: must map 1 to {MAX_VARIATIONS} flag values to variant names"
+    for flag_value, name in variations.items():
+        if not isinstance(flag_value, str) or not 0 < len(flag_value) <= 256:
+            return "variations: each key is a flag value as a string, e.g. 'true'"
+        if name not in variant_names:
+            return f"variations.{flag_value}: unknown variant {name!r} (variants: {known})"
+    fallback = value.get("fallback")
+    if fallback not in variant_names:
+        return f"fallback: unknown variant {fallback!r} (variants: {known})"
     return None
 
 

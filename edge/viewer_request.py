@@ -75,8 +75,12 @@ def decide(
     cache: rules.RuleCache,
     now: float,
     wall: float | None = None,
+    flag_cache: Any = None,
 ) -> Decision | None:
     """Work out what to do with a request; None means pass through (stable).
+
+    A rule with an ``assignment`` takes its variant from a flag (``edge.flags``), read
+    through ``flag_cache`` (by default the container's); other rules from their weights.
 
     Only the viewer's copies of the edge's own headers are removed from ``request`` here;
     everything else is left for ``Decision.apply``. Anything CloudFront would reject (a URI
@@ -97,8 +101,15 @@ def decide(
     if rule is None:
         return None
     key, minted = assign.sticky_key(request, rule.get("stickiness"))
+    # Only viewer-request sees the viewer's User-Agent: CloudFront sends the origin (and
+    # origin-request) "Amazon CloudFront" unless the cache key holds User-Agent.
+    segment = segments.label(actions.first_header(headers, "user-agent"))
     variant = _forced(request, rule, cfg, host, time.time() if wall is None else wall)
-    if variant is None:
+    if variant is None and rule.get("assignment") is not None:
+        from edge import flags  # flag-routed rules only: weighted rules never load it
+
+        variant = flags.choose(rule, request, flag_cache or flags.default_cache(), now, segment)
+    elif variant is None:
         variant = assign.choose_variant(rule["variants"], assign.bucket_of(rule["salt"], key))
     if variant is None:
         return None
@@ -106,9 +117,6 @@ def decide(
     decision.headers[cfg.variant_header] = variant["name"]
     decision.headers[cfg.host_header] = host
     decision.headers[cfg.rule_header] = rules.rule_marker(rule)
-    # Only viewer-request sees the viewer's User-Agent: CloudFront sends the origin (and
-    # origin-request) "Amazon CloudFront" unless the cache key holds User-Agent.
-    segment = segments.label(actions.first_header(headers, "user-agent"))
     decision.headers[cfg.segment_header] = segment
     if minted is not None:
         decision.headers[cfg.sticky_header] = minted

@@ -12,6 +12,10 @@ contract between the orchestrator and ``edge/``; it is a native DynamoDB map of
     stickiness    optional {key: "ip_ua" | "cookie" | "header", name, max_age}; ip_ua if absent
     cache_control optional Cache-Control value viewer-response sets on this rule's responses
     allow_forced  optional bool: QA may force a variant with a signed token (edge secret)
+    assignment    optional: the variant comes from a LaunchDarkly flag's evaluation for the
+                  viewer instead of the weights ({provider: launchdarkly, flag, context:
+                  {kind, key_from: "cookie:NAME" | "header:NAME" | "ip_ua", when_missing},
+                  variations: {flag value as string: variant name}, fallback})
 
 Variants are stored canary first, so the canary's bucket range always starts at 0 and raising
 its weight never moves a canary user back to stable. Actions per variant: ``set_uri``,
@@ -219,6 +223,47 @@ class Stickiness(Strict):
         return self
 
 
+class FlagContext(Strict):
+    """The LaunchDarkly context a flag is evaluated for, built from the viewer's request.
+
+    ``when_missing`` says what a viewer without the cookie or header gets: the rule's
+    ``fallback`` variant, or an evaluation keyed by client IP and User-Agent.
+    """
+
+    kind: str = "user"
+    key_from: str
+    when_missing: Literal["fallback", "ip_ua"] = "fallback"
+
+    @model_validator(mode="after")
+    def _the_edge_reads_it(self) -> FlagContext:
+        _raise_on(edge_rules.flag_context_problem(self.model_dump()))
+        return self
+
+
+class Assignment(Strict):
+    """A rule's variant from a flag: ``variations`` maps the flag's value, as a string
+    (``"true"``/``"false"`` for a boolean flag), to a variant; anything else, and any flag
+    data the edge lacks, serves ``fallback``."""
+
+    provider: Literal["launchdarkly"]
+    flag: str = Field(max_length=256)
+    context: FlagContext
+    variations: dict[str, str] = Field(min_length=1, max_length=edge_rules.MAX_VARIATIONS)
+    fallback: str
+
+    @field_validator("flag")
+    @classmethod
+    def _a_flag_key(cls, value: str) -> str:
+        _raise_on(edge_rules.flag_key_problem(value))
+        return value
+
+    def variant_for(self, flag_value: object) -> str | None:
+        """The variant ``variations`` names for a flag value, None if it names none."""
+        from edge import flags
+
+        return self.variations.get(flags.value_key(flag_value))
+
+
 class Release(Strict):
     """One version of what is being served: the stable one or the canary.
 
@@ -269,6 +314,7 @@ class RouteRule(Strict):
         default=None, min_length=1, max_length=256, pattern=r"^[\x20-\x7e]+$"
     )
     allow_forced: StrictBool = False
+    assignment: Assignment | None = None
 
     @field_validator("variants")
     @classmethod
@@ -291,6 +337,11 @@ class RouteRule(Strict):
         if problem is not None:
             raise ValueError(f"{problem} (rule {self.path_rule})")
         return self
+
+    @property
+    def flag_routed(self) -> bool:
+        """True when a flag, not the weights, chooses this rule's variant."""
+        return self.assignment is not None
 
     def variant(self, name: str) -> Variant:
         for candidate in self.variants:
