@@ -1,5 +1,6 @@
-"""The audit trail read back as a timeline: looks with their per-metric evidence, and the
-canary's weight over time. Shared by the live view and the report; pure, no I/O.
+"""The audit trail read back as a timeline: looks with their per-metric evidence, the
+canary's weight over time, and the words and symbols both the live view and the report
+use for them. Pure, no I/O.
 
 Verdicts are read defensively: older rollouts recorded only the first metric's counts
 (``verdict.canary`` / ``verdict.baseline``), newer ones a ``metrics`` list. Anything
@@ -8,6 +9,7 @@ missing or of an unexpected type is treated as absent, never as an error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +19,17 @@ if TYPE_CHECKING:
     from orchestrator.models import AuditEvent, Rollout
 
 OVERALL = "(overall)"  # the metric name for verdicts recorded before per-metric evidence
+FLOOR_Z = 40.0  # orchestrator.analysis.margin.LIMIT, not imported: the CLI stays light
 FINAL_KINDS = frozenset({"promoted", "rolled_back", "failed"})
+# One symbol per verdict, none of them a "?" that reads as a character the terminal could
+# not draw; anything else (an error, an unknown outcome) is ERROR_SYMBOL.
+VERDICT_SYMBOLS = {"pass": "✓", "fail": "✗", "inconclusive": "○"}
+ERROR_SYMBOL = "!"
+UNKNOWN_STAGE = "stage unknown"
+NO_DECISION = "no decision recorded"
+# Said once where a boundary is shown: it is not fixed, and a person comparing two looks
+# would otherwise take the change for a bug.
+SEQUENTIAL_NOTE = "sequential boundary: it moves as the stage's alpha is spent over its looks"
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,7 @@ def _segments(entries: Any) -> tuple[SegmentEvidence, ...]:
         return ()
     return tuple(
         SegmentEvidence(
-            str(entry.get("name") or "?"),
+            str(entry.get("name") or "unnamed segment"),
             str(entry.get("outcome") or "unknown"),
             str(entry.get("reason") or ""),
         )
@@ -201,6 +213,76 @@ def canary_weights(rollout: Rollout, events: Iterable[AuditEvent]) -> list[tuple
             continue
         points.append((event.at, (share or 0.0) / 100))
     return points
+
+
+def verdict_symbol(outcome: str | None) -> str:
+    return VERDICT_SYMBOLS.get(outcome or "", ERROR_SYMBOL)
+
+
+def stage_label(stage: int | None) -> str:
+    """``stage 2`` (1-based, as people count), or a word when the trail does not say."""
+    return f"stage {stage + 1}" if stage is not None else UNKNOWN_STAGE
+
+
+def at_floor(z: float | None, metric: MetricEvidence) -> bool:
+    """Whether ``z``, the exact test's statistic, is the judge's floor rather than a
+    measurement (the score tests' z are real however far below 0 they are).
+
+    When the canary shows no bad event against many of the baseline's, the exact test's
+    tail is 1 to double precision and the judge records ``-FLOOR_Z`` (then divided by the
+    dispersion's square root, as every statistic is); a measured z of that test never goes
+    below about -8.3.
+    """
+    if z is None:
+        return False
+    return z * math.sqrt(max(1.0, metric.dispersion or 1.0)) <= -FLOOR_Z + 0.05
+
+
+def z_text(z: float, metric: MetricEvidence) -> str:
+    """The exact test's ``z 0.71``, or words where the judge recorded its floor."""
+    if not at_floor(z, metric):
+        return f"z {z:.2f}"
+    counts = ""
+    if metric.canary is not None and metric.baseline is not None:
+        (c_bad, c_total), (b_bad, b_total) = metric.canary, metric.baseline
+        counts = f": {c_bad}/{c_total} against {b_bad}/{b_total}"
+    return f"z far below 0 (no sign the canary is worse{counts})"
+
+
+def evidence_text(metric: MetricEvidence) -> str:
+    """The numbers behind one metric's verdict, in one line: its tests' z against their
+    boundaries, the effect's interval, the tolerance, the dispersion used."""
+    parts = []
+    if metric.statistic is not None:
+        fails = (
+            f" (fails above {metric.threshold:.2f}, a {SEQUENTIAL_NOTE})"
+            if metric.threshold is not None
+            else ""
+        )
+        parts.append(f"{z_text(metric.statistic, metric)}{fails}")
+    if metric.fail_statistic is not None and metric.fail_margin is not None:
+        above = f" above {metric.fail_threshold:.2f}" if metric.fail_threshold is not None else ""
+        parts.append(
+            f"beyond {metric.fail_margin:.3%} z {metric.fail_statistic:.2f} (fails{above})"
+        )
+    if metric.interval is not None:
+        low, high = metric.interval
+        parts.append(f"interval [{low:+.3%}, {high:+.3%}]")
+    if metric.margin is not None:
+        parts.append(f"passes within {metric.margin:.3%}")
+    if metric.pass_statistic is not None:
+        passes = (
+            f" (passes above {metric.pass_threshold:.2f}, also sequential)"
+            if metric.pass_threshold
+            else ""
+        )
+        parts.append(f"within z {metric.pass_statistic:.2f}{passes}")
+    if metric.dispersion is not None:
+        source = f" from {metric.dispersion_source}" if metric.dispersion_source else ""
+        parts.append(f"dispersion {metric.dispersion:.2f}{source}")
+    if metric.warm_up:
+        parts.append("warm-up: only the limit is judged")
+    return ", ".join(parts)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -20,7 +20,18 @@ from rich.text import Text
 
 from orchestrator.models import RolloutStatus, format_duration
 
-from .evidence import Look, MetricEvidence, SegmentEvidence, looks, metric_names
+from .evidence import (
+    ERROR_SYMBOL,
+    NO_DECISION,
+    VERDICT_SYMBOLS,
+    Look,
+    MetricEvidence,
+    SegmentEvidence,
+    evidence_text,
+    looks,
+    metric_names,
+    stage_label,
+)
 
 if TYPE_CHECKING:
     from orchestrator.models import AuditEvent, Rollout
@@ -39,8 +50,9 @@ _STATUS_STYLE = {
     _S.ROLLED_BACK: "bold red",
     _S.FAILED: "bold white on red",
 }
-_MARK = {"pass": ("✓", "green"), "fail": ("✗", "red"), "inconclusive": ("?", "yellow")}
-_MARK_ERROR = ("!", "magenta")
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+_MARK = {outcome: (VERDICT_SYMBOLS[outcome], style) for outcome, style in _STYLE.items()}
+_MARK_ERROR = (ERROR_SYMBOL, "magenta")
 HISTORY_LOOKS = 24  # the verdict history shows this many latest looks
 
 
@@ -244,12 +256,12 @@ def _last_decision(all_looks: Sequence[Look]) -> RenderableType:
     if not all_looks:
         return Text("")
     look = all_looks[-1]
-    stage = f"stage {look.stage + 1}" if look.stage is not None else "stage ?"
+    stage = stage_label(look.stage)
     weight = f" at {look.weight:g}%" if look.weight is not None else ""
     text = Text()
     text.append(f"last look ({stage}{weight}, {look.at:%H:%M:%S}): ", style="bold")
     text.append(_mark_text(look.outcome))
-    text.append(f" → {look.action or '?'}", style="bold")
+    text.append(f" → {look.action or NO_DECISION}", style="bold")
     text.append(f"  {look.decision_reason}")
     for metric in look.metrics:
         numbers = _numbers(metric)
@@ -278,29 +290,7 @@ def segment_summary(segments: Sequence[SegmentEvidence]) -> str:
 
 
 def _numbers(metric: MetricEvidence) -> str:
-    parts = []
-    if metric.statistic is not None:
-        fails = f" (fails above {metric.threshold:.2f})" if metric.threshold is not None else ""
-        parts.append(f"z {metric.statistic:.2f}{fails}")
-    if metric.fail_statistic is not None and metric.fail_margin is not None:
-        above = f" above {metric.fail_threshold:.2f}" if metric.fail_threshold is not None else ""
-        parts.append(
-            f"beyond {metric.fail_margin:.3%} z {metric.fail_statistic:.2f} (fails{above})"
-        )
-    if metric.interval is not None:
-        low, high = metric.interval
-        parts.append(f"interval [{low:+.3%}, {high:+.3%}]")
-    if metric.margin is not None:
-        parts.append(f"passes within {metric.margin:.3%}")
-    if metric.pass_statistic is not None:
-        passes = f" (passes above {metric.pass_threshold:.2f})" if metric.pass_threshold else ""
-        parts.append(f"within z {metric.pass_statistic:.2f}{passes}")
-    if metric.dispersion is not None:
-        source = f" from {metric.dispersion_source}" if metric.dispersion_source else ""
-        parts.append(f"dispersion {metric.dispersion:.2f}{source}")
-    if metric.warm_up:
-        parts.append("warm-up: only the limit is judged")
-    return ", ".join(parts)
+    return evidence_text(metric)
 
 
 def _next_steps(rollout: Rollout, command: str) -> RenderableType:

@@ -186,14 +186,17 @@ def test_running_screen_shows_ladder_bake_metrics_evidence_and_commands(three_st
     assert re.search(r"error-rate \(critical\)\s+0\.75% \(30/4000\)\s+0\.50% \(20/4000\)", screen)
     assert "+0.25% (≤ +0.40%)" in screen
     # history: one symbol per look, stages separated; the older look had no per-metric data
-    assert re.search(r"error-rate \(critical\).*·✓│\?", screen)
-    assert re.search(r"latency-p99.*\? inconclusive \(was error\)\s+·✓│\?", screen)
-    assert re.search(r"verdict\s+\? inconclusive\s+\?✓│\?", screen)
-    assert "last look (stage 2 at 50%, 12:07:40): ? inconclusive → bake" in screen
+    assert re.search(r"error-rate \(critical\).*·✓│○", screen)
+    assert re.search(r"latency-p99.*○ inconclusive \(was error\)\s+·✓│○", screen)
+    assert re.search(r"verdict\s+○ inconclusive\s+○✓│○", screen)
+    assert "last look (stage 2 at 50%, 12:07:40): ○ inconclusive → bake" in screen
+    assert "?" not in screen  # no mark that reads as a character the terminal lacks
+    wide = _text(render(rollout, _events(rollout), now), width=320)  # the evidence unwrapped
     assert (
-        "z 0.71 (fails above 2.81), interval [-0.100%, +0.400%], passes within 1.000%, "
-        "within z 1.23 (passes above 2.24)"
-    ) in screen
+        "z 0.71 (fails above 2.81, a sequential boundary: it moves as the stage's alpha is "
+        "spent over its looks), interval [-0.100%, +0.400%], passes within 1.000%, "
+        "within z 1.23 (passes above 2.24, also sequential)"
+    ) in wide
     assert "latency-p99: latency-p99: timed out" in screen
     rid = rollout.rollout_id
     for verb in ("pause", "abort", "promote"):
@@ -233,7 +236,8 @@ def test_older_and_malformed_verdicts_render_without_crashing(three_stages):
         ),
     ]
     screen = _text(render(rollout, broken, T0))
-    assert "✗ fail" in screen and "last look (stage ?" in screen
+    assert "✗ fail" in screen and "last look (stage unknown" in screen
+    assert "→ no decision recorded" in screen
 
 
 def test_no_look_yet_says_when_the_first_comes(three_stages):
