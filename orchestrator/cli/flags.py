@@ -1,0 +1,82 @@
+"""``rollout flags sync --from-file FLAGS.json``: load flag data where the edge reads it.
+
+The file is in the LaunchDarkly SDK's file-data-source format (``flags``, ``segments``,
+``flagValues``; JSON or YAML) and is read by the SDK's own file data source, so a file the
+SDK would reject is refused here with its reason (exit 2). Unknown flag or segment fields
+are refused too, and so is data that cannot serve the flag-routed rules already stored: a
+rule whose flag is missing, or whose ``variations`` maps a value the flag cannot take.
+Nothing is written then. Otherwise every changed flag and segment is written with a
+conditional write and an audit event, and items no longer in the file are deleted
+(``--keep-missing`` keeps them). For the local stack and for CI without an SDK key; in AWS
+the scheduled sync function (``orchestrator.flags.sync``) does the same from LaunchDarkly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .aws import Target
+
+EXIT_INVALID, EXIT_CONFLICT = 2, 3
+
+
+@click.group()
+def flags() -> None:
+    """Flag data for flag-routed rules."""
+
+
+@flags.command("sync")
+@click.option(
+    "--from-file",
+    "flags_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Flag data in the SDK's file-data-source format (JSON or YAML).",
+)
+@click.option("--keep-missing", is_flag=True, help="Keep stored flags the file leaves out.")
+@click.option("--actor", default=None, help="Who syncs (recorded in the audit trail).")
+@click.pass_obj
+def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None) -> None:
+    """Check FLAGS_FILE and write its flags and segments to the routes table."""
+    import getpass
+
+    from orchestrator.flags import (
+        FlagDataError,
+        FlagStore,
+        StaleFlagError,
+        load_file,
+        rule_problems,
+    )
+
+    try:
+        data = load_file(flags_file)
+    except FlagDataError as exc:
+        _fail(f"{flags_file}: {exc}", EXIT_INVALID)
+    store = FlagStore(target.client("dynamodb"))
+    problems = rule_problems(store.flag_routed_rules(), data)
+    if problems:
+        _fail(
+            f"{flags_file} cannot serve the flag-routed rules:\n  " + "\n  ".join(problems),
+            EXIT_INVALID,
+        )
+    try:
+        result = store.sync(
+            data,
+            actor=actor or f"cli:{getpass.getuser()}",
+            source=f"file {flags_file.name}",
+            prune=not keep_missing,
+        )
+    except StaleFlagError as exc:
+        _fail(str(exc), EXIT_CONFLICT)
+    click.echo(
+        f"{len(data.flags)} flags, {len(data.segments)} segments: {len(result.written)} written, "
+        f"{len(result.deleted)} deleted, {result.unchanged} unchanged"
+    )
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

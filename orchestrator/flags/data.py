@@ -1,0 +1,146 @@
+"""Flag data in the SDK's file-data-source format, read the way the SDK itself reads it.
+
+``{"flags": {key: flag JSON}, "segments": {key: segment JSON}, "flagValues": {key: value}}``
+(JSON or YAML). The file is loaded by the SDK's own file data source into the SDK's own
+in-memory store, so a file the SDK would reject is rejected here with the SDK's reason, and
+what is stored is what the SDK decoded (a ``flagValues`` entry becomes the one-variation
+flag the SDK makes of it). On top of the SDK, unknown fields are refused: the SDK ignores
+them, so a misspelt ``fallthrough`` would silently serve something else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The fields LaunchDarkly's flag and segment JSON carry (the SDK's model, ldclient.impl.model).
+FLAG_FIELDS = frozenset(
+    {
+        "key", "version", "deleted", "on", "variations", "offVariation", "fallthrough",
+        "prerequisites", "targets", "contextTargets", "rules", "salt", "trackEvents",
+        "trackEventsFallthrough", "debugEventsUntilDate", "clientSide",
+        "clientSideAvailability", "migration", "excludeFromSummaries", "samplingRatio",
+    }
+)  # fmt: skip
+SEGMENT_FIELDS = frozenset(
+    {
+        "key", "version", "deleted", "included", "excluded", "includedContexts",
+        "excludedContexts", "rules", "salt", "unbounded", "unboundedContextKind", "generation",
+    }
+)  # fmt: skip
+TOP_LEVEL = frozenset({"flags", "segments", "flagValues"})
+
+
+class FlagDataError(ValueError):
+    """The flag data cannot be synced; the message names the flag, segment or field."""
+
+
+@dataclass(frozen=True)
+class FlagData:
+    """Flags and segments as the SDK holds them (JSON objects), by key."""
+
+    flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def variation_keys(self, flag: str) -> set[str]:
+        """The ``variations`` keys a flag's values can produce (``edge.flags.value_key``)."""
+        from edge.flags import value_key
+
+        return {value_key(value) for value in self.flags[flag].get("variations") or []}
+
+
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def load_file(path: Path) -> FlagData:
+    """Load ``path`` with the SDK's file data source; ``FlagDataError`` names what is wrong."""
+    from ldclient import Config
+    from ldclient.feature_store import InMemoryFeatureStore
+    from ldclient.integrations import Files
+    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+    if not path.is_file():
+        raise FlagDataError(f"{path}: no such file")
+    _check_fields(path)
+    store = InMemoryFeatureStore()  # type: ignore[no-untyped-call]
+    factory = Files.new_data_source(paths=[str(path)])
+    assert factory is not None
+    source = factory(Config("edgeshift-flags-sync", send_events=False), store, threading.Event())
+    captured = _Captured()
+    logger = logging.getLogger("ldclient.util")
+    logger.addHandler(captured)
+    try:
+        source.start()  # type: ignore[no-untyped-call]
+    finally:
+        logger.removeHandler(captured)
+        source.stop()  # type: ignore[no-untyped-call]
+    if not source.initialized():
+        reason = captured.messages[0] if captured.messages else "the SDK did not load it"
+        raise FlagDataError(reason)
+    flags = store.all(FEATURES, lambda items: items)  # type: ignore[no-untyped-call]
+    segments = store.all(SEGMENTS, lambda items: items)  # type: ignore[no-untyped-call]
+    return FlagData(
+        flags={key: dict(item.to_json_dict()) for key, item in flags.items()},
+        segments={key: dict(item.to_json_dict()) for key, item in segments.items()},
+    )
+
+
+def _check_fields(path: Path) -> None:
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise FlagDataError(f"{path}: not readable JSON or YAML ({type(exc).__name__})") from None
+    if not isinstance(document, dict):
+        raise FlagDataError(f"{path}: must be an object with flags, segments or flagValues")
+    unknown = sorted(str(k) for k in document if k not in TOP_LEVEL)
+    if unknown:
+        raise FlagDataError(
+            f"{unknown[0]}: unknown top-level field (known: flags, segments, flagValues)"
+        )
+    for section, known in (("flags", FLAG_FIELDS), ("segments", SEGMENT_FIELDS)):
+        entries = document.get(section) or {}
+        if not isinstance(entries, dict):
+            raise FlagDataError(f"{section}: must map keys to objects")
+        for key, item in entries.items():
+            if not isinstance(item, dict):
+                raise FlagDataError(f"{section}.{key}: must be an object")
+            extra = sorted(str(name) for name in item if name not in known)
+            if extra:
+                raise FlagDataError(f"{section}.{key}.{extra[0]}: unknown field")
+            if item.get("key", key) != key:
+                raise FlagDataError(f"{section}.{key}.key: is {item['key']!r}, not {key!r}")
+
+
+def rule_problems(rules: list[Any], data: FlagData) -> list[str]:
+    """Why flag-routed ``rules`` (``RouteRule``) cannot be served from ``data``, naming each.
+
+    A rule's flag must be in the data, and each value its ``variations`` maps must be one
+    the flag can serve: a mapped value the flag lacks means the author meant another flag.
+    """
+    problems: list[str] = []
+    for rule in rules:
+        assignment = getattr(rule, "assignment", None)
+        if assignment is None:
+            continue
+        where = f"{rule.host} {rule.path_rule}: assignment"
+        if assignment.flag not in data.flags:
+            problems.append(f"{where}.flag: flag {assignment.flag!r} is not in the flag data")
+            continue
+        served = data.variation_keys(assignment.flag)
+        for value in sorted(set(assignment.variations) - served):
+            problems.append(
+                f"{where}.variations.{value}: flag {assignment.flag!r} has no such value "
+                f"(its values: {', '.join(sorted(served))})"
+            )
+    return problems

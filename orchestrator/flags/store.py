@@ -1,0 +1,188 @@
+"""Flag data in the routes table, where the edge reads it (``edge.flags``).
+
+One item per flag (``flag:<key>``) and per segment (``segment:<key>``) under the partition
+``edge.flags.FLAGS_PARTITION``, each holding the SDK's JSON as a string in ``data`` (a string
+keeps DynamoDB from turning numbers into decimals and dropping empty strings), with a
+``revision`` that every write checks: created only if absent, replaced or deleted only at
+the revision read. Each change carries an audit event in the rollouts table
+(``FLAGS#<item>``, ``EVENT#<revision>``) in the same transaction. Unchanged items are not
+written, so a scheduled sync that finds nothing new writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from edge.flags import FLAG_PREFIX, FLAGS_PARTITION, SEGMENT_PREFIX
+from orchestrator.models import utcnow
+from orchestrator.store import codec
+from orchestrator.store.tables import TableNames
+
+from .data import FlagData
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# A transaction holds at most 100 items: 50 changes, each with its audit event.
+_CHANGES_PER_TRANSACTION = 50
+
+
+class StaleFlagError(RuntimeError):
+    """Another writer changed the flag data since it was read; nothing of this batch was
+    written."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def encode(item: dict[str, Any]) -> str:
+    return json.dumps(item, sort_keys=True, separators=(",", ":"))
+
+
+class FlagStore:
+    def __init__(self, client: DynamoDBClient | None = None, tables: TableNames | None = None):
+        self.client = client or boto3.client("dynamodb")
+        self.tables = tables or TableNames.from_env()
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """Every flag and segment item, by ``path_rule``, read consistently."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.tables.routes,
+            "KeyConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": "host"},
+            "ExpressionAttributeValues": codec.to_attributes({":h": FLAGS_PARTITION}),
+            "ConsistentRead": True,
+        }
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            page = self.client.query(**kwargs)
+            for item in page["Items"]:
+                plain = codec.from_attributes(item)
+                found[plain["path_rule"]] = plain
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def flag_routed_rules(self) -> list[Any]:
+        """Every route rule with an ``assignment`` (``RouteRule``), which the data must serve.
+
+        A filtered Scan: flag syncs are rare next to the edge's reads, the routes table is
+        small, and no index lists rules by flag.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.tables.routes,
+            "FilterExpression": "attribute_exists(assignment)",
+            "ConsistentRead": True,
+        }
+        rules: list[Any] = []
+        while True:
+            page = self.client.scan(**kwargs)
+            rules += [codec.route_from_item(item) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return rules
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def sync(self, data: FlagData, *, actor: str, source: str, prune: bool = True) -> SyncResult:
+        """Make the stored flag data equal ``data``; items no longer in it are deleted
+        when ``prune``. Raises ``StaleFlagError`` if another writer got there first."""
+        wanted = {FLAG_PREFIX + k: v for k, v in data.flags.items()}
+        wanted |= {SEGMENT_PREFIX + k: v for k, v in data.segments.items()}
+        stored = self.stored()
+        now = utcnow().isoformat()
+        changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
+        for name, item in sorted(wanted.items()):
+            old = stored.get(name)
+            if old is None or old.get("data") != encode(item):
+                changes.append((name, item, old))
+        if prune:
+            changes += [
+                (name, None, old) for name, old in sorted(stored.items()) if name not in wanted
+            ]
+        for start in range(0, len(changes), _CHANGES_PER_TRANSACTION):
+            batch = changes[start : start + _CHANGES_PER_TRANSACTION]
+            ops = [op for change in batch for op in self._ops(*change, actor, source, now)]
+            try:
+                self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                    names = ", ".join(name for name, _, _ in batch)
+                    raise StaleFlagError(f"flag data changed while syncing: {names}") from exc
+                raise
+        return SyncResult(
+            written=[name for name, item, _ in changes if item is not None],
+            deleted=[name for name, item, _ in changes if item is None],
+            unchanged=len(wanted) - sum(1 for _, item, _ in changes if item is not None),
+        )
+
+    def _ops(
+        self,
+        name: str,
+        item: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        actor: str,
+        source: str,
+        now: str,
+    ) -> list[dict[str, Any]]:
+        revision = int(old["revision"]) + 1 if old is not None else 1
+        key = {"host": FLAGS_PARTITION, "path_rule": name}
+        if old is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(host)"}
+        else:
+            condition = {
+                "ConditionExpression": "revision = :rev",
+                "ExpressionAttributeValues": codec.to_attributes({":rev": int(old["revision"])}),
+            }
+        if item is None:
+            change: dict[str, Any] = {
+                "Delete": {
+                    "TableName": self.tables.routes,
+                    "Key": codec.to_attributes(key),
+                    **condition,
+                }
+            }
+        else:
+            stored = {
+                **key,
+                "kind": "flag" if name.startswith(FLAG_PREFIX) else "segment",
+                "key": item.get("key", name.partition(":")[2]),
+                "version": int(item.get("version", 1)),
+                "data": encode(item),
+                "revision": revision,
+                "synced_at": now,
+                "source": source,
+            }
+            change = {
+                "Put": {
+                    "TableName": self.tables.routes,
+                    "Item": codec.to_attributes(stored),
+                    **condition,
+                }
+            }
+        audit = {
+            "pk": f"FLAGS#{name}",
+            "sk": f"EVENT#{revision:08d}",
+            "kind": "flag_event",
+            "actor": actor,
+            "reason": f"{'deleted' if item is None else 'synced'} from {source}",
+            "at": now,
+            "doc": encode(item) if item is not None else "",
+        }
+        return [
+            change,
+            {
+                "Put": {
+                    "TableName": self.tables.rollouts,
+                    "Item": codec.to_attributes(audit),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
