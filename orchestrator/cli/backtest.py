@@ -15,17 +15,17 @@ import bisect
 import csv
 import json
 import math
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .aws import Target
+from .exits import fail
 
 if TYPE_CHECKING:
     from orchestrator.analysis.replay import Window
@@ -348,11 +348,6 @@ def _fraction(counts: object) -> str:
     return "-"
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 @click.command(
     epilog="Exit status: 0 when the replay ran, whatever PLAN decided (also when the counts "
     "end before it decides: outcome UNDECIDED, with the looks so far); 2 for an invalid plan "
@@ -387,7 +382,7 @@ def backtest(
     from orchestrator.plans import InvalidPlan, load_plan
 
     if (counts_file is None) == (rollout_id is None):
-        _fail("give exactly one of --counts FILE.csv or --rollout ID", 2)
+        fail("give exactly one of --counts FILE.csv or --rollout ID", 2)
     try:
         plan, dropped = replayable(load_plan(plan_file))
         if counts_file is not None:
@@ -402,7 +397,7 @@ def backtest(
         else:
             result = _past(target, plan, str(rollout_id))
     except (InvalidPlan, BadCounts) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     for name in dropped:
         click.echo(f"note: threshold metric {name!r} has no counts; not replayed", err=True)
     result.not_replayed = dropped
@@ -419,7 +414,7 @@ def _past(target: Target, plan: RolloutPlan, rollout_id: str) -> Backtest:
     try:
         store.get_rollout(rollout_id)
     except NotFoundError as exc:
-        _fail(str(exc), 4)
+        fail(str(exc), 4)
     recorded = RecordedCounts(store.events(rollout_id), plan)
     if recorded.start is None:
         raise BadCounts(f"rollout {rollout_id} recorded no analysis looks to replay")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-EXIT_INVALID = 2
+from .exits import EXIT_INVALID, fail
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, float]:
@@ -80,19 +80,17 @@ def forecast(
     try:
         plan = load_plan(plan_file)
     except InvalidPlan as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     known = {metric.name for metric in plan.analysis.judged_metrics()}
     given = _pairs(rates, "--rate")
     spreads = _pairs(noises, "--noise")
     for option, names in (("--rate", given), ("--noise", spreads)):
         unknown = sorted(set(names) - known)
         if unknown:
-            click.echo(
-                f"error: {option}: unknown metric {unknown[0]!r}; the plan has {sorted(known)}",
-                err=True,
+            fail(
+                f"{option}: unknown metric {unknown[0]!r}; the plan has {sorted(known)}",
+                EXIT_INVALID,
             )
-            sys.exit(EXIT_INVALID)
     noise = {name: Noise(kappa=s * s, df=60, source="--noise") for name, s in spreads.items()}
     stages = forecast_stages(plan, requests_per_minute, given, noise)
     if as_json:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 import click
+
+from .exits import EXIT_INVALID, fail
+from .options import Duration
 
 _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port)."
 
@@ -59,8 +61,7 @@ def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
                 run_scenario(stack, SCENARIOS[name], emit, provider=provider) for name in names
             ]
     except PortInUse as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc), EXIT_INVALID)
     for result in results:
         mark = "as expected" if result["outcome"] == result["expected"] else "NOT AS EXPECTED"
         emit(
@@ -98,13 +99,14 @@ def local() -> None:
     type=click.FloatRange(0, 1),
     default=0.005,
     show_default=True,
-    help="Share of requests the demo canary origin fails.",
+    help="Share of requests the canary variant fails, whatever its release (stable fails 0.5%).",
 )
 @click.option(
     "--traffic/--no-traffic",
     default=True,
     show_default=True,
-    help="Drive simulated viewers through the emulator.",
+    help="Drive simulated viewers (100 a second) through the emulator; their counts are "
+    "what the analysis judges.",
 )
 @click.option(
     "--api-port",
@@ -115,9 +117,9 @@ def local() -> None:
 )
 @click.option(
     "--seconds",
-    type=click.FloatRange(min=0),
+    type=Duration(0),
     default=0,
-    help="Stop after this long (0 = until Ctrl-C).",
+    help="Stop after this long, e.g. 90, 10m, 1h30m (0 = until Ctrl-C).",
 )
 def up(
     aws_port: int,
@@ -129,48 +131,38 @@ def up(
 ) -> None:
     """Run the local stack with the demo route for demo.edgeshift.test until stopped.
 
-    Then, from another shell: rollout --endpoint-url http://127.0.0.1:AWS_PORT start
-    examples/plan.yaml; curl http://127.0.0.1:API_PORT/rollouts; and
+    Then, from another shell: export EDGESHIFT_ENDPOINT_URL=http://127.0.0.1:AWS_PORT;
+    rollout start examples/plan.yaml --wait; curl http://127.0.0.1:API_PORT/rollouts; and
     curl -H 'Host: demo.edgeshift.test' http://127.0.0.1:CDN_PORT/app.js
-    """
-    from orchestrator.local.apigw import LocalApi
-    from orchestrator.local.cloudfront import CloudFrontEmulator
-    from orchestrator.local.demo import demo_route
-    from orchestrator.local.origins import DemoOrigin
-    from orchestrator.local.stack import LocalStack, PortInUse, ensure_free
-    from orchestrator.local.traffic import TrafficGenerator
 
-    host = "demo.edgeshift.test"
+    The origin serves whichever release a request's path names, so after v2 is promoted a
+    plan from v2 to v3 runs next. Each start begins afresh (v1 stable, no rollouts): nothing
+    is kept when it stops.
+    """
+    from orchestrator.local.site import DEMO_HOST, DemoSite
+    from orchestrator.local.stack import LocalStack, PortInUse, ensure_free
+
     try:
         ensure_free(cdn_port, "--cdn-port")
         ensure_free(api_port, "--api-port")
         stack = LocalStack(moto_port=aws_port).start()
     except PortInUse as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    servers: list[Any] = []
+        fail(str(exc), EXIT_INVALID)
+    site = DemoSite(
+        stack,
+        cdn_port=cdn_port,
+        api_port=api_port,
+        canary_error_rate=canary_error_rate,
+        traffic=traffic,
+        traffic_seconds=seconds or 24 * 3600,
+    )
     try:
-        stable = DemoOrigin("v1", 0.005, seed=1).start()
-        canary = DemoOrigin("v2", canary_error_rate, seed=2).start()
-        edge = CloudFrontEmulator(default_origin_port=stable.port, port=cdn_port).start()
-        api = LocalApi(port=api_port).start()
-        servers = [api, edge, stable, canary]
-        stack.store().put_route(demo_route(host, stable.port, canary.port), expected_revision=None)
-        if traffic:
-            servers.insert(
-                0,
-                TrafficGenerator(
-                    edge.port,
-                    host,
-                    stack.client("cloudwatch"),
-                    rate=100,
-                    max_seconds=seconds or 24 * 3600,
-                ).start(),
-            )
+        site.start()
         click.echo(f"AWS endpoint:        {stack.endpoint_url}")
-        click.echo(f"CloudFront emulator: {edge.url}  (Host: {host})")
-        click.echo(f"REST API:            {api.url}  (OpenAPI: {api.url}/openapi.json)")
+        click.echo(f"CloudFront emulator: {site.edge_url}  (Host: {DEMO_HOST})")
+        click.echo(f"REST API:            {site.api_url}  (OpenAPI: {site.api_url}/openapi.json)")
         click.echo(f"state machine:       {stack.state_machine_arn}")
+        click.echo(f"export EDGESHIFT_ENDPOINT_URL={stack.endpoint_url}  # for rollout commands")
         click.echo("Ctrl-C to stop.", err=True)
         deadline = time.monotonic() + seconds if seconds else None
         while deadline is None or time.monotonic() < deadline:
@@ -178,6 +170,5 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        for server in servers:
-            server.stop()
+        site.stop()
         stack.stop()

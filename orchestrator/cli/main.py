@@ -1,40 +1,57 @@
 """The ``rollout`` command.
 
-Exit status: 0 ok, 2 invalid input, 3 conflict, 4 not found, 1 anything else.
+Exit status: 0 ok, 2 invalid input, 3 conflict, 4 not found, 1 anything else; failures are
+one ``Error: ...`` line on stderr (orchestrator/cli/exits.py).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .aws import StateMachineNotFound, Target
+from .exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OTHER, fail
+from .options import Duration
+from .steering import actor_or_user, steering_commands
+from .summary import follow_rollout, status_lines
 
-EXIT_INVALID, EXIT_CONFLICT, EXIT_NOT_FOUND = 2, 3, 4
+if TYPE_CHECKING:
+    from orchestrator.models import Rollout
+
+_INTERVAL = click.option(
+    "--interval",
+    type=Duration(0.2, 60),
+    default="1s",
+    show_default=True,
+    help="Time between two reads while following (--watch, --wait), e.g. 0.5, 2s, 1m.",
+)
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-@click.group()
+@click.group(epilog="Exit status: 0 ok, 2 invalid input, 3 conflict, 4 not found, 1 other.")
+@click.version_option(package_name="edgeshift", prog_name="rollout")
 @click.option(
     "--endpoint-url",
     envvar="EDGESHIFT_ENDPOINT_URL",
+    show_envvar=True,
     default=None,
-    help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up`. "
-    "[env: EDGESHIFT_ENDPOINT_URL]",
+    help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up` "
+    "(then the region defaults to us-east-1 and no credentials are needed).",
 )
-@click.option("--region", envvar="AWS_REGION", default=None, help="AWS region. [env: AWS_REGION]")
+@click.option(
+    "--region",
+    envvar="AWS_REGION",
+    show_envvar=True,
+    default=None,
+    help="AWS region of the tables and the state machine.",
+)
 @click.option(
     "--state-machine-arn",
     envvar="EDGESHIFT_STATE_MACHINE_ARN",
+    show_envvar=True,
     default=None,
     help="The rollout state machine; found by name when left out.",
 )
@@ -48,10 +65,27 @@ def cli(
     )
 
 
-@cli.command()
+@cli.command(
+    epilog="Exit status with --wait: 0 when the rollout ends PROMOTED, 1 when it ends "
+    "ROLLED_BACK or FAILED; without --wait, 0 once it started. Either way 2 for an invalid "
+    "or rejected plan, 3 when the target is busy or the idempotency key was used for "
+    "another plan, 4 when no state machine is found."
+)
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--actor", default=None, help="Who is starting it (recorded in the audit trail).")
-@click.option("--wait", is_flag=True, help="Follow the rollout until it ends.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the rollout until it ends, showing its stage, weight and last verdict, and "
+    "exit with its outcome.",
+)
+@_INTERVAL
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the rollout's summary as JSON instead of its id; with --wait, one line per change.",
+)
 @click.option(
     "--idempotency-key",
     default=None,
@@ -69,50 +103,56 @@ def start(
     plan_file: Path,
     actor: str | None,
     wait: bool,
+    interval: float,
+    as_json: bool,
     idempotency_key: str | None,
     force: bool,
 ) -> None:
-    """Validate PLAN_FILE (YAML or JSON) and start a rollout of it.
+    """Validate PLAN_FILE (YAML or JSON) and start a rollout of it; print its id.
 
     Nothing is written when the plan is invalid or its target is busy. Before the first
     traffic shift, preflight forecasts from the stable fleet's traffic and noise whether
     each stage can pass in time; if one cannot, the rollout ends before any user sees the
     canary, with the numbers and the bake that would do (unless --force).
     """
-    import getpass
-
     from orchestrator.plans import InvalidPlan, load_plan
-    from orchestrator.service import IdempotencyConflict, PlanRejected, RolloutService
+    from orchestrator.service import (
+        IdempotencyConflict,
+        PlanRejected,
+        RolloutService,
+        rollout_summary,
+    )
     from orchestrator.store import TargetLockedError
 
     try:
         plan = load_plan(plan_file)
     except InvalidPlan as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     try:
         service = RolloutService(
             target.store(), target.client("stepfunctions"), target.find_state_machine()
         )
-        rollout = service.start(
-            plan, actor or f"cli:{getpass.getuser()}", idempotency_key, force=force
-        )
+        rollout = service.start(plan, actor_or_user(actor), idempotency_key, force=force)
     except PlanRejected as exc:
-        _fail(f"plan rejected: {exc}", EXIT_INVALID)
+        fail(f"plan rejected: {exc}", EXIT_INVALID)
     except (TargetLockedError, IdempotencyConflict) as exc:
-        _fail(str(exc), EXIT_CONFLICT)
+        fail(str(exc), EXIT_CONFLICT)
     except StateMachineNotFound as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
-    click.echo(rollout.rollout_id)
-    if wait:
-        _wait(service, rollout.rollout_id)
+        fail(str(exc), EXIT_NOT_FOUND)
+    if not wait:
+        click.echo(json.dumps(rollout_summary(rollout)) if as_json else rollout.rollout_id)
+        return
+    if not as_json:
+        click.echo(rollout.rollout_id)
+    ended = follow_rollout(target, rollout.rollout_id, as_json=as_json, interval=interval)
+    sys.exit(outcome_status(ended))
 
 
-def _wait(service: Any, rollout_id: str) -> None:
-    from orchestrator.service import rollout_summary
+def outcome_status(rollout: Rollout) -> int:
+    """How `start --wait` exits: 0 only when the canary became the stable release."""
+    from orchestrator.models import RolloutStatus
 
-    while not (rollout := service.get(rollout_id)).status.is_final:
-        time.sleep(1)
-    click.echo(json.dumps(rollout_summary(rollout)))
+    return 0 if rollout.status is RolloutStatus.PROMOTED else EXIT_OTHER
 
 
 @cli.command()
@@ -124,13 +164,7 @@ def _wait(service: Any, rollout_id: str) -> None:
     help="Follow the rollout live until it ends: stages, bake, per-metric evidence, what to "
     "do next. With --json, one JSON line per change.",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(0.2, 60),
-    default=1.0,
-    show_default=True,
-    help="Seconds between two reads with --watch.",
-)
+@_INTERVAL
 @click.pass_obj
 def status(target: Target, rollout_id: str, as_json: bool, watch: bool, interval: float) -> None:
     """Show where a rollout stands."""
@@ -140,123 +174,17 @@ def status(target: Target, rollout_id: str, as_json: bool, watch: bool, interval
     try:
         summary = rollout_summary(target.store().get_rollout(rollout_id))
     except NotFoundError as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
+        fail(str(exc), EXIT_NOT_FOUND)
     if watch:
-        _watch(target, rollout_id, as_json, interval)
+        follow_rollout(target, rollout_id, as_json=as_json, interval=interval)
     elif as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(
-            f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
-            f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}"
-        )
-        if control := summary["control"]:
-            why = f": {control['reason']}" if control.get("reason") else ""
-            click.echo(
-                f"pending: {control['action']} by {control['actor']}{why} "
-                "(carried out at the next decision point)"
-            )
+        click.echo("\n".join(status_lines(summary)))
 
 
-def _watch(target: Target, rollout_id: str, as_json: bool, interval: float) -> None:
-    from rich.console import Console
-
-    from orchestrator.service import rollout_summary
-
-    from .watch import follow
-
-    store = target.store()
-    if as_json:
-        last: dict[str, Any] | None = None
-        while True:
-            rollout = store.get_rollout(rollout_id)
-            if (summary := rollout_summary(rollout)) != last:
-                click.echo(json.dumps(summary))
-                last = summary
-            if rollout.status.is_final:
-                return
-            time.sleep(interval)
-    command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else "")
-    follow(
-        lambda: (store.get_rollout(rollout_id), store.events(rollout_id)),
-        Console(),
-        interval=interval,
-        command=command,
-    )
-
-
-def _actor(actor: str | None) -> str:
-    import getpass
-
-    return actor or f"cli:{getpass.getuser()}"
-
-
-def _steer(target: Target, verb: str, rollout_id: str, actor: str | None, reason: str) -> None:
-    """Run one control command with the documented exit statuses."""
-    from orchestrator.service import ControlRefused, RolloutService, rollout_summary
-    from orchestrator.store import NotFoundError, StaleWriteError
-
-    service = RolloutService(
-        target.store(), target.client("stepfunctions"), "", target.client("events")
-    )
-    try:
-        rollout = getattr(service, verb)(rollout_id, _actor(actor), reason)
-    except NotFoundError as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
-    except (ControlRefused, StaleWriteError) as exc:
-        _fail(f"{verb} refused: {exc}", EXIT_CONFLICT)
-    except ValueError as exc:
-        _fail(str(exc), EXIT_INVALID)
-    click.echo(json.dumps(rollout_summary(rollout)))
-
-
-_ACTOR = click.option("--actor", default=None, help="Who asks (recorded in the audit trail).")
-
-
-# The steering commands: (verb, reason required, what it does). One shape, one service call.
-_STEERING = (
-    ("pause", False, "Hold traffic at the current weights from the next decision point on."),
-    ("resume", False, "Go on after a pause, or approve a stage that waits for approval."),
-    (
-        "abort",
-        True,
-        "Roll back now: stable for everyone (at once when paused, else at the next look).",
-    ),
-    (
-        "promote",
-        True,
-        "Skip the remaining stages: the canary becomes the stable release for everyone.",
-    ),
-    (
-        "recover",
-        True,
-        "Finish by hand a FAILED rollback, or a rollout whose execution was stopped: "
-        "stable for everyone, then free the target.",
-    ),
-)
-
-
-def _steering_command(verb: str, reason_required: bool, summary: str) -> click.Command:
-    # A required option gets no default at all: click 8.3+ counts an explicit default of
-    # None as a value, and the command would run without a reason.
-    reason = (
-        click.option("--reason", required=True, help="Why (required; recorded in the audit trail).")
-        if reason_required
-        else click.option("--reason", default="", help="Why (recorded in the audit trail).")
-    )
-
-    @click.argument("rollout_id")
-    @reason
-    @_ACTOR
-    @click.pass_obj
-    def command(target: Target, rollout_id: str, reason: str, actor: str | None) -> None:
-        _steer(target, verb, rollout_id, actor, reason)
-
-    return click.command(name=verb, help=summary)(command)
-
-
-for _verb, _required, _summary in _STEERING:
-    cli.add_command(_steering_command(_verb, _required, _summary))
+for _command in steering_commands():
+    cli.add_command(_command)
 
 
 @cli.command()
@@ -271,7 +199,7 @@ def history(target: Target, rollout_id: str, as_json: bool) -> None:
     try:
         store.get_rollout(rollout_id)
     except NotFoundError as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
+        fail(str(exc), EXIT_NOT_FOUND)
     for event in store.events(rollout_id):
         if as_json:
             click.echo(event.model_dump_json())
@@ -313,7 +241,7 @@ def list_rollouts(
             if cursor is None:
                 break
     except ValueError as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     rows = [
         {
             **rollout_summary(r),
@@ -360,13 +288,13 @@ def report(target: Target, rollout_id: str, out: Path) -> None:
     try:
         rollout = store.get_rollout(rollout_id)
     except NotFoundError as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
+        fail(str(exc), EXIT_NOT_FOUND)
     try:
         draw(rollout, store.events(rollout_id), out)
     except MissingMatplotlib as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), EXIT_OTHER)
     except OSError as exc:
-        _fail(f"cannot write {out}: {exc}", EXIT_INVALID)
+        fail(f"cannot write {out}: {exc}", EXIT_INVALID)
     click.echo(str(out))
 
 
@@ -391,5 +319,5 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except (BotoCoreError, ClientError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_OTHER)

@@ -1,13 +1,19 @@
-"""Demo origins: one HTTP server per release, failing a configurable share of requests.
+"""Demo origins: HTTP servers of releases, failing a configurable share of requests.
 
-A share can be set for one segment as well (``segment_errors={"browser=ie-11": 1.0}``): the
-origin reads the segment header the edge sent, the way a release that breaks one browser
-fails only the requests from it.
+An origin serves the release its path names (``/releases/v3/app.js`` is release v3, the
+edge's ``set_uri`` writes it), so the local stack serves whatever ``vN`` a plan rolls out,
+also after promotions moved the route on; ``version`` names what other paths serve.
+
+A share can be set per variant the edge chose (``variant_errors={"canary": 0.08}``), so a
+canary fails at its rate whatever its release, and for one segment as well
+(``segment_errors={"browser=ie-11": 1.0}``): the origin reads the segment header the edge
+sent, the way a release that breaks one browser fails only the requests from it.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
@@ -17,6 +23,7 @@ from .loopback import LoopbackServer
 
 VARIANT_HEADER = "x-edgeshift-variant"
 SEGMENT_HEADER = "x-edgeshift-segment"
+_RELEASE_PATH = re.compile(r"^/releases/([A-Za-z0-9._-]{1,64})/")
 
 
 class DemoOrigin(LoopbackServer):
@@ -31,8 +38,9 @@ class DemoOrigin(LoopbackServer):
         seed: int = 0,
         port: int = 0,
         segment_errors: Mapping[str, float] | None = None,
+        variant_errors: Mapping[str, float] | None = None,
     ) -> None:
-        rates = {"error_rate": error_rate, **(segment_errors or {})}
+        rates = {"error_rate": error_rate, **(segment_errors or {}), **(variant_errors or {})}
         for name, rate in rates.items():
             if not 0 <= rate <= 1:
                 raise ValueError(f"{name} must be within 0..1, got {rate}")
@@ -43,20 +51,27 @@ class DemoOrigin(LoopbackServer):
         self.version = version
         self.error_rate = error_rate
         self.segment_errors = dict(segment_errors or {})
+        self.variant_errors = dict(variant_errors or {})
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         super().__init__(self._handler_class(), port)
 
-    def error_rate_for(self, segment: str | None) -> float:
-        """The highest rate of any segment part the request has, else the origin's own."""
-        rate = self.error_rate
+    def release_of(self, path: str) -> str:
+        """The release a path names (``/releases/<version>/...``), else the origin's own."""
+        match = _RELEASE_PATH.match(path)
+        return match.group(1) if match else self.version
+
+    def error_rate_for(self, segment: str | None, variant: str | None = None) -> float:
+        """The highest rate of any segment part the request has, else the rate of the
+        variant the edge chose, else the origin's own."""
+        rate = self.variant_errors.get(variant or "", self.error_rate)
         if segment and self.segment_errors:
             for part in segment.split(";"):
                 rate = max(rate, self.segment_errors.get(part, 0.0))
         return rate
 
-    def fails(self, segment: str | None = None) -> bool:
-        rate = self.error_rate_for(segment)
+    def fails(self, segment: str | None = None, variant: str | None = None) -> bool:
+        rate = self.error_rate_for(segment, variant)
         with self._random_lock:
             return self._random.random() < rate
 
@@ -69,16 +84,15 @@ class DemoOrigin(LoopbackServer):
 
             def do_GET(self) -> None:
                 segment = self.headers.get(SEGMENT_HEADER)
-                failed = origin.fails(segment)
+                failed = origin.fails(segment, self.headers.get(VARIANT_HEADER))
+                release = origin.release_of(self.path)
                 body = (
-                    b"release failed\n"
-                    if failed
-                    else f"release {origin.version}: {self.path}\n".encode()
+                    b"release failed\n" if failed else f"release {release}: {self.path}\n".encode()
                 )
                 self.send_response(500 if failed else 200)
                 self.send_header("content-type", "text/plain")
                 self.send_header("content-length", str(len(body)))
-                self.send_header("x-release", origin.version)
+                self.send_header("x-release", release)
                 for name in (VARIANT_HEADER, SEGMENT_HEADER):
                     value = self.headers.get(name)
                     if value:

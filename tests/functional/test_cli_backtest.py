@@ -214,7 +214,7 @@ def test_bad_counts_are_refused_naming_line_and_column(
     result = _backtest(str(plan_file), "--counts", str(path))
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.startswith(f"error: {path}")
+    assert result.stderr.startswith(f"Error: {path}")
     assert expected in result.stderr
 
 

@@ -1,0 +1,58 @@
+"""How the commands show one rollout: its status lines, and following it to its end."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from orchestrator.models import Rollout
+
+    from .aws import Target
+
+
+def status_lines(summary: dict[str, Any]) -> list[str]:
+    """``ID: STATUS, stage i/n, canary w%  reason``, and the pending request if any."""
+    lines = [
+        f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
+        f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}".rstrip()
+    ]
+    if control := summary["control"]:
+        why = f": {control['reason']}" if control.get("reason") else ""
+        lines.append(
+            f"pending: {control['action']} by {control['actor']}{why} "
+            "(carried out at the next decision point)"
+        )
+    return lines
+
+
+def follow_rollout(target: Target, rollout_id: str, *, as_json: bool, interval: float) -> Rollout:
+    """Follow a rollout until it ends and return it: the live screen on a terminal (one line
+    per audit event elsewhere), or with ``as_json`` one summary line per change."""
+    from rich.console import Console
+
+    from orchestrator.service import rollout_summary
+
+    from .watch import follow
+
+    store = target.store()
+    if as_json:
+        last: dict[str, Any] | None = None
+        while True:
+            rollout = store.get_rollout(rollout_id)
+            if (summary := rollout_summary(rollout)) != last:
+                click.echo(json.dumps(summary))
+                last = summary
+            if rollout.status.is_final:
+                return rollout
+            time.sleep(interval)
+    command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else "")
+    return follow(
+        lambda: (store.get_rollout(rollout_id), store.events(rollout_id)),
+        Console(),
+        interval=interval,
+        command=command,
+    )
