@@ -10,6 +10,8 @@ them, so a misspelt ``fallthrough`` would silently serve something else.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -79,7 +81,9 @@ def load_file(path: Path) -> FlagData:
     logger = logging.getLogger("ldclient.util")
     logger.addHandler(captured)
     try:
-        source.start()  # type: ignore[no-untyped-call]
+        # The SDK prints a traceback as well as logging the reason: keep the reason only.
+        with contextlib.redirect_stderr(io.StringIO()):
+            source.start()  # type: ignore[no-untyped-call]
     finally:
         logger.removeHandler(captured)
         source.stop()  # type: ignore[no-untyped-call]

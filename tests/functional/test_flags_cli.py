@@ -1,0 +1,159 @@
+"""``rollout flags sync --from-file`` against moto in-process.
+
+A good file is written where the edge reads it (and read back by the edge's own snapshot),
+each item with an audit event; a file the SDK's file data source rejects, unknown fields,
+and data that cannot serve a stored flag-routed rule exit 2 naming the problem and write
+nothing; a second sync of the same file writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from edge import flags
+from edge.dynamo import deserialize_item
+from orchestrator.cli.main import cli
+from orchestrator.models import RouteRule
+from orchestrator.store import Store
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flags.json"
+
+
+def _sync(path: Path, *extra: str) -> Result:
+    return CliRunner().invoke(cli, ["flags", "sync", "--from-file", str(path), *extra])
+
+
+def _flag_items(store: Store) -> list[dict[str, Any]]:
+    items = store.client.scan(TableName=store.tables.routes)["Items"]
+    return [deserialize_item(i) for i in items if i["host"]["S"] == flags.FLAGS_PARTITION]
+
+
+def _audit(store: Store) -> list[dict[str, Any]]:
+    items = store.client.scan(TableName=store.tables.rollouts)["Items"]
+    return [i for i in items if i["pk"]["S"].startswith("FLAGS#")]
+
+
+def _flag_rule(flag: str, variations: dict[str, str]) -> RouteRule:
+    return RouteRule.model_validate(
+        {
+            "host": "shop.example.com",
+            "variants": [
+                {"name": "canary", "version": "v2", "weight": 0},
+                {"name": "stable", "version": "v1", "weight": 10_000},
+            ],
+            "assignment": {
+                "provider": "launchdarkly",
+                "flag": flag,
+                "context": {"key_from": "cookie:ld_uid"},
+                "variations": variations,
+                "fallback": "stable",
+            },
+        }
+    )
+
+
+def test_sync_writes_flags_where_the_edge_reads_them(store: Store) -> None:
+    """GIVEN the example flag file WHEN synced THEN exit 0, one item per flag and segment
+    with its audit event, and the edge's snapshot of those items holds every flag."""
+    result = _sync(EXAMPLE)
+
+    assert result.exit_code == 0, result.output
+    items = _flag_items(store)
+    assert sorted(i["path_rule"] for i in items) == [
+        "flag:checkout-enabled",
+        "flag:new-checkout",
+        "segment:staff",
+    ]
+    assert len(_audit(store)) == 3
+    snapshot = flags.Snapshot(items)
+    assert sorted(snapshot.flags) == ["checkout-enabled", "new-checkout"]
+    assert snapshot.flags["new-checkout"]["prerequisites"][0]["key"] == "checkout-enabled"
+
+
+def test_a_second_sync_of_the_same_file_writes_nothing(store: Store) -> None:
+    """GIVEN a synced file WHEN synced again THEN nothing is written and no audit added."""
+    assert _sync(EXAMPLE).exit_code == 0
+
+    again = _sync(EXAMPLE)
+
+    assert again.exit_code == 0
+    assert "0 written, 0 deleted, 3 unchanged" in again.output
+    assert len(_audit(store)) == 3
+
+
+def test_a_changed_flag_is_rewritten_at_the_next_revision(store: Store, tmp_path: Path) -> None:
+    """GIVEN a synced file WHEN one flag changes THEN only it is written, at revision 2."""
+    assert _sync(EXAMPLE).exit_code == 0
+    document = json.loads(EXAMPLE.read_text())
+    document["flags"]["new-checkout"]["on"] = False
+    changed = tmp_path / "flags.json"
+    changed.write_text(json.dumps(document))
+
+    result = _sync(changed)
+
+    assert result.exit_code == 0, result.output
+    by_name = {i["path_rule"]: i for i in _flag_items(store)}
+    assert by_name["flag:new-checkout"]["revision"] == 2
+    assert by_name["flag:checkout-enabled"]["revision"] == 1
+    assert json.loads(by_name["flag:new-checkout"]["data"])["on"] is False
+
+
+def test_a_file_the_sdk_rejects_exits_2_with_its_reason(store: Store, tmp_path: Path) -> None:
+    """GIVEN a flag whose "on" is a string WHEN synced THEN exit 2 naming the property,
+    and nothing is written."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flags": {"x": {"key": "x", "on": "yes", "variations": [1]}}}))
+
+    result = _sync(bad)
+
+    assert result.exit_code == 2
+    assert 'property "on"' in result.output
+    assert _flag_items(store) == []
+
+
+def test_unknown_flag_fields_are_refused_by_name(store: Store, tmp_path: Path) -> None:
+    """GIVEN a misspelt fallthrough WHEN synced THEN exit 2 naming flag and field."""
+    document = json.loads(EXAMPLE.read_text())
+    document["flags"]["new-checkout"]["fallthru"] = {"variation": 0}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+
+    result = _sync(bad)
+
+    assert result.exit_code == 2
+    assert "flags.new-checkout.fallthru: unknown field" in result.output
+    assert _flag_items(store) == []
+
+
+def test_data_without_a_routed_flag_is_refused(store: Store, tmp_path: Path) -> None:
+    """GIVEN a stored rule routed by flag new-checkout WHEN a file without it is synced
+    THEN exit 2 naming the rule and the flag, and nothing is written."""
+    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    document = json.loads(EXAMPLE.read_text())
+    del document["flags"]["new-checkout"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(document))
+
+    result = _sync(other)
+
+    assert result.exit_code == 2
+    assert "shop.example.com default: assignment.flag: flag 'new-checkout'" in result.output
+    assert _flag_items(store) == []
+
+
+def test_variations_the_flag_cannot_serve_are_refused(store: Store) -> None:
+    """GIVEN a rule mapping the value "beta" of a boolean flag WHEN the flag is synced THEN
+    exit 2 naming the value."""
+    store.put_route(
+        _flag_rule("new-checkout", {"true": "canary", "beta": "canary"}), expected_revision=None
+    )
+
+    result = _sync(EXAMPLE)
+
+    assert result.exit_code == 2
+    assert "assignment.variations.beta: flag 'new-checkout' has no such value" in result.output
+    assert _flag_items(store) == []
