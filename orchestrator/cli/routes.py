@@ -35,7 +35,7 @@ class InvalidRoutes(ValueError):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
 
