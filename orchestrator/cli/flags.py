@@ -78,5 +78,5 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"Error: {message}", err=True)
     sys.exit(code)
