@@ -134,7 +134,7 @@ def _rule(
         "revision": 1,
         "variants": [
             {"name": n, "version": f"v{i}", "weight": w}
-            for i, (n, w) in enumerate(zip(names, weight))
+            for i, (n, w) in enumerate(zip(names, weight, strict=True))
         ],
         "assignment": {
             "provider": "launchdarkly",
