@@ -130,6 +130,13 @@ class RolloutService:
             raise PlanRejected(
                 "target", f"no route for {target.host} {target.path_rule}; define it first"
             )
+        if rule.assignment is not None:  # the flag chooses the variant, not the weights
+            flag = rule.assignment.flag
+            raise PlanRejected(
+                "target",
+                f"{target.host} {target.path_rule} is routed by flag {flag!r}: a rollout "
+                "cannot change its weights; change the flag instead",
+            )
         names = {variant.name for variant in rule.variants}
         expected = {plan.stable.name, plan.canary.name}
         if names != expected:
