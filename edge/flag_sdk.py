@@ -44,7 +44,7 @@ class SnapshotEvaluator:
             ),
             start_wait=0,
         )
-        self._loaded: tuple[tuple[str, str], ...] | None = None
+        self._loaded: str | None = None
         self._lock = threading.Lock()
 
     def load(self, snapshot: Snapshot) -> None:

@@ -20,6 +20,7 @@ flag and reason every ``LOG_EVERY_SECONDS``, so an outage does not log every req
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from typing import Any
@@ -57,7 +58,8 @@ class Snapshot(Matcher):
         self.flags: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []
-        marks: list[tuple[str, str]] = []
+        # The items' own text, hashed once per read: the evaluator reloads only on a change.
+        digest = hashlib.sha256()
         for item in items:
             name = item.get("path_rule") if isinstance(item, dict) else None
             data = _decoded(item.get("data")) if isinstance(name, str) else None
@@ -68,8 +70,8 @@ class Snapshot(Matcher):
                 self.flags[name[len(FLAG_PREFIX) :]] = data
             elif name.startswith(SEGMENT_PREFIX):
                 self.segments[name[len(SEGMENT_PREFIX) :]] = data
-            marks.append((name, str(item.get("revision", ""))))
-        self.digest = tuple(sorted(marks))
+            digest.update(f"{name}\0{item['data']}\0".encode())
+        self.digest = digest.hexdigest()
 
 
 def _decoded(raw: Any) -> dict[str, Any] | None:

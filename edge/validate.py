@@ -421,7 +421,13 @@ def _assignment_of(item: dict[str, Any]) -> str | None:
         if isinstance(variants, list)
         else []
     )
-    return _prefixed("assignment", assignment_problem(assignment, names))
+    problem = assignment_problem(assignment, names)
+    if problem is None:
+        return None
+    # "flag: why" becomes "assignment.flag: why", naming the field's path.
+    return (
+        f"assignment.{problem}" if problem.split(" ")[0].endswith(":") else f"assignment: {problem}"
+    )
 
 
 def key_from_problem(value: Any) -> str | None:
