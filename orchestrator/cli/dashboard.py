@@ -1,0 +1,92 @@
+"""``rollout dashboard``: the web UI on 127.0.0.1, over the local stack's API or a deployed one."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .aws import Target
+
+LOCAL_API_PORT = 8081  # `rollout local up --api-port`'s default
+
+
+@click.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8082,
+    show_default=True,
+    help="Port of the dashboard on 127.0.0.1 (0 = any free port).",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    metavar="URL",
+    help="A deployed API, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod. Each "
+    "request is signed with your AWS credentials (SigV4, execute-api), so the API stays "
+    "IAM-only. Without it: the local stack's API on 127.0.0.1 (`rollout local up`), unsigned.",
+)
+@click.option(
+    "--local-api-port",
+    type=click.IntRange(1, 65535),
+    default=LOCAL_API_PORT,
+    show_default=True,
+    help="Without --api-url: the port of `rollout local up`'s REST API (its --api-port).",
+)
+@click.pass_obj
+def dashboard(target: Target, port: int, api_url: str | None, local_api_port: int) -> None:
+    """Serve the dashboard: rollouts by target and status; one rollout's stages, bake, evidence,
+    served split and audit trail, updated live; pause, resume, abort and promote, each with
+    a reason. Only the dashboard talks to the API: the page never sees a credential.
+
+    The signing region comes from the execute-api host name, else from --region or the
+    AWS configuration.
+    """
+    from orchestrator.dashboard import (
+        DashboardServer,
+        MissingCredentials,
+        Upstream,
+        region_of,
+        sigv4_signer,
+    )
+
+    if api_url is None:
+        upstream = Upstream(f"http://127.0.0.1:{local_api_port}")
+        where = f"the local stack's API at {upstream.base_url}"
+    else:
+        if not api_url.startswith(("https://", "http://")):
+            click.echo(f"error: --api-url: must start with https:// (got {api_url!r})", err=True)
+            sys.exit(2)
+        region = region_of(api_url) or target.region or _configured_region()
+        if region is None:
+            click.echo(
+                "error: --region: needed to sign for an API URL that names no region", err=True
+            )
+            sys.exit(2)
+        try:
+            upstream = Upstream(api_url, sigv4_signer(region))
+        except MissingCredentials as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        where = f"{upstream.base_url} (signed for execute-api in {region})"
+    try:
+        server = DashboardServer(upstream, port=port)
+    except OSError as exc:
+        click.echo(f"error: --port: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        sys.exit(2)
+    click.echo(f"dashboard: {server.url}  (API: {where})")
+    click.echo("Ctrl-C to stop.", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _configured_region() -> str | None:
+    import botocore.session
+
+    region = botocore.session.get_session().get_config_variable("region")
+    return str(region) if region else None

@@ -1,0 +1,165 @@
+"""The dashboard's HTTP server, on 127.0.0.1 only.
+
+It serves the page (one HTML file, its CSS and JS, nothing fetched from elsewhere) and
+forwards the page's calls to the API:
+
+- ``GET /api/rollouts?…``: the API's list, as it answers it;
+- ``GET /view/rollouts/{id}``: the rollout and its audit trail, read into what the page
+  draws (``views.rollout_page``);
+- ``POST /api/rollouts/{id}/{pause|resume|abort|promote}``: the steering calls, body as
+  sent; the API decides and its problem+json comes back untouched.
+
+Nothing else is forwarded: the page cannot reach ``PUT /routes`` or start rollouts through
+the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
+
+from orchestrator.models import utcnow
+
+from .upstream import Answer, Upstream, problem
+from .views import rollout_page
+
+LOOPBACK = "127.0.0.1"
+MAX_BODY = 16 * 1024  # a reason is at most a few hundred characters
+_ID = r"r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
+_VIEW = re.compile(rf"^/view/rollouts/({_ID})$")
+_STEER = re.compile(rf"^/api/rollouts/({_ID})/(pause|resume|abort|promote)$")
+_STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
+    "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+}
+# The page runs only its own files: no inline script, no other origin, no framing.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _static(name: str) -> bytes:
+    return resources.files("orchestrator.dashboard").joinpath("static", name).read_bytes()
+
+
+class DashboardServer:
+    """``port`` 0 picks a free one; ``url`` says which it got."""
+
+    def __init__(self, upstream: Upstream, *, port: int = 8082) -> None:
+        self.upstream = upstream
+        self.files = {path: (_static(name), kind) for path, (name, kind) in _STATIC.items()}
+        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what each path answers ----------------------------------------------------------------
+
+    def get(self, path: str, query: str) -> Answer:
+        if path in self.files:
+            body, kind = self.files[path]
+            return Answer(200, kind, body)
+        if path == "/api/rollouts":
+            return self.upstream.call("GET", "/rollouts" + (f"?{query}" if query else ""))
+        if match := _VIEW.match(path):
+            return self.view(match.group(1))
+        return problem(404, "not-found", f"the dashboard has no page {path}")
+
+    def view(self, rollout_id: str) -> Answer:
+        rollout = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}")
+        if rollout.status != 200:
+            return rollout
+        events = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}/events")
+        if events.status != 200:
+            return events
+        try:
+            page = rollout_page(
+                json.loads(rollout.body), json.loads(events.body)["items"], utcnow()
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return problem(
+                502,
+                "api-unreadable",
+                f"the API answered something the dashboard cannot read: {exc}",
+            )
+        return Answer(200, "application/json", json.dumps(page).encode())
+
+    def post(self, path: str, body: bytes, content_type: str) -> Answer:
+        match = _STEER.match(path)
+        if match is None:
+            return problem(404, "not-found", f"the dashboard forwards no POST to {path}")
+        rollout_id, verb = match.groups()
+        return self.upstream.call(
+            "POST",
+            f"/rollouts/{quote(rollout_id)}/{verb}",
+            body,
+            {"Content-Type": content_type or "application/json"},
+        )
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        dashboard = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                self._answer(dashboard.get(parts.path, parts.query))
+
+            def do_POST(self) -> None:
+                if not self._same_origin():
+                    self._answer(problem(403, "forbidden", "cross-origin requests are refused"))
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY:
+                    self._answer(problem(413, "too-large", f"body over {MAX_BODY} bytes"))
+                    return
+                body = self.rfile.read(length)
+                kind = self.headers.get("content-type") or ""
+                self._answer(dashboard.post(urlsplit(self.path).path, body, kind))
+
+            def _same_origin(self) -> bool:
+                # Another site open in the same browser must not steer rollouts through
+                # this port: browsers send Origin on every cross-site POST.
+                origin = self.headers.get("origin")
+                return origin is None or origin == f"http://{self.headers.get('host')}"
+
+            def _answer(self, answer: Answer) -> None:
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.content_type or "application/octet-stream")
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Content-Security-Policy", _CSP)
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
