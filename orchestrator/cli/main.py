@@ -299,12 +299,14 @@ def report(target: Target, rollout_id: str, out: Path) -> None:
 
 
 from .backtest import backtest  # noqa: E402 - registered after the group exists
+from .dashboard import dashboard  # noqa: E402
 from .flags import flags  # noqa: E402
 from .forecast import forecast  # noqa: E402
 from .local import demo, local  # noqa: E402
 from .routes import routes  # noqa: E402
 
 cli.add_command(backtest)
+cli.add_command(dashboard)
 cli.add_command(flags)
 cli.add_command(forecast)
 cli.add_command(demo)
