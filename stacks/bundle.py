@@ -10,7 +10,9 @@ Node; the CDK app stages the same tree through `stage()`.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as metadata
 import json
+import re
 import shutil
 import sys
 import zipfile
@@ -25,6 +27,10 @@ CDK_JSON = REPO_ROOT / "cdk.json"
 # CloudFront's limit for viewer triggers, which share this zip with origin-request.
 MAX_ZIP_BYTES = 1_048_576
 ZIP_NAME = "edge.zip"
+# The bundle for behaviours whose rules route by flag: the same edge code plus LaunchDarkly's
+# server SDK and what it requires (all pure Python), which edge.flag_sdk imports lazily.
+FLAGS_ZIP_NAME = "edge-flags.zip"
+FLAG_SDK = "launchdarkly-server-sdk"
 # Trigger -> module in edge/. viewer_response is optional while it is being written.
 TRIGGER_MODULES = {
     "ViewerRequest": "viewer_request",
@@ -81,12 +87,54 @@ def forwarded_headers() -> list[str]:
     return [config[name].lower() for name in own] + ["cloudfront-viewer-country"]
 
 
-def stage(target: Path, config: Mapping[str, Any]) -> Path:
-    """Write `edge/` with `config.json` into `target`; the handlers import as `edge.*`."""
+def stage(target: Path, config: Mapping[str, Any], *, flags: bool = False) -> Path:
+    """Write `edge/` with `config.json` into `target`; the handlers import as `edge.*`.
+
+    ``flags`` adds the SDK's distributions beside it (the flag-routing bundle).
+    """
     package = target / "edge"
     shutil.copytree(EDGE_DIR, package, ignore=shutil.ignore_patterns(*_SKIP), dirs_exist_ok=True)
     (package / "config.json").write_text(json.dumps(dict(config), indent=2) + "\n")
+    if flags:
+        for name, source in sdk_files():
+            destination = target / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
     return package
+
+
+def sdk_distributions(root: str = FLAG_SDK) -> list[str]:
+    """The SDK's distribution and every one it requires (extras left out), as installed."""
+    found: list[str] = []
+    pending = [root]
+    while pending:
+        name = pending.pop()
+        if name.lower() in (f.lower() for f in found):
+            continue
+        found.append(name)
+        for requirement in metadata.distribution(name).requires or ():
+            if "extra ==" in requirement.partition(";")[2]:
+                continue
+            match = re.match(r"[A-Za-z0-9._-]+", requirement)
+            if match:
+                pending.append(match.group(0))
+    return sorted(found, key=str.lower)
+
+
+def sdk_files() -> list[tuple[str, Path]]:
+    """(name in zip, installed file) for the SDK and its requirements, all pure Python."""
+    entries: list[tuple[str, Path]] = []
+    for name in sdk_distributions():
+        dist = metadata.distribution(name)
+        if "Root-Is-Purelib: true" not in (dist.read_text("WHEEL") or ""):
+            raise BundleError(f"{name} is not pure Python; the edge runs on python3.12 x86_64")
+        for entry in dist.files or ():
+            parts = Path(str(entry)).parts
+            # Scripts land outside site-packages; bytecode is the build machine's CPython's.
+            if parts[0] == ".." or "__pycache__" in parts or str(entry).endswith(".pyc"):
+                continue
+            entries.append((Path(str(entry)).as_posix(), Path(str(dist.locate_file(entry)))))
+    return entries
 
 
 def zip_files(entries: Iterable[tuple[str, Path]], zip_path: Path) -> Path:
@@ -112,14 +160,20 @@ def write_zip(tree: Path, zip_path: Path) -> Path:
 
 
 def build(
-    out: Path, *, table: str, regions: Sequence[str], hosts: Sequence[str] | None = None
+    out: Path,
+    *,
+    table: str,
+    regions: Sequence[str],
+    hosts: Sequence[str] | None = None,
+    flags: bool = False,
 ) -> Path:
-    """Stage the bundle under `out` (cleared first) and zip it to `out/edge.zip`."""
+    """Stage the bundle under `out` (cleared first) and zip it to `out/edge.zip`, or with
+    ``flags`` to `out/edge-flags.zip` with the SDK in it."""
     if out.exists():
         shutil.rmtree(out)
     tree = out / "tree"
-    stage(tree, edge_config(table=table, regions=regions, hosts=hosts))
-    return write_zip(tree, out / ZIP_NAME)
+    stage(tree, edge_config(table=table, regions=regions, hosts=hosts), flags=flags)
+    return write_zip(tree, out / (FLAGS_ZIP_NAME if flags else ZIP_NAME))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cdk-json", type=Path, default=CDK_JSON, help="where to read the app's context"
     )
+    parser.add_argument(
+        "--flags", action="store_true", help="build edge-flags.zip, with the LaunchDarkly SDK"
+    )
     args = parser.parse_args(argv)
     try:
         context = json.loads(args.cdk_json.read_text()).get("context", {})
@@ -140,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table=config.routes_table_name,
             regions=config.table_regions,
             hosts=config.edge_hosts,
+            flags=args.flags,
         )
     except (ContextError, BundleError, OSError, ValueError) as exc:
         print(f"edge bundle: {exc}", file=sys.stderr)
