@@ -1,0 +1,260 @@
+"""The ``rollout`` command speaks to people by default and to scripts with ``--json``:
+steering commands print a sentence, ``--json`` keeps the summary's shape, ``--version``
+exists, every failure reads ``Error: ...``, and time options take durations."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+
+from orchestrator.cli import main as cli_main
+from orchestrator.cli.local import up
+from orchestrator.cli.main import cli
+from orchestrator.cli.options import Duration
+from orchestrator.models import RolloutStatus, RouteRule
+from orchestrator.store import Store, TableNames, create_tables
+
+HOST = "shop.example.com"
+SUMMARY_KEYS = {"rollout_id", "status", "stage", "stages", "canary_weight", "reason", "control"}
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """moto in-process: both tables, the route on v1, a (never executed) state machine."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(dynamodb, TableNames())
+        boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+            name="edgeshift-rollout",
+            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )
+        store = Store(dynamodb, TableNames())
+        store.put_route(
+            RouteRule.model_validate(
+                {
+                    "host": HOST,
+                    "variants": [
+                        {"name": "canary", "version": "v1", "weight": 0},
+                        {"name": "stable", "version": "v1", "weight": 10_000},
+                    ],
+                }
+            ),
+            expected_revision=None,
+        )
+        yield store
+
+
+def _running(store: Store, tmp_path: Path, plan_doc: dict[str, Any]) -> str:
+    """A rollout started by the CLI and marked RUNNING, as the workflow's Begin leaves it."""
+    from orchestrator.workflow import transitions
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan_doc))
+    started = CliRunner().invoke(cli, ["start", str(path), "--actor", "tester"])
+    assert started.exit_code == 0, started.output
+    rollout_id = started.stdout.strip()
+    transitions.commit(
+        store,
+        store.get_rollout(rollout_id),
+        "started",
+        "execution began",
+        actor="test",
+        status=RolloutStatus.RUNNING,
+    )
+    return rollout_id
+
+
+@pytest.mark.parametrize(
+    ("verb", "said"),
+    [
+        ("pause", "pause requested"),
+        ("abort", "abort requested"),
+        ("promote", "promotion requested"),
+    ],
+)
+def test_steering_prints_a_sentence_for_people(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any], verb: str, said: str
+) -> None:
+    """GIVEN a running rollout WHEN paused, aborted or promoted without --json THEN one
+    sentence says what was asked, by whom and why, and where the rollout stands (no JSON)."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+
+    result = CliRunner().invoke(
+        cli, [verb, rollout_id, "--reason", "p99 looks odd", "--actor", "ana"]
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{said}: {rollout_id}: RUNNING, stage 0/2, canary 0%")
+    assert lines[1] == (
+        f"pending: {verb} by ana: p99 looks odd (carried out at the next decision point)"
+    )
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.stdout)
+
+
+def test_resume_withdraws_a_pending_pause_and_says_so(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a pause not yet honoured WHEN resumed THEN the sentence shows nothing pending."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+    CliRunner().invoke(cli, ["pause", rollout_id, "--reason", "look"])
+
+    result = CliRunner().invoke(cli, ["resume", rollout_id])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"resume requested: {rollout_id}: RUNNING")
+    assert "pending" not in result.stdout
+
+
+@pytest.mark.parametrize("verb", ["pause", "abort", "promote"])
+def test_steering_json_keeps_the_summary_shape(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any], verb: str
+) -> None:
+    """GIVEN a running rollout WHEN steered with --json THEN the summary as before: the same
+    keys as `status --json`, the request in `control`."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+
+    result = CliRunner().invoke(cli, [verb, rollout_id, "--reason", "why", "--json"])
+    status = CliRunner().invoke(cli, ["status", rollout_id, "--json"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) == SUMMARY_KEYS
+    assert summary == json.loads(status.stdout)
+    assert summary["control"]["action"] == verb
+    assert summary["control"]["reason"] == "why"
+
+
+def test_start_json_prints_the_summary(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a valid plan WHEN started with --json THEN the summary, as `status --json`."""
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan_doc))
+
+    result = CliRunner().invoke(cli, ["start", str(path), "--json"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["status"] == "PENDING"
+
+
+def test_version_is_the_installed_package_version() -> None:
+    """GIVEN the installed edgeshift WHEN `rollout --version` THEN its version, exit 0."""
+    result = CliRunner().invoke(cli, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.output == f"rollout, version {version('edgeshift')}\n"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+def _error_cases(
+    tmp_path: Path, plan_doc: dict[str, Any], busy: int
+) -> list[tuple[list[str], int]]:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_doc))
+    counts = tmp_path / "counts.csv"
+    counts.write_text("window_start,metric,variant,numerator\n")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"host: {HOST}\nrules:\n  - variants: [{{name: canary, colour: red}}]\n")
+    return [
+        (["status", "r-nope"], 4),
+        (["pause", "r-nope"], 4),
+        (["history", "r-nope"], 4),
+        (["start", str(tmp_path / "missing.yaml")], 2),
+        (["status", "r-nope", "--interval", "2m"], 2),
+        (["forecast", str(plan), "--requests-per-minute", "100", "--rate", "nope=0.01"], 2),
+        (["backtest", str(plan), "--counts", str(counts)], 2),
+        (["routes", "put", str(routes)], 2),
+        (["local", "up", "--cdn-port", str(busy)], 2),
+        (["demo", "--aws-port", str(busy)], 2),
+    ]
+
+
+def test_every_failure_reads_error_colon_in_clicks_style(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any], busy_port: int
+) -> None:
+    """GIVEN failures from each command family (not found, bad input, usage, a busy port)
+    WHEN run THEN stderr's last line starts with `Error: `, nothing says `error:`, and the
+    documented exit status."""
+    for args, code in _error_cases(tmp_path, plan_doc, busy_port):
+        result = CliRunner().invoke(cli, args)
+
+        assert result.exit_code == code, (args, result.output)
+        assert "Error: " in result.stderr, (args, result.stderr)
+        assert "error:" not in result.stderr, (args, result.stderr)
+        assert result.stdout == "", (args, result.stdout)
+
+
+def test_an_aws_failure_reads_error_colon_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN an endpoint nobody listens on WHEN the entry point runs THEN `Error: ...`
+    naming the endpoint, exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(
+        sys, "argv", ["rollout", "--endpoint-url", f"http://127.0.0.1:{closed}", "status", "r-x"]
+    )
+
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main()
+
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and f"127.0.0.1:{closed}" in err
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("0.5", 0.5), ("90", 90.0), ("90s", 90.0), ("1m", 60.0), ("1h30m", 5400.0)],
+)
+def test_time_options_take_durations(written: str, seconds: float) -> None:
+    """GIVEN a duration as plans write it, or plain seconds WHEN parsed THEN seconds."""
+    assert Duration().convert(written, None, None) == seconds
+
+
+def test_local_up_seconds_takes_an_hour_and_a_half() -> None:
+    """GIVEN `local up --seconds 1h30m` WHEN click parses it THEN 5400 seconds."""
+    context = up.make_context("up", ["--seconds", "1h30m"])
+
+    assert context.params["seconds"] == 5400.0
+
+
+@pytest.mark.parametrize("written", ["soon", "-1", "nan", "1x"])
+def test_a_bad_duration_is_refused_naming_the_option(store: Store, written: str) -> None:
+    """GIVEN a time that is no duration WHEN given to --interval THEN exit 2 naming it."""
+    result = CliRunner().invoke(cli, ["status", "r-x", "--interval", written])
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--interval'" in result.stderr
+
+
+def test_an_interval_of_a_minute_is_accepted(store: Store) -> None:
+    """GIVEN `--interval 1m` WHEN status runs THEN the option is accepted (the unknown
+    rollout is what stops it: exit 4)."""
+    result = CliRunner().invoke(cli, ["status", "r-nope", "--watch", "--interval", "1m"])
+
+    assert result.exit_code == 4, result.output
