@@ -17,7 +17,9 @@ _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port
 @click.command()
 @click.option(
     "--scenario",
-    type=click.Choice(["good-canary", "bad-canary", "segment-regression", "split-mismatch", "all"]),
+    type=click.Choice(
+        ["good-canary", "bad-canary", "segment-regression", "split-mismatch", "flag-routing", "all"]
+    ),
     default="all",
     show_default=True,
     help="Which demo rollout to run.",
@@ -46,19 +48,20 @@ def demo(scenario: str, as_json: bool, aws_port: int, provider: str) -> None:
     end ROLLED_BACK; segment-regression (fails every IE 11 request, about 1% of viewers, and
     nothing else) must end ROLLED_BACK by its per-browser analysis; split-mismatch (an
     emulated edge fault serves the canary about twice its weight) must end PAUSED by the
-    served-split check, and is then aborted. Exit status 0 only when every scenario ends
-    as expected.
+    served-split check, and is then aborted; flag-routing (a LaunchDarkly flag with 30% of
+    users on true chooses the variant) must serve every viewer as the SDK evaluates them.
+    Exit status 0 only when every scenario ends as expected.
     """
-    from orchestrator.local.demo import SCENARIOS, run_scenario
+    from orchestrator.local.demo import DEMO_SCENARIOS, run_scenario
     from orchestrator.local.stack import LocalStack, PortInUse
 
-    names = list(SCENARIOS) if scenario == "all" else [scenario]
+    names = list(DEMO_SCENARIOS) if scenario == "all" else [scenario]
     emit = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
         with LocalStack(moto_port=aws_port) as stack:
             emit(f"local stack up: AWS endpoint {stack.endpoint_url}")
             results = [
-                run_scenario(stack, SCENARIOS[name], emit, provider=provider) for name in names
+                run_scenario(stack, DEMO_SCENARIOS[name], emit, provider=provider) for name in names
             ]
     except PortInUse as exc:
         fail(str(exc), EXIT_INVALID)
