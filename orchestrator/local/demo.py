@@ -9,7 +9,11 @@ stay within the plan's tolerance, so only the plan's per-browser analysis
 edge put on stable are assigned again under a second key, so the canary serves about
 twice its weight. The plan's served-split check must see it and pause the rollout
 (``policies.on_split_mismatch`` defaults to pause). A pause waits for a person, so once the
-workflow has parked the rollout the demo records it, then aborts it to put stable back."""
+workflow has parked the rollout the demo records it, then aborts it to put stable back.
+
+``flag-routing`` (``DEMO_SCENARIOS``, with the four above) starts no rollout: a LaunchDarkly
+flag with 30% of users on ``true`` chooses the variant, and every viewer's served variant is
+compared with the SDK's own evaluation (``orchestrator.local.flag_demo``)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from orchestrator.service import RolloutService
 
 from .cloudfront import CloudFrontEmulator
 from .datadog import API_KEY, APP_KEY, DatadogEndpoint
+from .flag_demo import FlagScenario, run_flag_scenario
 from .loopback import LOOPBACK
 from .origins import DemoOrigin
 from .stack import LocalStack
@@ -93,6 +98,11 @@ SCENARIOS = {
         timeout=60.0,
     ),
 }
+
+
+# What `rollout demo` runs: the rollouts above, then flag-routing (a route a LaunchDarkly
+# flag chooses for, checked viewer by viewer against the SDK; orchestrator.local.flag_demo).
+DEMO_SCENARIOS: dict[str, Scenario | FlagScenario] = {**SCENARIOS, "flag-routing": FlagScenario()}
 
 
 def demo_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
@@ -214,11 +224,13 @@ def start_datadog(stack: LocalStack) -> DatadogEndpoint:
 
 def run_scenario(
     stack: LocalStack,
-    scenario: Scenario,
+    scenario: Scenario | FlagScenario,
     emit: Callable[[str], None],
     timeout: float | None = None,
     provider: str = "cloudwatch",
 ) -> dict[str, Any]:
+    if isinstance(scenario, FlagScenario):  # no rollout: the flag chooses, viewer by viewer
+        return run_flag_scenario(stack, scenario, emit)
     started = time.monotonic()
     timeout = scenario.timeout if timeout is None else timeout
     datadog = start_datadog(stack) if provider == "datadog" else None
