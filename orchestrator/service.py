@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.events.bus import publish
 from orchestrator.models import (
     AuditEvent,
     ControlAction,
@@ -19,8 +18,10 @@ from orchestrator.models import (
     Rollout,
     RolloutPlan,
     RolloutStatus,
+    RouteRule,
     utcnow,
 )
+from orchestrator.models.route import check_host
 from orchestrator.store import IdempotentReplay, StaleWriteError, Store
 from orchestrator.workflow import transitions
 from orchestrator.workflow.decide import Action, Decision, advance
@@ -53,6 +54,8 @@ class ControlRefused(Exception):
 class IdempotencyConflict(Exception):
     """The idempotency key was already used for a different plan."""
 
+    field = "Idempotency-Key"
+
 
 @dataclass
 class RolloutService:
@@ -60,8 +63,13 @@ class RolloutService:
     sfn: SFNClient
     state_machine_arn: str
     # EventBridge for the lifecycle events a person's request causes (resume); None: the
-    # process's own client. The CLI passes one made like its others (endpoint, region).
+    # store's. The CLI passes one made like its others (endpoint, region). The store's
+    # commit announces them, so the service's view of it announces through this client.
     eventbridge: Any = None
+
+    def __post_init__(self) -> None:
+        if self.eventbridge is not None:
+            self.store = self.store.announcing_through(self.eventbridge)
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -79,6 +87,13 @@ class RolloutService:
         rollout; the same key with another plan is refused. ``force``: run even when the
         feasibility forecast at preflight says a healthy canary cannot pass a stage in time
         (the warning is then recorded instead of rolling back before the first shift).
+
+        This claim is the one idempotency of starts, for the API, the CLI and release
+        events alike: the key is written in the very transaction that takes the lock and
+        writes the rollout, so there is no window in which a key is "in progress", a start
+        that fails leaves no key behind, and a replay answers the rollout as it is now.
+        (Powertools' idempotency utility was dropped for it: a second record, kept apart
+        from the start's transaction, with its own fingerprint and replay answer.)
         """
         fingerprint = hashlib.sha256(plan.model_dump_json().encode()).hexdigest()
         if idempotency_key and (earlier := self.store.idempotent_start(idempotency_key)):
@@ -164,6 +179,29 @@ class RolloutService:
             reason=reason,
         )
 
+    # -- routes -------------------------------------------------------------------------------
+
+    def define_routes(
+        self,
+        host: str,
+        rules: list[tuple[RouteRule, int | None]],
+        actor: str,
+        reason: str = "",
+    ) -> list[RouteRule]:
+        """Define or replace some of ``host``'s rules, all or nothing, each at the revision
+        it was read at (None: a new rule).
+
+        A target with an active rollout belongs to it until it ends: the write carries a
+        condition on the target's lock in the same transaction, so a rollout that starts
+        between the caller's read and this write still wins (``TargetLockedError`` naming
+        it), and nothing is written.
+        """
+        check_host(host)
+        for index, (rule, _) in enumerate(rules):
+            if rule.host != host:
+                raise ValueError(f"rules.{index}.host: must be {host}, the host of the write")
+        return self.store.put_routes(rules, actor=actor, reason=reason)
+
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, rollout_id: str) -> Rollout:
@@ -236,7 +274,10 @@ class RolloutService:
         # audit trail instead of pausing it again at the next look.
         split_from = utcnow() if rollout.reason.startswith("split_mismatch") else rollout.split_from
         self._refuse_without_execution(rollout, "resume")
-        after = self._release_hold(
+        # The pause's reason ("paused by ...") would otherwise stay on a running rollout
+        # until it ends, and read as "still paused" in every status view.
+        resumed = f"resumed by {actor}: {reason}" if reason.strip() else f"resumed by {actor}"
+        return self._release_hold(
             rollout,
             "resumed",
             reason or f"resumed by {actor}",
@@ -245,9 +286,8 @@ class RolloutService:
             output=step.as_payload(),
             detail={"next": step.as_payload()},
             split_from=split_from,
+            reason=resumed,
         )
-        publish("resumed", after, self.eventbridge)
-        return after
 
     @transitions.on_a_fresh_read
     def abort(self, rollout_id: str, actor: str, reason: str) -> Rollout:
@@ -425,8 +465,7 @@ class RolloutService:
             actor=actor,
             detail={**(detail or {}), "wake": wake},
             status=status,
-            reason=why if status is not RolloutStatus.RUNNING else rollout.reason,
-            **changes,
+            **{"reason": why, **changes},
         )
         return self._wake(after, wake)
 

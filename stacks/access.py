@@ -3,10 +3,12 @@
 Read off the code that makes the calls (orchestrator/store/repository.py and its callers in
 orchestrator/workflow/ and orchestrator/service.py). Every change to a rollout is one
 TransactWriteItems of Puts (the rollout and its audit event, and the route when traffic
-moves); IAM authorizes a transaction item by item, so a Put needs dynamodb:PutItem and the
-Delete that frees a target's lock when a rollout ends needs dynamodb:DeleteItem. Nothing
-scans, batches or reads streams. The local stack runs every function under these grants
-(orchestrator/local/iam.py), so a call missing here fails the integration tests.
+moves); IAM authorizes a transaction item by item, so a Put needs dynamodb:PutItem, the
+Delete that frees a target's lock when a rollout ends needs dynamodb:DeleteItem, and the
+ConditionCheck on the lock that a route definition carries needs
+dynamodb:ConditionCheckItem. Nothing scans, batches or reads streams. The local stack runs
+every function under these grants (orchestrator/local/iam.py), so a call missing here
+fails the integration tests.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 GET = "dynamodb:GetItem"
 PUT = "dynamodb:PutItem"
-UPDATE = "dynamodb:UpdateItem"
+CONDITION_CHECK = "dynamodb:ConditionCheckItem"
 DELETE = "dynamodb:DeleteItem"
 QUERY = "dynamodb:Query"
 
@@ -54,11 +56,11 @@ TASK_ACCESS: dict[str, TableAccess] = {
 
 # People's requests: starts (lock, rollout, idempotency claim), steering commits, the
 # events behind a resent wake-up call, listings through the by-kind and by-target indexes,
-# recover (which ends a rollout and moves traffic), and route definitions (PUT /routes:
-# Puts on both tables; GET reads a host's rules with one Query). Powertools' idempotency
-# records on POST /rollouts add UpdateItem and DeleteItem on the rollouts table.
+# recover (which ends a rollout and moves traffic, and frees the lock: DeleteItem), and
+# route definitions (PUT /routes: Puts on both tables, with a ConditionCheck on the
+# target's lock in the rollouts table; GET reads a host's rules with one Query).
 API_ACCESS = TableAccess(
-    rollouts=(GET, PUT, UPDATE, DELETE, QUERY),
+    rollouts=(GET, PUT, DELETE, QUERY, CONDITION_CHECK),
     rollout_indexes=(QUERY,),
     routes=(GET, QUERY, PUT),
 )

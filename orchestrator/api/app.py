@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from pydantic import ValidationError
 
 from orchestrator.models import RolloutPlan, RolloutStatus
@@ -24,14 +24,28 @@ from orchestrator.service import (
 )
 from orchestrator.store import NotFoundError, Store, StoreError, TargetLockedError
 
+from .links import CREATED_LINKS, OPERATION_IDS
 from .problems import documented, field_errors, location, problem
-from .schemas import EventPage, HostRules, Reason, RolloutPage, RolloutView
+from .schemas import (
+    HOST_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_HOST,
+    EventPage,
+    HostRules,
+    Reason,
+    RolloutPage,
+    RolloutView,
+    RoutesWrite,
+)
 
 MAX_BODY_BYTES = 256 * 1024
 ROLLOUT_ID = r"^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
+STEERING = ("pause", "resume", "abort", "promote")
 
 app = APIGatewayRestResolver(enable_validation=True)
 STEER = documented(RolloutView, 400, 404, 409, 413)
+RolloutId = Annotated[str, Path(pattern=ROLLOUT_ID)]
+HostName = Annotated[str, Path(pattern=HOST_PATTERN, max_length=MAX_HOST)]
 
 
 @per_process
@@ -47,25 +61,29 @@ def actor() -> str:
     return identity.user_arn or identity.caller or "unknown"
 
 
-def start_rollout(plan: RolloutPlan, idempotency_key: str | None) -> dict[str, Any]:
-    rollout = service().start(plan, actor(), idempotency_key=idempotency_key)
-    return RolloutView.of(rollout).model_dump(mode="json")
-
-
 @app.post(
     "/rollouts",
     summary="Start a rollout",
-    responses=documented(RolloutView, 400, 409, 413, ok_status=201),
+    operation_id=OPERATION_IDS["start"],
+    description="With an `Idempotency-Key`, a repeated request with the same plan answers "
+    "the first rollout (201, as it is now) and starts nothing; the same key with another "
+    "plan is refused (422 naming `Idempotency-Key`). Keys are kept for 24 hours.",
+    responses=documented(RolloutView, 400, 409, 413, ok_status=201, links=CREATED_LINKS),
 )
 def post_rollout(
     plan: Annotated[RolloutPlan, Body(embed=False)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="makes a retried start safe: the service's own claim, written in "
+            "the start's transaction (see RolloutService.start)",
+        ),
+    ] = None,
 ) -> Response[str]:
-    key = app.current_event.headers.get("Idempotency-Key") or app.current_event.headers.get(
-        "idempotency-key"
-    )
-    from .idempotency import idempotent_start  # powertools' idempotency on DynamoDB
-
-    view = idempotent_start(plan, key) if key else start_rollout(plan, None)
+    rollout = service().start(plan, actor(), idempotency_key=idempotency_key)
+    view = RolloutView.of(rollout).model_dump(mode="json")
     return Response(
         status_code=201,
         content_type="application/json",
@@ -74,9 +92,14 @@ def post_rollout(
     )
 
 
-@app.get("/rollouts", summary="List rollouts, newest first", responses=documented(RolloutPage, 400))
+@app.get(
+    "/rollouts",
+    summary="List rollouts, newest first",
+    operation_id=OPERATION_IDS["list"],
+    responses=documented(RolloutPage, 400),
+)
 def list_rollouts(
-    host: Annotated[str | None, Query(max_length=253)] = None,
+    host: Annotated[str | None, Query(pattern=HOST_PATTERN, max_length=MAX_HOST)] = None,
     path_rule: Annotated[str, Query(max_length=1024)] = "default",
     status: Annotated[list[RolloutStatus] | None, Query()] = None,
     active: Annotated[bool, Query()] = False,
@@ -95,55 +118,61 @@ def list_rollouts(
 @app.get(
     "/rollouts/<rollout_id>",
     summary="Where a rollout stands",
+    operation_id=OPERATION_IDS["get"],
     responses=documented(RolloutView, 404),
 )
-def get_rollout(rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)]) -> RolloutView:
+def get_rollout(rollout_id: RolloutId) -> RolloutView:
     return RolloutView.of(service().get(rollout_id))
 
 
 @app.get(
     "/rollouts/<rollout_id>/events",
     summary="The audit trail, with analysis evidence",
+    operation_id=OPERATION_IDS["events"],
     responses=documented(EventPage, 404),
 )
-def get_events(rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)]) -> EventPage:
+def get_events(rollout_id: RolloutId) -> EventPage:
     return EventPage(items=service().events(rollout_id))
 
 
-def _steer(verb: str, rollout_id: str, body: Reason | None) -> RolloutView:
-    reason = body.reason if body else ""
-    return RolloutView.of(getattr(service(), verb)(rollout_id, actor(), reason))
+def _steer(verb: str, rollout_id: str, body: Reason) -> RolloutView:
+    return RolloutView.of(getattr(service(), verb)(rollout_id, actor(), body.reason))
 
 
 @app.post(
     "/rollouts/<rollout_id>/pause",
-    summary="Hold traffic at the next decision point",
+    summary="Hold traffic at the next decision point (reason required)",
+    operation_id=OPERATION_IDS["pause"],
     responses=STEER,
 )
 def pause(
-    rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
-    body: Annotated[Reason | None, Body(embed=False)] = None,
+    rollout_id: RolloutId,
+    body: Annotated[Reason, Body(embed=False)],
 ) -> RolloutView:
     return _steer("pause", rollout_id, body)
 
 
 @app.post(
     "/rollouts/<rollout_id>/resume",
-    summary="Go on after a pause or approve a stage",
+    summary="Go on after a pause or approve a stage (reason required)",
+    operation_id=OPERATION_IDS["resume"],
     responses=STEER,
 )
 def resume(
-    rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
-    body: Annotated[Reason | None, Body(embed=False)] = None,
+    rollout_id: RolloutId,
+    body: Annotated[Reason, Body(embed=False)],
 ) -> RolloutView:
     return _steer("resume", rollout_id, body)
 
 
 @app.post(
-    "/rollouts/<rollout_id>/abort", summary="Roll back now (reason required)", responses=STEER
+    "/rollouts/<rollout_id>/abort",
+    summary="Roll back now (reason required)",
+    operation_id=OPERATION_IDS["abort"],
+    responses=STEER,
 )
 def abort(
-    rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
+    rollout_id: RolloutId,
     body: Annotated[Reason, Body(embed=False)],
 ) -> RolloutView:
     return _steer("abort", rollout_id, body)
@@ -152,10 +181,11 @@ def abort(
 @app.post(
     "/rollouts/<rollout_id>/promote",
     summary="Skip the remaining stages (reason required)",
+    operation_id=OPERATION_IDS["promote"],
     responses=STEER,
 )
 def promote(
-    rollout_id: Annotated[str, Path(pattern=ROLLOUT_ID)],
+    rollout_id: RolloutId,
     body: Annotated[Reason, Body(embed=False)],
 ) -> RolloutView:
     return _steer("promote", rollout_id, body)
@@ -164,9 +194,10 @@ def promote(
 @app.get(
     "/routes/<host>",
     summary="A host's rules, as the edge reads them",
+    operation_id=OPERATION_IDS["get_routes"],
     responses=documented(HostRules, 400, 404),
 )
-def get_routes(host: Annotated[str, Path(max_length=253)]) -> HostRules:
+def get_routes(host: HostName) -> HostRules:
     rules = service().store.get_routes(check_host(host))
     if not rules:
         raise NotFoundError(f"no rules for host {host}")
@@ -176,29 +207,85 @@ def get_routes(host: Annotated[str, Path(max_length=253)]) -> HostRules:
 @app.put(
     "/routes/<host>",
     summary="Define or replace a host's rules (all or nothing)",
+    operation_id=OPERATION_IDS["put_routes"],
     responses=documented(HostRules, 400, 409, 413),
 )
 def put_routes(
-    host: Annotated[str, Path(max_length=253)],
-    body: Annotated[HostRules, Body(embed=False)],
+    host: HostName,
+    body: Annotated[RoutesWrite, Body(embed=False)],
 ) -> HostRules:
-    check_host(host)
-    strays = [i for i, rule in enumerate(body.rules) if rule.host != host]
-    if strays:
-        raise ValueError(f"rules.{strays[0]}.host: must be {host}, the host in the path")
-    written = service().store.put_routes(
-        [(rule, rule.revision or None) for rule in body.rules], actor=actor(), reason=body.reason
+    written = service().define_routes(
+        host,
+        [(rule, rule.revision or None) for rule in body.rules],
+        actor(),
+        body.reason or "PUT /routes",
     )
     return HostRules(rules=written)
+
+
+# -- the document -----------------------------------------------------------------------------
+
+# Every method is IAM-authorized at API Gateway (SigV4): the document says so, and a request
+# API Gateway cannot route (unknown path or method) is its 403, never this handler's.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "sigv4": {
+        "type": "apiKey",
+        "name": "Authorization",
+        "in": "header",
+        "description": "AWS Signature Version 4 (API Gateway IAM authorization)",
+    }
+}
+
+
+def openapi_json() -> str:
+    """The API's OpenAPI document, generated from the routes and the models that validate."""
+    return app.get_openapi_json_schema(
+        title="edgeshift",
+        version="1",
+        description="Start, read and steer rollouts; define routes. Errors are "
+        "application/problem+json (RFC 9457) naming the fields at fault.",
+        security_schemes=SECURITY_SCHEMES,
+        security=[{"sigv4": []}],
+    )
 
 
 # -- errors -----------------------------------------------------------------------------------
 
 
+@app.not_found
+def _no_route(exc: Exception) -> Response[str]:
+    event = app.current_event
+    return problem(404, "no-route", f"no route for {event.http_method} {event.path}")
+
+
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
-    errors = field_errors([(location(e["loc"]), e["msg"]) for e in exc.errors()])
-    return problem(422, "validation", "the request is not valid", errors)
+    pairs = [_field_error(e) for e in exc.errors()]
+    if _is_steering() and all(field == "reason" for field, _ in pairs):
+        # The one rule of a steering request's body: say why (the audit trail records it).
+        return problem(400, "reason-required", pairs[0][1], field_errors(pairs))
+    return problem(422, "validation", "the request is not valid", field_errors(pairs))
+
+
+def _field_error(error: dict[str, Any]) -> tuple[str, str]:
+    """Name the field: a body that is not JSON is ``body`` (powertools locates it at the
+    character where parsing stopped), a missing steering body is its ``reason``."""
+    loc, kind = tuple(error.get("loc") or ()), error.get("type")
+    if kind == "json_invalid":
+        why = (error.get("ctx") or {}).get("error") or "JSON decode error"
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return "body", f"not valid JSON: {why}{at}"
+    if loc == ("body",) and kind == "missing" and _is_steering():
+        return "reason", 'required: a JSON body {"reason": "why"}'
+    field = location(loc)
+    if field == "reason" and kind in ("string_too_short", "string_pattern_mismatch"):
+        return field, "required: say why (not empty, not only spaces)"
+    return field, str(error.get("msg", "invalid"))
+
+
+def _is_steering() -> bool:
+    event = app.current_event
+    return event.http_method == "POST" and event.path.rsplit("/", 1)[-1] in STEERING
 
 
 @app.exception_handler(ValidationError)
@@ -220,7 +307,7 @@ def _not_found(exc: NotFoundError) -> Response[str]:
 
 @app.exception_handler(TargetLockedError)
 def _locked(exc: TargetLockedError) -> Response[str]:
-    return problem(409, "target-locked", str(exc))
+    return problem(409, "target-locked", f"{exc}; wait for it to end or abort it")
 
 
 @app.exception_handler(ControlRefused)
@@ -230,7 +317,8 @@ def _refused(exc: ControlRefused) -> Response[str]:
 
 @app.exception_handler(IdempotencyConflict)
 def _idempotency(exc: IdempotencyConflict) -> Response[str]:
-    return problem(409, "idempotency-conflict", str(exc))
+    # 422 as the IETF Idempotency-Key draft answers a key reused with another payload.
+    return problem(422, "idempotency-key-reused", str(exc), field_errors([(exc.field, str(exc))]))
 
 
 @app.exception_handler(StoreError)

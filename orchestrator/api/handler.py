@@ -5,31 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from .app import MAX_BODY_BYTES, app
-from .idempotency import CONFIG
 from .problems import problem
 
 logger = Logger(service="edgeshift-api")
 
 
-@app.exception_handler(IdempotencyValidationError)
-def _key_reused(exc: IdempotencyValidationError) -> Any:
-    return problem(422, "idempotency-key-reused", "this Idempotency-Key was used with another body")
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Any:
-    return problem(409, "idempotency-in-progress", "a request with this Idempotency-Key is running")
-
-
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    CONFIG.register_lambda_context(context)
     body = event.get("body") or ""
     if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
         response = problem(413, "too-large", f"the body is over {MAX_BODY_BYTES} bytes")

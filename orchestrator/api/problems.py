@@ -29,16 +29,21 @@ class Problem(BaseModel):
 
 
 def documented(
-    ok: type[BaseModel], *statuses: int, ok_status: int = 200
+    ok: type[BaseModel],
+    *statuses: int,
+    ok_status: int = 200,
+    links: dict[str, Any] | None = None,
 ) -> dict[int, OpenAPIResponse]:
-    """OpenAPI entries for a route: its success body and the problems it can answer with
-    (422 always). Powertools documents only 200 and 422 unless told."""
-    responses: dict[int, OpenAPIResponse] = {
-        ok_status: {
-            "description": HTTPStatus(ok_status).phrase,
-            "content": {"application/json": {"model": ok}},
-        }
+    """OpenAPI entries for a route: its success body (with ``links`` to what may follow)
+    and the problems it can answer with (422 always). Powertools documents only 200 and
+    422 unless told."""
+    success: OpenAPIResponse = {
+        "description": HTTPStatus(ok_status).phrase,
+        "content": {"application/json": {"model": ok}},
     }
+    if links:
+        success["links"] = links
+    responses: dict[int, OpenAPIResponse] = {ok_status: success}
     for status in sorted({*statuses, 422}):
         responses[status] = {
             "description": HTTPStatus(status).phrase,
@@ -66,8 +71,11 @@ def field_errors(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 
 def location(loc: tuple[Any, ...] | list[Any]) -> str:
-    """Powertools/pydantic locations, e.g. ('body', 'stages', 1, 'weight') -> stages.1.weight."""
+    """Powertools/pydantic locations, e.g. ('body', 'stages', 1, 'weight') -> stages.1.weight;
+    a parameter is named as sent, e.g. ('header', 'Idempotency-Key') -> Idempotency-Key."""
     parts = [str(part) for part in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:] if parts[0] == "body" else parts
-    return ".".join(parts) or "(body)"
+    if parts and parts[0] in ("query", "path", "header") and len(parts) > 1:
+        return ".".join(parts[1:])
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"

@@ -9,12 +9,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.models import AuditEvent, Rollout, RouteRule
 from orchestrator.service import MAX_REASON
+from orchestrator.store.repository import MAX_RULES_PER_WRITE
+
+# orchestrator.models.route.check_host as JSON Schema can say it (no look-ahead: the length
+# is MAX_HOST), so a host the document allows is a host the API takes.
+HOST_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+MAX_HOST = 253
+# Visible ASCII, as a header value carries it unchanged through API Gateway.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 
 
 class Reason(BaseModel):
+    """Why a person steers a rollout: required, recorded in the audit trail."""
+
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=MAX_REASON)
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_REASON,
+        pattern=r"\S",  # something besides spaces
+        description="why (recorded in the audit trail); not empty, not only spaces",
+    )
 
 
 class RolloutView(BaseModel):
@@ -59,10 +74,17 @@ class EventPage(BaseModel):
 
 
 class HostRules(BaseModel):
-    """All rules of one host. On PUT, each rule's ``revision`` is the one it was read at
-    (0 to create it): a rule changed since by someone else is a conflict."""
+    """All rules of one host, as the edge reads them."""
+
+    rules: list[RouteRule]
+
+
+class RoutesWrite(BaseModel):
+    """Rules of one host to define or replace, all or nothing. Each rule's ``revision`` is
+    the one it was read at (0 to create it): a rule changed since by someone else is a
+    conflict, and so is a rule whose target has an active rollout."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[RouteRule] = Field(min_length=1, max_length=50)
+    rules: list[RouteRule] = Field(min_length=1, max_length=MAX_RULES_PER_WRITE)
     reason: str = Field(default="", max_length=MAX_REASON)

@@ -4,9 +4,11 @@ A routes file (YAML or JSON) holds one rule, a list of rules, or ``{host, rules:
 (rules may then leave out ``host``). Every rule is validated as ``RouteRule`` before
 anything is written; a problem names its field path (``rules.0.variants.1.weight``) and
 exits 2. A rule whose target has an active rollout is refused (exit 3): the rollout owns
-its route until it ends. A rule that gives ``revision`` is written only if the stored rule
-is still at that revision, so ``routes get --json``, edit, ``routes put`` is safe. All the
-file's rules are written in one transaction: all of them, or none.
+its route until it ends, and the write goes through the service, which checks the target's
+lock in the write's own transaction (as ``PUT /routes/{host}`` does). A rule that gives
+``revision`` is written only if the stored rule is still at that revision, so ``routes get
+--json``, edit, ``routes put`` is safe. All the file's rules are written in one
+transaction: all of them, or none.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
     """
     import getpass
 
-    from orchestrator.store import StaleRouteError
+    from orchestrator.service import RolloutService
+    from orchestrator.store import StaleRouteError, TargetLockedError
 
     try:
         rules = load_routes(routes_file)
@@ -174,13 +177,6 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
     store = target.store()
     current = {rule.path_rule: rule for rule in store.get_routes(rules[0].host)}
     for rule in rules:
-        holder = store.lock_holder(rule.host, rule.path_rule)
-        if holder:
-            _fail(
-                f"{rule.host} {rule.path_rule} belongs to active rollout {holder}; "
-                "wait for it to end or abort it",
-                EXIT_CONFLICT,
-            )
         stored = current.get(rule.path_rule)
         at_revision = stored.revision if stored else 0
         if "revision" in rule.model_fields_set and rule.revision != at_revision:
@@ -195,8 +191,12 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
         (rule, current[rule.path_rule].revision if rule.path_rule in current else None)
         for rule in rules
     ]
+    service = RolloutService(store, None, "")  # type: ignore[arg-type]  # routes need no SFN
     try:  # all rules in one transaction: a conflict on one writes none
-        written = store.put_routes(expected, actor=who, reason=reason or "routes put")
+        written = service.define_routes(rules[0].host, expected, who, reason or "routes put")
+    except TargetLockedError as exc:
+        held = f"active rollout {exc.holder}" if exc.holder else "an active rollout"
+        _fail(f"{exc.target} belongs to {held}; wait for it to end or abort it", EXIT_CONFLICT)
     except StaleRouteError as exc:
         _fail(str(exc), EXIT_CONFLICT)
     for rule in written:

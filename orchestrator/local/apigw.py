@@ -3,14 +3,21 @@
 Each request becomes an API Gateway proxy event (format 1.0) with a fixed local IAM
 principal in ``requestContext.identity``, runs through the real handler, and the proxy
 result goes back as the HTTP response. ``GET /openapi.json`` serves the API's document.
+
+Like the deployed REST API, whose resources and methods are exactly the document's
+(stacks/api.py), a request for a path or method the document does not name never reaches
+the handler: API Gateway answers it 403 ``{"message": "Missing Authentication Token"}``
+(its MISSING_AUTHENTICATION_TOKEN gateway response), whatever the method, TRACE included.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
+from functools import cache
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +30,34 @@ LOCAL_PRINCIPAL = "arn:aws:iam::000000000000:user/local-operator"
 # The deployed API function's handler (stacks.api.API_HANDLER): its role's policy applies.
 API_HANDLER = "orchestrator.api.handler.handler"
 MAX_READ = 1024 * 1024  # read at most this much of a body; the handler answers 413 above its limit
+MISSING_TOKEN: dict[str, Any] = {
+    "statusCode": 403,
+    "headers": {
+        "Content-Type": "application/json",
+        "x-amzn-ErrorType": "MissingAuthenticationTokenException",
+    },
+    "body": json.dumps({"message": "Missing Authentication Token"}),
+}
+
+
+@cache
+def _deployed() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
+    """(path pattern, methods) of every resource in the API document: what API Gateway
+    routes to the handler. A path parameter is one non-empty segment, as in API Gateway."""
+    paths = json.loads(openapi_document())["paths"]
+    return tuple(
+        (
+            re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+            frozenset(method.upper() for method in methods),
+        )
+        for path, methods in paths.items()
+    )
+
+
+def routed(method: str, path: str) -> bool:
+    """Whether API Gateway would pass ``method path`` to the handler at all."""
+    bare = urlsplit(path).path
+    return any(pattern.match(bare) and method in methods for pattern, methods in _deployed())
 
 
 def proxy_event(
@@ -74,11 +109,10 @@ def proxy_event(
 
 class LocalApi(LoopbackServer):
     def __init__(self, *, port: int = 0) -> None:
-        from orchestrator.api.app import app
         from orchestrator.api.handler import handler
 
         self.handler = handler
-        self.openapi = app.get_openapi_json_schema(title="edgeshift", version="1")
+        self.openapi = openapi_document()
         super().__init__(self._handler_class(), port)
 
     def call(
@@ -114,6 +148,8 @@ class LocalApi(LoopbackServer):
                         "headers": {"Content-Type": "application/json"},
                         "body": api.openapi,
                     }
+                elif not routed(self.command, self.path):
+                    result = MISSING_TOKEN
                 else:
                     result = api.call(self.command, self.path, body, dict(self.headers.items()))
                 payload = str(result.get("body") or "")
@@ -126,9 +162,17 @@ class LocalApi(LoopbackServer):
                         self.send_header(key, value)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, HEAD, OPTIONS, ...): http.server would answer 501
+                # with an HTML page; API Gateway answers with its JSON, so does this.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -145,11 +189,6 @@ def response_headers(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def openapi_document() -> str:
-    from orchestrator.api.app import app
+    from orchestrator.api.app import openapi_json
 
-    return (
-        json.dumps(
-            json.loads(app.get_openapi_json_schema(title="edgeshift", version="1")), indent=2
-        )
-        + "\n"
-    )
+    return json.dumps(json.loads(openapi_json()), indent=2) + "\n"

@@ -6,7 +6,8 @@ import math
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .analysis import AnalysisSpec
 from .durations import Duration
@@ -172,6 +173,14 @@ def estimated_history_events(stages: list[Stage], policies: Policies, long: bool
     return total
 
 
+def _field_error(loc: tuple[str, ...], kind: str, message: str, value: object) -> ValidationError:
+    """A cross-field rule's refusal located at the field to change, not at the plan."""
+    return ValidationError.from_exception_data(
+        "RolloutPlan",
+        [InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)],
+    )
+
+
 class RolloutPlan(Strict):
     target: Target
     stable: Release
@@ -223,6 +232,15 @@ class RolloutPlan(Strict):
     def _distinct_releases(self) -> RolloutPlan:
         if self.stable.name == self.canary.name:
             raise ValueError("stable and canary must have different names")
+        if self.stable.version == self.canary.version:
+            # It would take the target's lock and "promote" what already serves everyone.
+            raise _field_error(
+                ("canary", "version"),
+                "same_version",
+                f"must differ from stable.version ({self.stable.version}): a canary of the "
+                "version the route already serves promotes nothing",
+                self.canary.version,
+            )
         return self
 
     def extension(self, stage: Stage) -> int:

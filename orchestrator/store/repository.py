@@ -1,6 +1,9 @@
 """Every state change in one DynamoDB transaction: the rollout (conditional on its version),
 its audit event (conditional on not existing), and, when traffic moves, the route
-(conditional on its revision). Weights and audit can therefore never disagree."""
+(conditional on its revision). Weights and audit can therefore never disagree. A route
+defined by a person is written only while no rollout holds its target's lock, checked in
+the same transaction. A commit that DynamoDB accepted then announces its lifecycle event
+(``lifecycle.py``): one place, after the write, for the workflow and the service alike."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant, utcnow
 
-from . import codec
+from . import codec, lifecycle
 from .errors import (
     IdempotentReplay,
     NotFoundError,
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # the rollouts table's TTL attribute is expires_at
+# Each rule takes three items of DynamoDB's 100-item transaction: the route, its audit event
+# and the check that no rollout holds its target.
+MAX_RULES_PER_WRITE = 33
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,21 @@ class RouteChange:
 
 
 class Store:
-    def __init__(self, client: DynamoDBClient | None = None, tables: TableNames | None = None):
+    def __init__(
+        self,
+        client: DynamoDBClient | None = None,
+        tables: TableNames | None = None,
+        *,
+        eventbridge: Any = None,
+    ):
         self.client = client or boto3.client("dynamodb")
         self.tables = tables or TableNames.from_env()
+        # EventBridge for the lifecycle events commits announce; None: the process's own.
+        self.eventbridge = eventbridge
+
+    def announcing_through(self, eventbridge: Any) -> Store:
+        """The same tables, announcing lifecycle events through ``eventbridge``."""
+        return Store(self.client, self.tables, eventbridge=eventbridge)
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -101,9 +119,17 @@ class Store:
         reason: str = "",
     ) -> list[RouteRule]:
         """Write several rules all or nothing, each conditional on the revision it was read
-        at (None: must not exist yet), each with an audit event under ``ROUTE#host#rule``."""
-        if not 1 <= len(rules) <= 50:
-            raise ValueError("rules: between 1 and 50 per write (DynamoDB's 100-item transaction)")
+        at (None: must not exist yet) and on no rollout holding its target (the lock is
+        checked in the same transaction, so a rollout starting between a read and this
+        write wins), each with an audit event under ``ROUTE#host#rule``.
+
+        Raises ``TargetLockedError`` naming the rollout, or ``StaleRouteError``; nothing
+        is written then."""
+        if not 1 <= len(rules) <= MAX_RULES_PER_WRITE:
+            raise ValueError(
+                f"rules: between 1 and {MAX_RULES_PER_WRITE} per write (DynamoDB's 100-item "
+                "transaction)"
+            )
         ops, stored = [], []
         now = utcnow().isoformat()
         for rule, expected in rules:
@@ -137,23 +163,42 @@ class Store:
                 }
             )
             ops.append(self._put(audit, "attribute_not_exists(pk)"))
+            ops.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self.tables.rollouts,
+                        "Key": codec.lock_key(rule.host, rule.path_rule),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
             stored.append(new)
         try:
             self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                stale = [
-                    f"{rule.host} {rule.path_rule}"
-                    for (rule, _), code in zip(
-                        rules, exc.response.get("CancellationReasons", [])[::2], strict=False
-                    )
-                    if code.get("Code") == "ConditionalCheckFailed"
-                ]
-                raise StaleRouteError(
-                    f"route changed since it was read: {', '.join(stale) or 'unknown'}"
+                raise self._route_refusal(
+                    [rule for rule, _ in rules],
+                    [r.get("Code") for r in exc.response.get("CancellationReasons", [])],
                 ) from exc
             raise
         return stored
+
+    def _route_refusal(self, rules: list[RouteRule], reasons: list[str | None]) -> StoreError:
+        """Which rule's which condition failed: a held lock first (it says whom to wait
+        for), then a revision that moved on."""
+        failed = [code == "ConditionalCheckFailed" for code in reasons]
+        per_rule = [failed[3 * i : 3 * i + 3] for i in range(len(rules))]
+        for rule, checks in zip(rules, per_rule, strict=False):
+            if len(checks) == 3 and checks[2]:
+                holder = self.lock_holder(rule.host, rule.path_rule)
+                return TargetLockedError(f"{rule.host} {rule.path_rule}", holder)
+        stale = [
+            f"{rule.host} {rule.path_rule}"
+            for rule, checks in zip(rules, per_rule, strict=False)
+            if checks and checks[0]
+        ]
+        return StaleRouteError(f"route changed since it was read: {', '.join(stale) or 'unknown'}")
 
     # -- rollouts ---------------------------------------------------------------------------
 
@@ -321,6 +366,7 @@ class Store:
                 }
             )
         self._transact(ops, before, route_index=2 if route else None)
+        lifecycle.announce(event, after, self.eventbridge)
 
     def _put(
         self,

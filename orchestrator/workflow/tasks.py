@@ -3,7 +3,8 @@
 Each task loads the rollout, does one idempotent step and returns the next ``Decision``
 as ``{action, stage, wait_seconds, reason}``: a retried task finds its work already done
 and answers the same way instead of doing it twice. Every change is one conditional
-DynamoDB transaction with its audit event (see ``orchestrator.store``).
+DynamoDB transaction with its audit event (see ``orchestrator.store``), and the commit
+announces the lifecycle event it stands for (``orchestrator.store.lifecycle``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from orchestrator.analysis import preflight
 from orchestrator.analysis.forecast import feasibility
-from orchestrator.events.bus import publish
 from orchestrator.models import ControlAction, Rollout, RolloutStatus, utcnow
 from orchestrator.runtime import per_process
 from orchestrator.store import Store, StoreError
@@ -87,7 +87,6 @@ def begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
             execution_arn=event.get("execution_arn"),
             noise=noise,
         )
-        publish("started", rollout)
     return first_step().as_payload()
 
 
@@ -112,7 +111,6 @@ def apply_stage(event: dict[str, Any], context: Any) -> dict[str, Any]:
         detail={"stage": index, "weights": transitions.weights(change)},
         **stage_started(index, utcnow(), rollout),
     )
-    publish("stage_applied", rollout)
     metrics.add_metric(name="StageApplied", unit=MetricUnit.Count, value=1)
     return Decision(Action.BAKE, index, stage.interval, "stage applied").as_payload()
 
@@ -131,7 +129,7 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = take_look(rollout, utcnow())
     verdict, decision = step.verdict, step.decision
     logger.info("analysis", extra={"verdict": verdict.as_dict(), "decision": decision.as_payload()})
-    looked = transitions.commit(
+    transitions.commit(
         _store(),
         rollout,
         "analysis",
@@ -145,10 +143,7 @@ def analyze(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     metrics.add_metric(name=f"Verdict_{verdict.outcome.value}", unit=MetricUnit.Count, value=1)
     split = verdict.split
-    if split is not None and split.outcome == "mismatch":
-        # Whatever the policy does about it, someone should know the edge is off the plan.
-        evidence = {"reason": split.reason, "split": split.as_dict()}
-        publish("split_mismatch", looked, extra=evidence)
+    if split is not None and split.outcome == "mismatch":  # the commit announced it
         metrics.add_metric(name="SplitMismatch", unit=MetricUnit.Count, value=1)
     return decision.as_payload()
 
@@ -195,7 +190,6 @@ def hold(event: dict[str, Any], context: Any) -> dict[str, Any]:
         parked_until=utcnow() + timedelta(seconds=limit),
         limit=limit,
     )
-    publish(kind, rollout)
     return step
 
 
@@ -287,7 +281,6 @@ def promote(event: dict[str, Any], context: Any) -> dict[str, Any]:
             control=None,
             task_token=None,
         )
-        publish("promoted", rollout)
         metrics.add_metric(name="Promoted", unit=MetricUnit.Count, value=1)
     return Decision(Action.PROMOTE, rollout.stage_index, 0, rollout.reason).as_payload()
 
@@ -324,7 +317,6 @@ def rollback(event: dict[str, Any], context: Any) -> dict[str, Any]:
         status=RolloutStatus.ROLLED_BACK,
         control=None,
     )
-    publish("rolled_back", rollout)
     metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
     return Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason).as_payload()
 
@@ -349,7 +341,6 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
             reason=reason,
             keep_lock=True,
         )
-    publish("failed", rollout)
     metrics.add_metric(name="RollbackFailed", unit=MetricUnit.Count, value=1)
     return {"status": rollout.status.value}
 

@@ -429,14 +429,11 @@ def test_routes_put_refuses_bad_routes_exit_2_writing_nothing(
 @pytest.fixture
 def api(aws: Store) -> Any:
     from orchestrator.api import app as api_app
-    from orchestrator.api import idempotency
     from orchestrator.api.handler import handler
     from orchestrator.local.apigw import proxy_event
     from orchestrator.local.dispatch import InvocationContext
 
     api_app.service.cache_clear()
-    idempotency.persistence.cache_clear()
-    idempotency._decorated.cache_clear()
     context = InvocationContext(
         "edgeshift-api", "arn:aws:lambda:us-east-1:123456789012:function:api"
     )

@@ -10,7 +10,6 @@ import pytest
 from moto import mock_aws
 
 from orchestrator.api import app as api_app
-from orchestrator.api import idempotency
 from orchestrator.api.handler import handler
 from orchestrator.local.apigw import LOCAL_PRINCIPAL, proxy_event, response_headers
 from orchestrator.local.demo import demo_plan, demo_route
@@ -33,8 +32,6 @@ def api(monkeypatch, lambda_context):
         )["stateMachineArn"]
         monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", arn)
         api_app.service.cache_clear()
-        idempotency.persistence.cache_clear()
-        idempotency._decorated.cache_clear()
 
         def call(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
             text = body if isinstance(body, str) or body is None else json.dumps(body)
@@ -79,13 +76,15 @@ def test_same_idempotency_key_same_body_gives_the_same_rollout(api):
 
 
 def test_same_idempotency_key_other_body_is_422(api):
-    """Reusing a key for a different plan is refused, as powertools defines it (422)."""
+    """Reusing a key for a different plan is refused (422, as the IETF Idempotency-Key
+    draft answers it), naming the header."""
     api("POST", "/rollouts", _plan(), {"Idempotency-Key": "k-1"})
     plan = _plan()
     plan["stages"][0]["bake"] = 60
     status, body, headers = api("POST", "/rollouts", plan, {"Idempotency-Key": "k-1"})
     assert status == 422 and headers["Content-Type"] == "application/problem+json"
     assert body["type"] == "urn:edgeshift:problem:idempotency-key-reused"
+    assert _fields(body) == ["Idempotency-Key"]
 
 
 def test_second_start_on_a_busy_target_is_409_naming_the_active_rollout(api):
@@ -112,8 +111,10 @@ def test_invalid_plans_are_422_with_the_field_and_nothing_written(api, change, f
 
 
 def test_malformed_json_and_oversized_bodies(api):
-    """Malformed JSON is 422; a body over 256 KiB is 413; neither writes anything."""
-    assert api("POST", "/rollouts", "{not json")[0] == 422
+    """Malformed JSON is 422 naming the body; a body over 256 KiB is 413; neither writes
+    anything."""
+    status, body, _ = api("POST", "/rollouts", "{not json")
+    assert status == 422 and _fields(body) == ["body"]
     status, body, _ = api("POST", "/rollouts", "x" * (256 * 1024 + 1))
     assert status == 413 and body["status"] == 413
     assert api.store.list_rollouts() == ([], None)
@@ -133,15 +134,16 @@ def test_get_list_and_unknown_ids(api):
 
 
 def test_control_routes(api):
-    """Abort and promote need a reason; control on a finished rollout is 409."""
+    """Every steering request needs a reason (400 naming it); a request that does not
+    apply to the rollout as it is now is 409."""
     _, started, _ = api("POST", "/rollouts", _plan())
     rid = started["rollout_id"]
-    assert api("POST", f"/rollouts/{rid}/abort")[0] == 422
+    assert api("POST", f"/rollouts/{rid}/abort")[0] == 400
     assert api("POST", f"/rollouts/{rid}/promote", {"reason": " "})[0] == 400
     status, body, _ = api("POST", f"/rollouts/{rid}/abort", {"reason": "bad p99"})
     assert status == 200 and body["control"]["action"] == "abort"
     assert api("POST", f"/rollouts/{rid}/pause", {"reason": "x"})[0] == 409  # PENDING
-    assert api("POST", f"/rollouts/{rid}/resume")[0] == 409
+    assert api("POST", f"/rollouts/{rid}/resume", {"reason": "x"})[0] == 409
 
 
 def test_routes_get_and_put_with_revisions(api):

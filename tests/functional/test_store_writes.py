@@ -157,14 +157,16 @@ def test_commit_refuses_a_version_jump_before_writing(store: Store, plan: Rollou
 def test_commit_with_a_stale_route_is_all_or_nothing(
     store: Store, plan: RolloutPlan, route: RouteRule
 ) -> None:
-    """GIVEN a route moved on after it was read WHEN a stage commits THEN nothing changes."""
+    """GIVEN a route moved on after it was read (edited outside edgeshift: the store itself
+    refuses route writes under a held lock) WHEN a stage commits THEN nothing changes."""
+    from orchestrator.store import codec
+
     stored_route = store.put_route(route, expected_revision=None)
     rollout = _start(store, plan)
     read = store.get_route("shop.example.com")
     assert read is not None
-    concurrent = store.put_route(
-        read.model_copy(update={"salt": "operator"}), expected_revision=read.revision
-    )
+    concurrent = read.model_copy(update={"salt": "operator", "revision": read.revision + 1})
+    store.client.put_item(TableName=TABLES.routes, Item=codec.route_item(concurrent))
     rollouts_before = _items(store, TABLES.rollouts)
     after, event = _next(rollout, "stage_applied", stage_index=0, stage_started_at=utcnow())
 
@@ -271,6 +273,40 @@ def test_put_route_at_an_old_revision_is_stale(store: Store, route: RouteRule) -
 
     assert current.revision == 2
     assert store.get_route("shop.example.com") == current
+
+
+def test_a_route_write_under_a_held_lock_is_refused_naming_the_rollout(
+    store: Store, plan: RolloutPlan, route: RouteRule
+) -> None:
+    """GIVEN a rollout holding the target WHEN its route is written at its current revision
+    THEN TargetLockedError names the rollout (the lock is checked in the write's own
+    transaction) and neither the route nor a route audit event is written."""
+    created = store.put_route(route, expected_revision=None)
+    rollout = _start(store, plan)
+    before = {t: _items(store, t) for t in (TABLES.rollouts, TABLES.routes)}
+
+    with pytest.raises(TargetLockedError) as refused:
+        store.put_route(created.model_copy(update={"salt": "x"}), expected_revision=1)
+
+    assert refused.value.holder == rollout.rollout_id
+    assert {t: _items(store, t) for t in (TABLES.rollouts, TABLES.routes)} == before
+
+
+def test_a_held_lock_refuses_the_whole_write_and_spares_other_targets(
+    store: Store, plan: RolloutPlan, route: RouteRule
+) -> None:
+    """GIVEN a lock on 'default' only WHEN 'default' and 'prefix:/api/' are written together
+    THEN nothing is written (all or nothing); alone, 'prefix:/api/' is written."""
+    created = store.put_route(route, expected_revision=None)
+    _start(store, plan)
+    api_rule = route.model_copy(update={"path_rule": "prefix:/api/"})
+
+    with pytest.raises(TargetLockedError):
+        store.put_routes([(api_rule, None), (created, created.revision)])
+    assert store.get_route("shop.example.com", "prefix:/api/") is None
+
+    written = store.put_routes([(api_rule, None)])
+    assert written[0].revision == 1
 
 
 def test_get_missing_route_is_none(store: Store) -> None:

@@ -49,7 +49,7 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
     },
     f"{TASKS}record_failure": {ROLLOUTS: {"GetItem", "PutItem"}},
     API: {
-        ROLLOUTS: {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"},
+        ROLLOUTS: {"GetItem", "PutItem", "ConditionCheckItem", "DeleteItem", "Query"},
         INDEXES[0]: {"Query"},
         INDEXES[1]: {"Query"},
         ROUTES: {"GetItem", "PutItem", "Query"},

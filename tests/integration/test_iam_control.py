@@ -207,7 +207,7 @@ def recorded(stack: LocalStack, deployed_iam: DeployedIam) -> set[tuple[str, str
 @pytest.mark.parametrize(
     ("handler", "action"),
     [
-        (API_HANDLER, "dynamodb:UpdateItem"),  # powertools' idempotency record
+        (API_HANDLER, "dynamodb:ConditionCheckItem"),  # PUT /routes checks the target's lock
         (API_HANDLER, "dynamodb:DeleteItem"),  # the lock, when abort recovers the rollout
         (API_HANDLER, "dynamodb:Query:index"),  # listing through a secondary index
         (API_HANDLER, "states:StartExecution"),
