@@ -84,6 +84,7 @@ class Look:
     action: str
     decision_reason: str
     metrics: tuple[MetricEvidence, ...]
+    number: int | None = None  # the look's number within its stage, as the judge counted
 
 
 def looks(events: Iterable[AuditEvent]) -> list[Look]:
@@ -105,6 +106,7 @@ def _look(event: AuditEvent) -> Look:
         action=str(decision.get("action") or ""),
         decision_reason=str(decision.get("reason") or event.reason),
         metrics=metric_evidence(verdict),
+        number=_whole(verdict.get("look")),
     )
 
 
@@ -293,6 +295,10 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _counts(value: object) -> tuple[int, int] | None:

@@ -1,5 +1,8 @@
 """``rollout report ID --out FILE.png``: a real PNG from the audit trail, a clear message
-when matplotlib is missing, and the decisions it marks."""
+when matplotlib is missing, and what the figure shows, read back from its artists: lines
+broken at stages and pauses, the plan's tolerance and limits, intervals, counts, a legend
+for every verdict colour, numbered stages, who steered the rollout and why, and no two
+labels overlapping."""
 
 from __future__ import annotations
 
@@ -9,73 +12,120 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import report_figure
 from click.testing import CliRunner
 
+from orchestrator.analysis import Counts, judge_ratio
+from orchestrator.analysis.sequential import Look
 from orchestrator.cli.main import cli
-from orchestrator.cli.report import INSTALL_HINT, decision_marks, draw
+from orchestrator.cli.report import INSTALL_HINT, decision_marks, draw, figure_of
+from orchestrator.cli.report_panels import BASELINE_COLOUR, CANARY_COLOUR, TOLERANCE_COLOUR
+from orchestrator.cli.timeline import breaks, final_instant, holds, stage_spans
 from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models.analysis import RatioMetric
 from orchestrator.store import Store
 from orchestrator.workflow import transitions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+PAUSE_WHY = "latency alarm in eu-west-1: checking before 50% goes on"
+RESUME_WHY = "the alarm was the load test, not the canary"
+
+
+def _judged(plan: RolloutPlan, canary: tuple[int, int], baseline: tuple[int, int], look: int):
+    """The judge's own verdict for the plan's error-rate at look ``look`` of a stage."""
+    error_rate = plan.analysis.judged_metrics()[0]
+    assert isinstance(error_rate, RatioMetric)
+    schedule = Look(number=look, planned=5, extra=5, alpha=plan.analysis.alpha)
+    verdict = judge_ratio(error_rate, Counts(*canary), Counts(*baseline), schedule, fail_margin=0.5)
+    return verdict.as_dict()
 
 
 def _trail(rollout: Rollout) -> list[AuditEvent]:
-    """Two stages, looks of three verdict shapes (older, ratio + threshold, an error), promoted."""
+    """Two stages, looks of three verdict shapes (older, ratio + threshold, an error), a
+    pause asked for by a person and carried out by the workflow, a resume, promoted."""
+    plan = rollout.plan
 
-    def event(seq: int, seconds: int, kind: str, **detail: Any) -> AuditEvent:
+    def event(
+        seq: int, seconds: int, kind: str, actor: str = "workflow", reason: str = "", **detail: Any
+    ) -> AuditEvent:
         return AuditEvent(
             rollout_id=rollout.rollout_id,
             seq=seq,
             at=T0 + timedelta(seconds=seconds),
-            actor="workflow",
+            actor=actor,
             kind=kind,
-            reason=kind,
+            reason=reason or kind,
             detail=detail,
         )
 
-    def look(seq: int, seconds: int, verdict: dict[str, Any], action: str) -> AuditEvent:
+    def look(
+        seq: int,
+        seconds: int,
+        metrics: list[dict[str, Any]] | dict[str, Any],
+        action: str,
+        outcome: str = "pass",
+    ) -> AuditEvent:
         stage = 0 if seconds < 300 else 1
+        verdict = metrics if isinstance(metrics, dict) else {"outcome": outcome, "metrics": metrics}
         return event(
             seq,
             seconds,
             "analysis",
+            reason=action,
             stage=stage,
             weight=(10.0, 50.0)[stage],
             verdict=verdict,
             decision={"action": action, "stage": stage, "wait_seconds": 60, "reason": action},
         )
 
-    def ratio(errors: int, total: int, outcome: str = "pass") -> dict[str, Any]:
-        return {
-            "metric": "error-rate",
-            "outcome": outcome,
-            "canary": {"errors": errors, "total": total},
-            "baseline": {"errors": 5, "total": 1000},
-            "canary_rate": errors / total,
-            "baseline_rate": 0.005,
-        }
-
     latency = {"metric": "latency", "outcome": "pass", "value": 180.0, "threshold": 300.0}
     return [
-        event(1, 0, "created"),
-        event(2, 5, "stage_applied", stage=0, weights={"canary": 1000, "stable": 9000}),
+        event(1, 0, "created", actor="cli:ana", reason="rollout requested"),
+        event(
+            2,
+            5,
+            "stage_applied",
+            reason="stage 1: canary at 10%",
+            stage=0,
+            weights={"canary": 1000, "stable": 9000},
+        ),
         look(3, 60, {"outcome": "inconclusive", "canary": {"errors": 1, "total": 90}}, "bake"),
-        look(4, 120, {"outcome": "pass", "metrics": [ratio(4, 900), latency]}, "bake"),
-        look(5, 240, {"outcome": "pass", "metrics": [ratio(6, 1400), latency]}, "apply"),
-        event(6, 300, "stage_applied", stage=1, weights={"canary": 5000, "stable": 5000}),
+        look(4, 120, [_judged(plan, (4, 900), (30, 8100), 2), latency], "bake"),
+        look(5, 240, [_judged(plan, (6, 1400), (60, 12600), 4), latency], "apply"),
+        event(
+            6,
+            300,
+            "stage_applied",
+            reason="stage 2: canary at 50%",
+            stage=1,
+            weights={"canary": 5000, "stable": 5000},
+        ),
         look(
             7,
             360,
-            {"outcome": "error", "metrics": [{"metric": "latency", "outcome": "error"}]},
+            [_judged(plan, (20, 4000), (22, 4000), 1), latency],
             "bake",
+            outcome="inconclusive",
         ),
-        event(8, 400, "control_requested", control={"action": "pause", "actor": "ana"}),
-        event(9, 420, "paused", stage=1),
-        event(10, 500, "resumed"),
-        look(11, 560, {"outcome": "pass", "metrics": [ratio(30, 6000), latency]}, "promote"),
-        event(12, 565, "promoted", weights={"canary": 10000}),
+        event(
+            8,
+            400,
+            "control_requested",
+            actor="cli:ana",
+            reason=f"pause requested by cli:ana: {PAUSE_WHY}",
+            control={"action": "pause", "actor": "cli:ana", "reason": PAUSE_WHY},
+        ),
+        event(9, 420, "paused", reason=f"paused by cli:ana: {PAUSE_WHY}", stage=1),
+        event(10, 500, "resumed", actor="cli:bo", reason=RESUME_WHY),
+        look(11, 560, [_judged(plan, (30, 6000), (31, 6000), 3), latency], "promote"),
+        event(
+            12,
+            565,
+            "promoted",
+            reason="v2 is the new stable for everyone",
+            weights={"canary": 10000},
+        ),
     ]
 
 
@@ -103,19 +153,167 @@ def test_draw_copes_with_a_rollout_without_looks(plan: RolloutPlan, tmp_path: Pa
 
 
 def test_decisions_marked_are_the_changes_of_course(plan: RolloutPlan):
-    """GIVEN a trail WHEN marks are chosen THEN stage changes, controls and the end, not bakes."""
+    """GIVEN a trail WHEN marks are chosen THEN stage changes, controls and the end, not
+    bakes, each with who took it and why."""
     rollout = _promoted(plan)
-    labels = [mark.label for mark in decision_marks(rollout, _trail(rollout))]
-    assert labels == [
-        "10%",
+    marks = decision_marks(rollout, _trail(rollout))
+    assert [mark.label for mark in marks] == [
+        "stage 1 · 10%",
         "→ apply",
-        "50%",
+        "stage 2 · 50%",
         "pause requested",
         "paused",
         "resumed",
         "→ promote",
         "PROMOTED",
     ]
+    asked, paused, resumed = marks[3:6]
+    assert (asked.actor, asked.reason) == ("cli:ana", PAUSE_WHY)
+    assert (paused.actor, resumed.actor, resumed.reason) == ("workflow", "cli:bo", RESUME_WHY)
+
+
+# -- what the figure shows, read back from its artists --------------------------------------
+
+
+@pytest.fixture
+def reported(plan_doc: dict[str, Any]) -> tuple[Rollout, list[AuditEvent], Any]:
+    """A plan whose error-rate has a tolerance and a limit, its trail, and the figure."""
+    plan_doc["analysis"] = {
+        "namespace": "Shop/Edge",
+        "metrics": [
+            {
+                "name": "error-rate",
+                "numerator": "Errors",
+                "denominator": "Requests",
+                "tolerance": {"absolute": 0.015},
+                "limit": 0.05,
+                "critical": True,
+            },
+            {"name": "latency", "kind": "threshold", "query": "Latency", "max": 300},
+        ],
+    }
+    rollout = _promoted(RolloutPlan.model_validate(plan_doc))
+    events = _trail(rollout)
+    return rollout, events, figure_of(rollout, events)
+
+
+def _axis(figure: Any, ylabel: str) -> Any:
+    (axis,) = [a for a in figure.axes if a.get_ylabel() == ylabel]
+    return axis
+
+
+def test_per_stage_lines_break_at_stage_boundaries_and_pauses(reported):
+    """GIVEN looks before and after the stage change and the pause WHEN drawn THEN no
+    line of the metric or request panels spans the stage change or the pause, and the
+    panels do draw lines (runs of two looks or more)."""
+    rollout, events, figure = reported
+    end = final_instant(rollout, events)
+    cuts = breaks(stage_spans(rollout, events, end), holds(events, end))
+    assert T0 + timedelta(seconds=300) in cuts and T0 + timedelta(seconds=420) in cuts
+    panels = [_axis(figure, "error-rate (critical)"), _axis(figure, "requests judged")]
+    lines = [line for axis in panels for line in report_figure.data_lines(axis)]
+
+    assert lines
+    assert report_figure.crossings(lines, cuts) == []
+    joined = [line for line in lines if len(line.get_xdata()) > 1]
+    assert joined  # stage 1's two judged looks are joined; the stages are not
+
+
+def test_tolerance_and_limit_lines_carry_the_plans_values(reported):
+    """GIVEN tolerance 1.5 points and limit 5% (error-rate), max 300 (latency) THEN the
+    limits are horizontal lines at those values and the tolerance line is the baseline
+    plus 1.5 points at every look, each named in the legend."""
+    _, _, figure = reported
+    errors, latency = _axis(figure, "error-rate (critical)"), _axis(figure, "latency")
+
+    assert report_figure.reference_levels(errors) == [0.05]
+    assert report_figure.reference_levels(latency) == [300.0]
+    baseline, tolerance = (
+        [line for line in report_figure.data_lines(errors) if line.get_color() == colour]
+        for colour in (BASELINE_COLOUR, TOLERANCE_COLOUR)
+    )
+    assert len(baseline) == len(tolerance) == 1  # stage 1's run; later runs are one look
+    assert tolerance[0].get_ydata() == pytest.approx(baseline[0].get_ydata() + 0.015)
+    texts = report_figure.legend_texts(errors)
+    assert "tolerance: baseline + 1.50 pts" in texts
+    assert "limit 5.00% (absolute guard)" in texts
+    assert "limit: max 300" in report_figure.legend_texts(latency)
+
+
+def test_intervals_and_request_counts_are_drawn(reported):
+    """GIVEN judged looks THEN the canary's interval is shaded and the request panel's
+    points are the counts each look judged."""
+    _, _, figure = reported
+    errors, requests = _axis(figure, "error-rate (critical)"), _axis(figure, "requests judged")
+
+    assert errors.collections  # fill_between of the interval, and the verdict dots
+    canary = [line for line in requests.get_lines() if line.get_color() == CANARY_COLOUR]
+    assert sorted(int(y) for line in canary for y in line.get_ydata()) == [900, 1400, 4000, 6000]
+    assert "canary interval (pass confidence)" in report_figure.legend_texts(errors)
+
+
+def test_legends_name_every_verdict_colour(reported):
+    """GIVEN the report THEN the share panel and each metric panel say which colour is
+    which verdict."""
+    _, _, figure = reported
+    for ylabel, prefix in (("canary share", "look: "), ("error-rate (critical)", "verdict: ")):
+        texts = report_figure.legend_texts(_axis(figure, ylabel))
+        assert [f"{prefix}{name}" for name in ("pass", "fail", "inconclusive", "error")] == [
+            t for t in texts if t.startswith(prefix)
+        ]
+
+
+def test_stage_bands_and_holds_are_labelled_with_numbers_and_who(reported):
+    """GIVEN two stages and a pause asked for by cli:ana THEN numbered stage labels with
+    their weight and canary requests, the pause labelled with who and how long."""
+    _, _, figure = reported
+    texts = [t.get_text() for t in _axis(figure, "canary share").texts]
+    assert "stage 1 · 10% · 1,400 canary req" in texts
+    assert "stage 2 · 50% · 6,000 canary req" in texts
+    assert "paused by cli:ana · 1m20s" in texts
+
+
+def test_who_paused_resumed_and_promoted_and_why_is_written_out(reported):
+    """GIVEN the decisions THEN each is numbered in the strip and written out with its time,
+    who and why."""
+    _, _, figure = reported
+    (notes,) = [a for a in figure.axes if not a.axison]
+    lines = [t.get_text() for t in notes.texts]
+    assert lines[3] == f" 4  12:06:40  pause requested  by cli:ana: {PAUSE_WHY}"
+    assert lines[5] == f" 6  12:08:20  resumed  by cli:bo: {RESUME_WHY}"
+    assert lines[7] == " 8  12:09:25  PROMOTED  by workflow: v2 is the new stable for everyone"
+    strip = _axis(figure, "decisions")
+    numbers = [t.get_text() for t in strip.texts]
+    assert numbers == ["1", "2", "3", "4", "5", "6", "7-8"]  # 7 and 8 are 5 seconds apart
+
+
+def test_no_two_labels_overlap(reported):
+    """GIVEN decisions seconds apart and labels of every kind WHEN rendered THEN no two
+    texts' boxes, as the renderer draws them, overlap."""
+    _, _, figure = reported
+    assert report_figure.overlapping(figure) == []
+
+
+def test_labels_crowded_into_a_few_pixels_still_do_not_overlap(plan: RolloutPlan):
+    """GIVEN a trail whose first ten minutes are a sliver of a two-hour rollout (six
+    decisions and a stage within pixels of each other) THEN shorter forms, shared labels and
+    other rows: no two labels overlap, and every decision is still numbered."""
+    rollout = _promoted(plan)
+    trail = _trail(rollout)
+    late = T0 + timedelta(hours=2)
+    crowded = [*trail[:-2], *(e.model_copy(update={"at": late}) for e in trail[-2:])]
+    rollout = rollout.model_copy(update={"updated_at": late})
+
+    figure = figure_of(rollout, crowded)
+
+    assert report_figure.overlapping(figure) == []
+    strip = _axis(figure, "decisions")
+    shown = [t.get_text() for t in strip.texts if t.get_visible()]
+    assert any("-" in words for words in shown)  # crowded decisions share a label
+    numbered = {
+        n for words in shown for n in range(int(words.split("-")[0]), int(words.split("-")[-1]) + 1)
+    }
+    assert numbered == set(range(1, 9))
 
 
 # -- the command, against moto in-process ---------------------------------------------------
