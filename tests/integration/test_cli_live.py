@@ -149,3 +149,79 @@ def test_list_report_and_routes_read_what_the_rollouts_left(stack, good, tmp_pat
         "canary": ("v2", 0),
         "stable": ("v2", 10_000),
     }
+
+
+def _plan_file(tmp_path: Path, host: str) -> Path:
+    path = tmp_path / f"{host}.json"
+    path.write_text(_plan(host).model_dump_json())
+    return path
+
+
+def _start_waiting(
+    stack: LocalStack, tmp_path: Path, host: str, canary_errors: float, *args: str, **env: str
+) -> Result:
+    """`rollout start PLAN --wait ...` for a fresh route of ``host`` fed synthetic counts."""
+    stack.store().put_route(demo_route(host, 8001, 8002), expected_revision=None)
+    feeder = MetricsFeeder(
+        stack.store(), stack.client("cloudwatch"), host, constant(canary_errors), max_seconds=60
+    ).start()
+    try:
+        return _rollout(
+            stack,
+            "start",
+            str(_plan_file(tmp_path, host)),
+            "--wait",
+            "--interval",
+            "0.5",
+            *args,
+            env={"COLUMNS": "160", **env},
+        )
+    finally:
+        feeder.stop()
+
+
+def test_start_wait_shows_stage_weight_and_verdict_live_and_exits_0_when_promoted(
+    stack, tmp_path: Path
+):
+    """GIVEN a good canary WHEN `start --wait` on a terminal THEN its id, then live frames
+    with the stage, the weight and the last look's verdict, ending PROMOTED, exit 0."""
+    result = _start_waiting(
+        stack, tmp_path, "wait-good.cli.edgeshift.test", 0.005, TTY_COMPATIBLE="1"
+    )
+
+    assert result.exit_code == 0, result.output
+    rollout_id = _ANSI.sub("", result.stdout).splitlines()[0]
+    assert re.fullmatch(r"r-\d{8}T\d{6}Z-[0-9a-f]{8}", rollout_id), rollout_id
+    frames = _frames(result.output)
+    running = [frame for frame in frames if "RUNNING" in frame]
+    assert any("canary 10% · stable 90%" in frame and "▶  1/3" in frame for frame in running)
+    assert any(re.search(r"last look \(stage \d at \d+%.*\): ✓ pass", f) for f in running)
+    assert "PROMOTED" in frames[-1] and "v2 for everyone" in frames[-1]
+
+
+def test_start_wait_into_a_log_exits_1_when_rolled_back(stack, tmp_path: Path):
+    """GIVEN a bad canary WHEN `start --wait` writes to a pipe THEN one line per event (the
+    stage and weight applied, the verdict and decision), the final screen, exit 1."""
+    result = _start_waiting(stack, tmp_path, "wait-bad.cli.edgeshift.test", 0.08)
+
+    assert result.exit_code == 1, result.output
+    assert "\x1b[" not in result.output
+    assert re.search(r"stage_applied\s+stage 1: canary at 10", result.stdout)
+    assert re.search(r"analysis\s+fail -> rollback", result.stdout)
+    final = result.stdout[result.stdout.index("╭─ rollout") :]
+    assert "ROLLED_BACK" in final
+
+
+def test_start_wait_json_prints_one_summary_per_change_and_exits_1_when_rolled_back(
+    stack, tmp_path: Path
+):
+    """GIVEN a bad canary WHEN `start --wait --json` THEN only JSON lines, each a summary
+    as `status --json` prints, the weight seen at 10%, the last ROLLED_BACK; exit 1."""
+    result = _start_waiting(stack, tmp_path, "wait-json.cli.edgeshift.test", 0.08, "--json")
+
+    assert result.exit_code == 1, result.output
+    summaries = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all(set(s) == set(summaries[-1]) for s in summaries)
+    assert {"rollout_id", "status", "stage", "canary_weight", "reason"} <= set(summaries[-1])
+    assert 10 in {s["canary_weight"] for s in summaries}
+    assert summaries[-1]["status"] == "ROLLED_BACK"
