@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .evidence import looks, metric_names
+from .evidence import FINAL_KINDS, looks, metric_names
 from .timeline import (
     Mark,
     breaks,
@@ -102,7 +102,7 @@ def figure_of(rollout: Rollout, events: Sequence[AuditEvent]) -> Any:
     spans = stage_spans(rollout, events, end)
     held = holds(events, end)
     cuts = breaks(spans, held)
-    figure.suptitle(_title(rollout), fontsize=12, x=0.01, ha="left")
+    figure.suptitle(_title(rollout, events), fontsize=12, x=0.01, ha="left")
     for axis in axes.timed():
         panels.backdrop(axis, spans, held)
         for mark in marks:
@@ -130,13 +130,17 @@ def figure_of(rollout: Rollout, events: Sequence[AuditEvent]) -> Any:
     return figure
 
 
-def _title(rollout: Rollout) -> str:
+def _title(rollout: Rollout, events: Sequence[AuditEvent]) -> str:
+    """What, where, how it stands; then who started it and, once it ended, the end's own
+    reason (the rollout's reason is the last decision's, which may be older)."""
     plan = rollout.plan
     title = (
         f"{rollout.rollout_id}   {plan.target.host} {plan.target.path_rule}   "
         f"{plan.stable.version} → {plan.canary.version}   {rollout.status.value}"
     )
-    return f"{title}\n{rollout.reason}" if rollout.reason else title
+    ended = [e for e in events if e.kind in FINAL_KINDS]
+    why = ended[-1].reason if ended else rollout.reason
+    return f"{title}\nstarted by {rollout.created_by}" + (f"; {why}" if why else "")
 
 
 def _notes(axis: Any, marks: Sequence[Mark], columns: int, renderer: Any, fit: Any) -> None:
