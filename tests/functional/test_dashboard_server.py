@@ -1,0 +1,272 @@
+"""The dashboard server: it serves its own page and nothing from elsewhere, forwards the
+list and the steering calls to the API as they are, reads a rollout and its audit trail into
+the page's model, and passes the API's problem+json through untouched."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+
+from orchestrator.api.schemas import RolloutView
+from orchestrator.dashboard import DashboardServer, Upstream
+from orchestrator.dashboard.views import rollout_page
+from orchestrator.local.loopback import LoopbackServer
+from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+PROBLEM = {
+    "type": "urn:edgeshift:problem:invalid-transition",
+    "title": "Conflict",
+    "status": 409,
+    "detail": "only a RUNNING rollout can be paused; it is PAUSED",
+}
+
+
+@pytest.fixture
+def rollout(plan_doc: dict[str, Any]) -> Rollout:
+    """Stage 2 of 3 (50%) baking: stage 1 passed."""
+    plan_doc["stages"] = [
+        {"weight": 10, "bake": 60, "interval": 10},
+        {"weight": 50, "bake": 120, "interval": 10},
+        {"weight": 100, "bake": 10, "interval": 10},
+    ]
+    started = Rollout.start(RolloutPlan.model_validate(plan_doc), "cli:ops", now=T0)
+    return started.model_copy(update={"status": RolloutStatus.RUNNING, "stage_index": 1})
+
+
+def _metric(outcome: str, errors: int) -> dict[str, Any]:
+    return {
+        "metric": "error-rate",
+        "outcome": outcome,
+        "reason": f"error-rate {outcome}",
+        "canary": {"errors": errors, "total": 1000},
+        "baseline": {"errors": 5, "total": 1000},
+        "effect": (errors - 5) / 1000,
+        "interval": [-0.002, 0.004],
+        "margin": 0.015,
+        "critical": True,
+    }
+
+
+def _events(rollout: Rollout) -> list[dict[str, Any]]:
+    def event(seq: int, seconds: int, kind: str, **detail: Any) -> dict[str, Any]:
+        at = (T0 + timedelta(seconds=seconds)).isoformat()
+        return {"rollout_id": rollout.rollout_id, "seq": seq, "at": at, "actor": "workflow",
+                "kind": kind, "reason": kind, "detail": detail}  # fmt: skip
+
+    def look(seq: int, seconds: int, stage: int, outcome: str, split: dict[str, Any]):
+        verdict = {"outcome": outcome, "metrics": [_metric(outcome, 6)], "split": split}
+        decision = {"action": "bake", "reason": f"baking, {outcome} so far"}
+        weight = (10.0, 50.0)[stage]
+        return event(seq, seconds, "analysis", stage=stage, weight=weight, verdict=verdict,
+                     decision=decision)  # fmt: skip
+
+    band = {"weight": 0.1, "low": 0.075, "high": 0.125, "outcome": "ok", "reason": "fits"}
+    return [
+        event(1, 0, "created"),
+        event(2, 1, "stage_applied", stage=0),
+        look(3, 11, 0, "inconclusive", {**band, "share": 0.098, "requests": 2000}),
+        look(4, 21, 0, "pass", {**band, "share": 0.101, "requests": 4000}),
+        event(5, 22, "stage_applied", stage=1),
+        look(
+            6,
+            32,
+            1,
+            "pass",
+            {
+                "weight": 0.5,
+                "low": 0.375,
+                "high": 0.625,
+                "outcome": "ok",
+                "reason": "fits",
+                "share": 0.49,
+                "requests": 6000,
+            },
+        ),
+    ]
+
+
+@dataclass
+class FakeApi:
+    """Answers as the REST API does for one rollout; records what reached it."""
+
+    view: dict[str, Any]
+    events: list[dict[str, Any]]
+    arrivals: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    def answer(self, method: str, path: str) -> tuple[int, str, Any]:
+        rid = self.view["rollout_id"]
+        if method == "POST" and path == f"/rollouts/{rid}/pause":
+            return 409, "application/problem+json", PROBLEM
+        if path.startswith("/rollouts?") or path == "/rollouts":
+            return 200, "application/json", {"items": [self.view], "next_token": None}
+        if path == f"/rollouts/{rid}":
+            return 200, "application/json", self.view
+        if path == f"/rollouts/{rid}/events":
+            return 200, "application/json", {"items": self.events}
+        missing = {**PROBLEM, "status": 404, "title": "Not Found", "detail": f"no {path}"}
+        return 404, "application/problem+json", missing
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                api.arrivals.append((self.command, self.path, body))
+                status, kind, answer = api.answer(self.command, self.path)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def api(rollout: Rollout) -> Iterator[FakeApi]:
+    fake = FakeApi(RolloutView.of(rollout).model_dump(mode="json"), _events(rollout))
+    server = LoopbackServer(fake.handler()).start()
+    fake.url = server.url  # type: ignore[attr-defined]
+    try:
+        yield fake
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dashboard(api: FakeApi) -> Iterator[DashboardServer]:
+    server = DashboardServer(Upstream(api.url), port=0).start()  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _call(url: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items()), exc.read()
+
+
+def test_the_page_is_its_own_files_on_loopback(dashboard: DashboardServer):
+    """GIVEN the dashboard WHEN its page loads THEN HTML, CSS and JS come from it alone:
+    no other origin named anywhere, and the CSP allows nothing else."""
+    assert dashboard.url.startswith("http://127.0.0.1:")
+    for path, kind in (("/", "text/html"), ("/dashboard.css", "text/css"),
+                       ("/dashboard.js", "text/javascript")):  # fmt: skip
+        status, headers, body = _call(dashboard.url + path)
+        assert status == 200
+        assert headers["Content-Type"].startswith(kind)
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert not re.search(rb"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", body), path
+    status, _, body = _call(dashboard.url + "/")
+    assert b'<script src="/dashboard.js"' in body and b'href="/dashboard.css"' in body
+
+
+def test_the_list_is_forwarded_with_its_filters(dashboard, api):
+    """GIVEN filters by target and status WHEN listed THEN the API gets exactly them."""
+    query = "limit=50&host=shop.example.com&path_rule=default&status=RUNNING&status=PAUSED"
+    status, _, body = _call(f"{dashboard.url}/api/rollouts?{query}")
+    assert status == 200
+    assert json.loads(body)["items"][0]["rollout_id"] == api.view["rollout_id"]
+    assert api.arrivals == [("GET", f"/rollouts?{query}", b"")]
+
+
+def test_a_rollout_is_read_into_the_page_model(dashboard, api):
+    """GIVEN stage 2 baking after two looks in stage 1 WHEN viewed THEN the ladder, bake,
+    evidence, split and audit say so."""
+    status, _, body = _call(f"{dashboard.url}/view/rollouts/{api.view['rollout_id']}")
+    assert status == 200
+    page = json.loads(body)
+    assert [s["state"] for s in page["ladder"]] == ["passed", "baking", "next"]
+    assert page["bake"]["stage"] == 2 and page["bake"]["bake"] == 120.0
+    assert page["bake"]["started_at"] == (T0 + timedelta(seconds=22)).isoformat()
+    (metric,) = page["metrics"]
+    assert metric["latest"]["canary"] == [6, 1000] and metric["latest"]["interval"] == [
+        -0.002,
+        0.004,
+    ]
+    assert [h["outcome"] for h in metric["history"]] == ["inconclusive", "pass", "pass"]
+    assert [(c["share"], c["low"], c["high"]) for c in page["split"]][-1] == (0.49, 0.375, 0.625)
+    assert [e["seq"] for e in page["audit"]] == [6, 5, 4, 3, 2, 1]
+    assert page["offered"] == ["pause", "abort", "promote"]
+
+
+def test_a_pause_request_not_yet_honoured_offers_resume_to_withdraw_it(api):
+    """GIVEN a RUNNING rollout with a pending pause WHEN read THEN resume (withdraw) and
+    abort are offered, not a second pause."""
+    control = {"action": "pause", "actor": "ops", "reason": "r", "at": T0.isoformat()}
+    page = rollout_page({**api.view, "control": control}, api.events, T0)
+    assert page["offered"] == ["resume", "abort"]
+    ended = rollout_page({**api.view, "status": "ROLLED_BACK"}, api.events, T0)
+    assert ended["offered"] == [] and ended["bake"] is None
+    assert [s["state"] for s in ended["ladder"]] == ["passed", "rolled back", ""]
+
+
+def test_an_api_refusal_comes_back_as_its_problem_json(dashboard, api):
+    """GIVEN the API refuses a pause WHEN the page sends it THEN the same status, type and
+    body come back, and the body the page sent reached the API as it was."""
+    sent = b'{"reason": "alert"}'
+    url = f"{dashboard.url}/api/rollouts/{api.view['rollout_id']}/pause"
+    status, headers, body = _call(url, sent, {"Content-Type": "application/json"})
+    assert status == 409
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body) == PROBLEM
+    assert api.arrivals == [("POST", f"/rollouts/{api.view['rollout_id']}/pause", sent)]
+
+
+def test_a_cross_origin_post_is_refused_before_the_api(dashboard, api):
+    """GIVEN another site's page WHEN it posts a steering call here THEN 403, nothing sent."""
+    url = f"{dashboard.url}/api/rollouts/{api.view['rollout_id']}/abort"
+    status, _, body = _call(url, b'{"reason": "x"}', {"Origin": "http://evil.example"})
+    assert status == 403
+    assert json.loads(body)["detail"] == "cross-origin requests are refused"
+    assert api.arrivals == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/routes/shop.example.com", "/api/rollouts", "/api/rollouts/r-1/pause"]
+)
+def test_only_the_steering_calls_are_forwarded(dashboard, api, path):
+    """GIVEN a POST to anything but pause/resume/abort/promote of a rollout id WHEN sent
+    THEN the dashboard answers 404 problem+json and the API is not asked."""
+    status, headers, _ = _call(dashboard.url + path, b"{}", {"Content-Type": "application/json"})
+    assert status == 404
+    assert headers["Content-Type"] == "application/problem+json"
+    assert api.arrivals == []
+
+
+def test_an_unreachable_api_is_a_problem_naming_it():
+    """GIVEN nothing listening at the API URL WHEN the page lists THEN 502 problem+json that
+    names the URL."""
+    with socket.socket() as probe:  # a free port, closed again: nothing answers on it
+        probe.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dashboard = DashboardServer(Upstream(gone), port=0).start()
+    try:
+        status, _, body = _call(dashboard.url + "/api/rollouts")
+    finally:
+        dashboard.stop()
+    assert status == 502
+    assert json.loads(body)["detail"].startswith(f"cannot reach the API at {gone}")
