@@ -272,8 +272,11 @@ def judge_ratio(
             f"z {within:.2f} > {pass_at:.2f} (bound {upper:+.4%}); "
         )
         return MetricVerdict(metric.name, Outcome.PASS, reason + summary, **evidence)
+    # The exact test's floor is no measurement: say what it means rather than print it.
+    floor = statistic <= spread_of.widen(-LIMIT)
+    shown = "far below 0, no sign of worse" if floor else f"{statistic:.2f}"
     reason = (
-        f"{metric.name} not yet certain: z {statistic:.2f} (fails above {fail_at:.2f}), "
+        f"{metric.name} not yet certain: z {shown} (fails above {fail_at:.2f}), "
         f"within-tolerance z {within:.2f} (passes above {pass_at:.2f}); "
     )
     looks = _looks_to_pass(within, look)
