@@ -48,6 +48,20 @@ def test_a_canary_without_errors_shows_words_not_the_floor_value():
     assert f"within z {metric.pass_statistic:.2f}" in text  # the score test is real
 
 
+def test_the_judges_own_reason_does_not_print_the_floor_either():
+    """GIVEN early in a stage (three intervals: the noise not known yet, so nothing can pass)
+    a canary without errors against 60 baseline errors at 50% WHEN judged THEN inconclusive,
+    and its reason, which the live view prints above the numbers, says it in words."""
+    intervals = ((Counts(0, 300), Counts(20, 300)),) * 3
+    look = Look(number=2, planned=5, extra=5)
+    verdict = judge_ratio(METRIC, Counts(0, 900), Counts(60, 900), look, intervals=intervals)
+    (metric,) = metric_evidence({"metrics": [verdict.as_dict()]})
+
+    assert verdict.outcome == "inconclusive" and verdict.statistic == -LIMIT
+    assert "-40" not in verdict.reason and "-40" not in evidence_text(metric)
+    assert "not yet certain: z far below 0, no sign of worse (fails above" in verdict.reason
+
+
 def test_the_floor_is_recognised_after_the_dispersion_divided_it():
     """GIVEN a floor divided by sqrt(dispersion 4) THEN still the floor; a measured z of -8
     (the exact test's lowest) is not."""
