@@ -41,6 +41,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -53,6 +54,7 @@ MAX_VIEWER_RESPONSE_BYTES = cloudfront.MAX_GENERATED_RESPONSE_BYTES
 _HOST = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
+HOST_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 _S3_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3[a-z0-9.-]*\.amazonaws\.com$")
 BASE_FIELDS = edge_rules.BASE_FIELDS
 QUERY_FIELDS = edge_rules.QUERY_FIELDS
@@ -298,7 +300,13 @@ def check_path_rule(value: str) -> str:
     return value
 
 
-Host = Annotated[str, AfterValidator(check_host)]
+# Documented as JSON Schema can say it (no look-ahead), so a host the API document allows
+# is a host the model takes: lowercase DNS labels, at most 253 characters.
+Host = Annotated[
+    str,
+    AfterValidator(check_host),
+    WithJsonSchema({"type": "string", "maxLength": 253, "pattern": HOST_PATTERN}),
+]
 PathRule = Annotated[str, AfterValidator(check_path_rule)]
 
 
