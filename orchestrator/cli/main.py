@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,13 +23,17 @@ from .summary import follow_rollout, status_lines
 if TYPE_CHECKING:
     from orchestrator.models import Rollout
 
-_INTERVAL = click.option(
-    "--interval",
-    type=Duration(0.2, 60),
-    default="1s",
-    show_default=True,
-    help="Time between two reads while following (--watch, --wait), e.g. 0.5, 2s, 1m.",
-)
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _interval(flag: str) -> Callable[[FC], FC]:
+    return click.option(
+        "--interval",
+        type=Duration(0.2, 60),
+        default="1s",
+        show_default=True,
+        help=f"Time between two reads with {flag}, e.g. 0.5, 2s, 1m.",
+    )
 
 
 @click.group(epilog="Exit status: 0 ok, 2 invalid input, 3 conflict, 4 not found, 1 other.")
@@ -79,7 +84,7 @@ def cli(
     help="Follow the rollout until it ends, showing its stage, weight and last verdict, and "
     "exit with its outcome.",
 )
-@_INTERVAL
+@_interval("--wait")
 @click.option(
     "--json",
     "as_json",
@@ -164,7 +169,7 @@ def outcome_status(rollout: Rollout) -> int:
     help="Follow the rollout live until it ends: stages, bake, per-metric evidence, what to "
     "do next. With --json, one JSON line per change.",
 )
-@_INTERVAL
+@_interval("--watch")
 @click.pass_obj
 def status(target: Target, rollout_id: str, as_json: bool, watch: bool, interval: float) -> None:
     """Show where a rollout stands."""
