@@ -56,24 +56,24 @@ def dashboard(target: Target, port: int, api_url: str | None, local_api_port: in
         where = f"the local stack's API at {upstream.base_url}"
     else:
         if not api_url.startswith(("https://", "http://")):
-            click.echo(f"error: --api-url: must start with https:// (got {api_url!r})", err=True)
+            click.echo(f"Error: --api-url: must start with https:// (got {api_url!r})", err=True)
             sys.exit(2)
         region = region_of(api_url) or target.region or _configured_region()
         if region is None:
             click.echo(
-                "error: --region: needed to sign for an API URL that names no region", err=True
+                "Error: --region: needed to sign for an API URL that names no region", err=True
             )
             sys.exit(2)
         try:
             upstream = Upstream(api_url, sigv4_signer(region))
         except MissingCredentials as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
         where = f"{upstream.base_url} (signed for execute-api in {region})"
     try:
         server = DashboardServer(upstream, port=port)
     except OSError as exc:
-        click.echo(f"error: --port: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        click.echo(f"Error: --port: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
         sys.exit(2)
     click.echo(f"dashboard: {server.url}  (API: {where})")
     click.echo("Ctrl-C to stop.", err=True)

@@ -231,7 +231,7 @@ def test_without_credentials_the_command_says_so(monkeypatch: pytest.MonkeyPatch
     url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
     result = CliRunner().invoke(cli, ["dashboard", "--api-url", url, "--port", "0"])
     assert result.exit_code == 1, result.output
-    assert "error: no AWS credentials found to sign requests to the API" in result.output
+    assert "Error: no AWS credentials found to sign requests to the API" in result.output
 
 
 def test_an_api_url_that_is_not_http_is_refused():
