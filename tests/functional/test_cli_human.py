@@ -177,6 +177,8 @@ def _error_cases(
     counts.write_text("window_start,metric,variant,numerator\n")
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"host: {HOST}\nrules:\n  - variants: [{{name: canary, colour: red}}]\n")
+    flags = tmp_path / "flags.json"
+    flags.write_text('{"flags": 3}')
     return [
         (["status", "r-nope"], 4),
         (["pause", "r-nope"], 4),
@@ -188,6 +190,9 @@ def _error_cases(
         (["routes", "put", str(routes)], 2),
         (["local", "up", "--cdn-port", str(busy)], 2),
         (["demo", "--aws-port", str(busy)], 2),
+        (["flags", "sync", "--from-file", str(flags)], 2),
+        (["dashboard", "--api-url", "ftp://api.example.com"], 2),
+        (["dashboard", "--port", str(busy)], 2),
     ]
 
 
