@@ -270,3 +270,19 @@ def test_an_unreachable_api_is_a_problem_naming_it():
         dashboard.stop()
     assert status == 502
     assert json.loads(body)["detail"].startswith(f"cannot reach the API at {gone}")
+
+
+def test_a_port_in_use_is_refused_naming_the_option():
+    """GIVEN the port taken WHEN `rollout dashboard --port` asks for it THEN exit 2 naming
+    --port, and the other listener is left alone."""
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["dashboard", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"--port: cannot listen on 127.0.0.1:{port}" in result.output
