@@ -55,10 +55,11 @@ def visible_texts(figure: Any) -> list[Text]:
     legends, annotations."""
     texts: list[Text] = [figure._suptitle] if figure._suptitle is not None else []
     for axis in figure.axes:
-        texts += list(axis.texts)
-        texts += [axis.title, axis._left_title, axis.xaxis.label, axis.yaxis.label]
-        texts += _in_view(axis.get_xticklabels(), axis.get_xlim(), 0)
-        texts += _in_view(axis.get_yticklabels(), axis.get_ylim(), 1)
+        texts += [*axis.texts, axis.title, axis._left_title]
+        if axis.axison:  # an axes drawn without its axis shows no ticks or axis labels
+            texts += [axis.xaxis.label, axis.yaxis.label]
+            texts += _in_view(axis.get_xticklabels(), axis.get_xlim(), 0)
+            texts += _in_view(axis.get_yticklabels(), axis.get_ylim(), 1)
         legend = axis.get_legend()
         if legend is not None:
             texts += [*legend.get_texts(), legend.get_title()]
@@ -77,3 +78,16 @@ def overlapping(figure: Any) -> list[tuple[str, str]]:
     renderer = figure.canvas.get_renderer()
     boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in visible_texts(figure)]
     return [(a, b) for (a, box_a), (b, box_b) in combinations(boxes, 2) if box_a.overlaps(box_b)]
+
+
+def outside(figure: Any) -> list[str]:
+    """Visible texts that run past the figure's edges."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    edge = figure.bbox
+    return [
+        text.get_text()
+        for text in visible_texts(figure)
+        if not edge.contains(*text.get_window_extent(renderer).min)
+        or not edge.contains(*text.get_window_extent(renderer).max)
+    ]

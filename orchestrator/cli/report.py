@@ -127,6 +127,8 @@ def figure_of(rollout: Rollout, events: Sequence[AuditEvent]) -> Any:
     panels.hold_labels(axes.weights, held, renderer)
     panels.mark_numbers(axes.strip, marks, renderer)
     _notes(axes.notes, marks, columns, renderer, panels.fit_width)
+    # A rollback's reason can be long: the title keeps to the figure's width.
+    panels.fit_width(figure._suptitle, figure.bbox.width * 0.98, renderer)
     return figure
 
 

@@ -448,7 +448,7 @@ def _place(
 
 
 def fit_width(text: Any, width_px: float, renderer: Any) -> None:
-    """Cut ``text`` with an ellipsis until it is at most ``width_px`` wide."""
+    """Cut ``text``'s last line with an ellipsis until it is at most ``width_px`` wide."""
     words = text.get_text()
     while words and text.get_window_extent(renderer).width > width_px:
         words = words[: max(0, len(words) - 4)]

@@ -294,6 +294,21 @@ def test_no_two_labels_overlap(reported):
     assert report_figure.overlapping(figure) == []
 
 
+def test_no_text_runs_off_the_figure(reported):
+    """GIVEN a rollback whose reason is longer than the figure is wide, and the decisions
+    written out THEN every text ends inside the figure, the title cut with an ellipsis."""
+    rollout, events, _ = reported
+    why = "canary failed analysis: " + "error-rate higher than baseline; " * 12
+    rolled_back = rollout.model_copy(update={"status": RolloutStatus.ROLLED_BACK, "reason": why})
+    ended = [*events[:-1], events[-1].model_copy(update={"kind": "rolled_back", "reason": why})]
+
+    figure = figure_of(rolled_back, ended)
+
+    assert report_figure.outside(figure) == []
+    assert figure._suptitle.get_text().endswith("…")
+    assert report_figure.overlapping(figure) == []
+
+
 def test_labels_crowded_into_a_few_pixels_still_do_not_overlap(plan: RolloutPlan):
     """GIVEN a trail whose first ten minutes are a sliver of a two-hour rollout (six
     decisions and a stage within pixels of each other) THEN shorter forms, shared labels and
