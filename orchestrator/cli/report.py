@@ -80,7 +80,9 @@ def draw(rollout: Rollout, events: Sequence[AuditEvent], out: Path) -> Path:
 def figure_of(rollout: Rollout, events: Sequence[AuditEvent]) -> Any:
     """The report's matplotlib figure, laid out and with every label placed."""
     figure_class, canvas_class = _figure_class()
-    from . import report_panels as panels  # matplotlib is there: _figure_class checked
+    # matplotlib is there: _figure_class checked
+    from . import report_labels as labels
+    from . import report_panels as panels
 
     all_looks = looks(events)
     names = metric_names(all_looks)
@@ -123,12 +125,12 @@ def figure_of(rollout: Rollout, events: Sequence[AuditEvent]) -> Any:
     canvas = figure.canvas
     canvas.draw()  # the layout is settled: labels can now be measured where they will be
     renderer = canvas.get_renderer()
-    panels.stage_labels(axes.weights, spans, all_looks, renderer)
-    panels.hold_labels(axes.weights, held, renderer)
-    panels.mark_numbers(axes.strip, marks, renderer)
-    _notes(axes.notes, marks, columns, renderer, panels.fit_width)
+    labels.stage_labels(axes.weights, spans, all_looks, renderer)
+    labels.hold_labels(axes.weights, held, renderer)
+    labels.mark_numbers(axes.strip, marks, renderer)
+    _notes(axes.notes, marks, columns, renderer, labels.fit_width)
     # A rollback's reason can be long: the title keeps to the figure's width.
-    panels.fit_width(figure._suptitle, figure.bbox.width * 0.98, renderer)
+    labels.fit_width(figure._suptitle, figure.bbox.width * 0.98, renderer)
     return figure
 
 

@@ -5,7 +5,6 @@ Imported only by ``report`` once matplotlib is known to be there.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from .evidence import Look, MetricEvidence, canary_weights
-from .timeline import FAIL_COLOUR, OTHER_COLOUR, PASS_COLOUR, Hold, Mark, StageSpan, runs
+from .timeline import FAIL_COLOUR, OTHER_COLOUR, PASS_COLOUR, Hold, StageSpan, runs
 
 if TYPE_CHECKING:
     from orchestrator.models import AuditEvent, Rollout
@@ -28,9 +27,6 @@ TOLERANCE_COLOUR, LIMIT_COLOUR = "#ef6c00", "#b71c1c"
 BAND_COLOURS = ("#e3ecf7", "#f4f4f4")
 HOLD_FACE, HOLD_EDGE = "#d7d7d7", "#8d8d8d"
 LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "fontsize": 8, "frameon": False}
-ROWS = (0.95, 0.80, 0.65)  # label rows, in axes fraction from the top
-PAD_PX = 6
-HOLD_LABEL_PX = 200
 
 
 def verdict_colour(outcome: str) -> str:
@@ -306,156 +302,3 @@ def time_axis(axis: Any, start: datetime, end: datetime) -> None:
     axis.set_xlim(start - pad, end + pad)
     axis.xaxis.set_major_formatter(DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
     axis.set_xlabel("time (UTC)")
-
-
-# -- labels placed after the layout -------------------------------------------------------
-
-
-def stage_labels(
-    axis: Any, spans: Sequence[StageSpan], all_looks: Sequence[Look], renderer: Any
-) -> None:
-    """``stage 2 · 50% · 3,120 req`` at the top of each band, or a shorter form when the
-    band is narrow; a label no form of which fits goes to the next row."""
-    placed: list[Any] = []
-    for span in spans:
-        number = span.index + 1
-        judged = _canary_requests(span, all_looks)
-        forms = [
-            f"stage {number} · {span.weight:g}%" + (f" · {judged:,} canary req" if judged else ""),
-            f"stage {number} · {span.weight:g}%",
-            f"{number} · {span.weight:g}%",
-            f"{number}",
-        ]
-        middle = span.start + (span.end - span.start) / 2
-        left_px = axis.transData.transform((_num(span.start), 0))[0]
-        right_px = axis.transData.transform((_num(span.end), 0))[0]
-        text = axis.text(
-            middle,
-            ROWS[0],
-            forms[0],
-            ha="center",
-            va="top",
-            fontsize=8,
-            fontweight="bold",
-            color="#263238",
-            transform=axis.get_xaxis_transform(),
-            in_layout=False,
-            zorder=5,
-        )
-        _place(text, forms, right_px - left_px, placed, ROWS, renderer)
-
-
-def hold_labels(axis: Any, held: Sequence[Hold], renderer: Any) -> None:
-    """``paused 5s by cli:ana`` at the foot of each hold, as much of it as fits."""
-    placed: list[Any] = []
-    for hold in held:
-        kind = "paused" if hold.kind == "paused" else "awaiting approval"
-        took = _seconds(hold.end - hold.start)
-        forms = [f"{kind} by {hold.actor} · {took}", f"{kind} · {took}", kind, "‖"]
-        left_px = axis.transData.transform((_num(hold.start), 0))[0]
-        right_px = axis.transData.transform((_num(hold.end), 0))[0]
-        text = axis.text(
-            hold.start + (hold.end - hold.start) / 2,
-            0.04,
-            forms[0],
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            color="#37474f",
-            transform=axis.get_xaxis_transform(),
-            in_layout=False,
-            zorder=5,
-            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none"},
-        )
-        # A hold's label may reach past a short hold: it sits low, where nothing else is.
-        _place(text, forms, max(right_px - left_px, HOLD_LABEL_PX), placed, (0.04, 0.2), renderer)
-
-
-def _seconds(span: timedelta) -> str:
-    whole = round(span.total_seconds())
-    minutes, seconds = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def _canary_requests(span: StageSpan, all_looks: Sequence[Look]) -> int:
-    """Canary requests the stage's last look judged (first metric with counts)."""
-    inside = [
-        look for look in all_looks if look.stage == span.index and span.start <= look.at <= span.end
-    ]
-    for look in reversed(inside):
-        for m in look.metrics:
-            if m.canary is not None:
-                return m.canary[1]
-    return 0
-
-
-def mark_numbers(axis: Any, marks: Sequence[Mark], renderer: Any) -> None:
-    """Each decision's number above its line; decisions too close to tell apart share a
-    label (``4-6``), which goes to a lower row if it would touch its neighbour."""
-    clusters: list[list[int]] = []
-    last_px = None
-    for index, mark in enumerate(marks):
-        px = axis.transData.transform((_num(mark.at), 0))[0]
-        if clusters and last_px is not None and px - last_px < 14:
-            clusters[-1].append(index)
-        else:
-            clusters.append([index])
-            last_px = px
-    placed: list[Any] = []
-    for cluster in clusters:
-        first, last = cluster[0] + 1, cluster[-1] + 1
-        words = f"{first}" if first == last else f"{first}-{last}"
-        text = axis.text(
-            marks[cluster[0]].at,
-            0.92,
-            words,
-            ha="center",
-            va="top",
-            fontsize=8,
-            fontweight="bold",
-            color=marks[cluster[0]].colour,
-            transform=axis.get_xaxis_transform(),
-            in_layout=False,
-            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"},
-        )
-        _place(text, [words, str(first)], math.inf, placed, (0.92, 0.48), renderer)
-
-
-def _place(
-    text: Any,
-    forms: Sequence[str],
-    width_px: float,
-    placed: list[Any],
-    rows: Sequence[float],
-    renderer: Any,
-) -> None:
-    """Give ``text`` the longest of ``forms`` that fits ``width_px`` and a row where it
-    touches no label placed before; with none, leave it out rather than overprint."""
-    for form in forms:
-        text.set_text(form)
-        if text.get_window_extent(renderer).width + PAD_PX > width_px:
-            continue
-        for row in rows:
-            text.set_y(row)
-            box = text.get_window_extent(renderer).padded(2)
-            if not any(box.overlaps(other.get_window_extent(renderer)) for other in placed):
-                placed.append(text)
-                return
-    text.set_visible(False)
-
-
-def fit_width(text: Any, width_px: float, renderer: Any) -> None:
-    """Cut ``text``'s last line with an ellipsis until it is at most ``width_px`` wide."""
-    words = text.get_text()
-    while words and text.get_window_extent(renderer).width > width_px:
-        words = words[: max(0, len(words) - 4)]
-        text.set_text(words.rstrip() + "…")
-
-
-def _num(when: datetime) -> float:
-    from matplotlib.dates import date2num
-
-    return float(date2num(when))  # type: ignore[no-untyped-call]
