@@ -283,8 +283,9 @@ def list_rollouts(
 )
 @click.pass_obj
 def report(target: Target, rollout_id: str, out: Path) -> None:
-    """Draw the rollout's timeline as a PNG: the canary's weight over time and each metric
-    for canary and baseline, with the decisions marked. Needs matplotlib (the report extra)."""
+    """Draw the rollout's timeline as a PNG: numbered stages, pauses, the canary's weight and
+    each metric against its tolerance and limit, and who decided what and why. Needs
+    matplotlib (the report extra)."""
     from orchestrator.store import NotFoundError
 
     from .report import MissingMatplotlib, draw
