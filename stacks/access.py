@@ -20,6 +20,7 @@ PUT = "dynamodb:PutItem"
 CONDITION_CHECK = "dynamodb:ConditionCheckItem"
 DELETE = "dynamodb:DeleteItem"
 QUERY = "dynamodb:Query"
+SCAN = "dynamodb:Scan"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,3 +70,8 @@ API_ACCESS = TableAccess(
 # idempotency claim; a start whose execution never began frees its lock (Delete). The
 # route is read for its stable version and never written.
 EVENTS_ACCESS = TableAccess(rollouts=_ENDS, routes=(GET,))
+
+# The scheduled flag sync (orchestrator/flags/): reads the flag items (Query), finds the
+# flag-routed rules (the one filtered Scan in the app: no index lists rules by flag),
+# writes and deletes flag items conditionally, each with an audit event (Put).
+FLAG_SYNC_ACCESS = TableAccess(rollouts=(PUT,), routes=(QUERY, SCAN, PUT, DELETE))

@@ -8,6 +8,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -24,7 +25,8 @@ SPLIT_MISMATCH_METRIC = "SplitMismatch"
 
 
 class RolloutAlarms(Construct):
-    """Four alarms on one encrypted topic; subscribe the on-call rota to `topic`."""
+    """Four alarms on one encrypted topic (five with the flag sync's, ``watch_flag_sync``);
+    subscribe the on-call rota to `topic`."""
 
     def __init__(
         self,
@@ -86,6 +88,28 @@ class RolloutAlarms(Construct):
             "The edge serves the canary a share of requests outside the plan's split "
             "tolerance: see runbooks/edge-split-mismatch.md.",
         )
+
+    def watch_flag_sync(self, function: lambda_.IFunction) -> cloudwatch.Alarm:
+        """``FlagSyncFailed``: the scheduled flag sync failed three minutes running.
+
+        It runs every minute; three failed runs leave the edge's flag data about three
+        minutes old, with ``max_stale_seconds`` (300 s) before flag-routed rules fall back.
+        """
+        alarm = cloudwatch.Alarm(
+            self,
+            "FlagSyncFailed",
+            alarm_description="The flag sync has failed for 3 minutes: flag-routed rules "
+            "serve their fallback once the edge's flag data is 5 minutes old; see "
+            "runbooks/flag-data-stale.md.",
+            metric=function.metric_errors(period=Duration.minutes(1), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        self.flag_sync_failed = alarm
+        return alarm
 
     def _state_entered(
         self, log_group: logs.ILogGroup, event: str, state: str

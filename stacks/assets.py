@@ -38,7 +38,17 @@ ORCHESTRATOR_DIR = REPO_ROOT / "orchestrator"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64
 # Pure-Python distributions the orchestrator needs beyond the runtime and Powertools' layer.
-VENDORED = ("datadog-api-client", "python-dateutil", "six", "certifi")
+# LaunchDarkly's server SDK (and what it requires beyond urllib3) is for the flag sync.
+VENDORED = (
+    "datadog-api-client",
+    "python-dateutil",
+    "six",
+    "certifi",
+    "launchdarkly-server-sdk",
+    "launchdarkly-eventsource",
+    "semver",
+    "pyRFC3339",
+)
 POWERTOOLS_PARAMETER = "/aws/service/powertools/python/x86_64/python3.12/{version}"
 
 # Left out of the task zip: the embedded local stack (moto, HTTP servers) and build litter.
@@ -56,7 +66,9 @@ def orchestrator_code() -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(ORCHESTRATOR_DIR),
         asset_hash_type=AssetHashType.OUTPUT,
-        bundling=BundlingOptions(image=_UNUSED_IMAGE, local=_PackageCopy(ORCHESTRATOR_DIR)),
+        bundling=BundlingOptions(
+            image=_UNUSED_IMAGE, local=_PackageCopy(ORCHESTRATOR_DIR, bundle.EDGE_DIR)
+        ),
     )
 
 
@@ -65,8 +77,10 @@ def edge_code(
     table: str,
     regions: list[str] | tuple[str, ...],
     hosts: tuple[str, ...] | None = None,
+    flags: bool = False,
 ) -> lambda_.Code:
-    """The `edge` package with a `config.json` naming the deployed table, regions and hosts.
+    """The `edge` package with a `config.json` naming the deployed table, regions and hosts;
+    with ``flags``, LaunchDarkly's SDK beside it (``stacks.bundle``'s flag bundle).
 
     The hash is taken over the output, so changing a region changes the asset (and so
     publishes a new function version).
@@ -75,7 +89,7 @@ def edge_code(
     return lambda_.Code.from_asset(
         str(bundle.EDGE_DIR),
         asset_hash_type=AssetHashType.OUTPUT,
-        bundling=BundlingOptions(image=_UNUSED_IMAGE, local=_EdgeBundle(config)),
+        bundling=BundlingOptions(image=_UNUSED_IMAGE, local=_EdgeBundle(config, flags=flags)),
     )
 
 
@@ -137,24 +151,28 @@ def _cache_dir() -> Path:
 
 @jsii.implements(ILocalBundling)
 class _EdgeBundle:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], *, flags: bool = False) -> None:
         self._config = config
+        self._flags = flags
 
     def try_bundle(self, output_dir: str, *_options: Any, **_kwargs: Any) -> bool:
-        bundle.stage(Path(output_dir), self._config)
+        bundle.stage(Path(output_dir), self._config, flags=self._flags)
         return True
 
 
 @jsii.implements(ILocalBundling)
 class _PackageCopy:
-    def __init__(self, package: Path) -> None:
-        self._package = package
+    # The route model calls the edge's own rule checks (orchestrator/models/route.py) and
+    # the flag store names the edge's flag items, so `edge` ships beside `orchestrator`.
+    def __init__(self, *packages: Path) -> None:
+        self._packages = packages
 
     def try_bundle(self, output_dir: str, *_options: Any, **_kwargs: Any) -> bool:
-        shutil.copytree(
-            self._package,
-            Path(output_dir) / self._package.name,
-            ignore=shutil.ignore_patterns(*_NOT_DEPLOYED),
-            dirs_exist_ok=True,
-        )
+        for package in self._packages:
+            shutil.copytree(
+                package,
+                Path(output_dir) / package.name,
+                ignore=shutil.ignore_patterns(*_NOT_DEPLOYED),
+                dirs_exist_ok=True,
+            )
         return True

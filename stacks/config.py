@@ -22,6 +22,11 @@ ROUTED_PATHS = "edgeshift:routedPaths"
 POWERTOOLS_VERSION = "edgeshift:powertoolsLayerVersion"
 METRIC_PROVIDERS = "edgeshift:metricProviders"
 INVALIDATION_DISTRIBUTIONS = "edgeshift:invalidationDistributionIds"
+# Flag-driven routing: the secret holding the LaunchDarkly SDK key (the scheduled flag sync
+# exists only when it is set), and the path patterns whose rules route by flag (their
+# behaviours run the viewer-request function that carries the SDK).
+LAUNCHDARKLY_SDK_KEY_SECRET = "edgeshift:launchDarklySdkKeySecret"
+FLAG_ROUTED_PATHS = "edgeshift:flagRoutedPaths"
 
 # The analysis providers a deployment can grant Begin and Analyze access to.
 CLOUDWATCH = "cloudwatch"
@@ -99,6 +104,8 @@ class AppConfig:
     invalidation_distribution_ids: tuple[str, ...] = ()
     routes_table_name: str = ROUTES_TABLE_NAME
     rollouts_table_name: str = ROLLOUTS_TABLE_NAME
+    launchdarkly_sdk_key_secret: str | None = None
+    flag_routed_paths: tuple[str, ...] = ()
 
     @property
     def edge_hosts(self) -> tuple[str, ...] | None:
@@ -149,6 +156,21 @@ class AppConfig:
             raise ContextError(
                 POWERTOOLS_VERSION, f"{powertools!r} is neither 'latest' nor a version like 3.4.0"
             )
+        sdk_key_secret = get(LAUNCHDARKLY_SDK_KEY_SECRET)
+        if sdk_key_secret is not None and (
+            not isinstance(sdk_key_secret, str) or not _SECRET_NAME.match(sdk_key_secret)
+        ):
+            raise ContextError(
+                LAUNCHDARKLY_SDK_KEY_SECRET, f"{sdk_key_secret!r} is not a Secrets Manager name"
+            )
+        flag_paths = _string_list(FLAG_ROUTED_PATHS, get(FLAG_ROUTED_PATHS) or [], allow_empty=True)
+        for path in flag_paths:
+            if not _PATH_PATTERN.match(path):
+                raise ContextError(FLAG_ROUTED_PATHS, f"{path!r} is not a CloudFront path pattern")
+            if path in paths:
+                raise ContextError(
+                    FLAG_ROUTED_PATHS, f"{path!r} is in {ROUTED_PATHS} too; list it in one only"
+                )
         return cls(
             hosts=hosts,
             primary_region=primary,
@@ -160,6 +182,8 @@ class AppConfig:
             routed_paths=paths,
             powertools_layer_version=powertools,
             invalidation_distribution_ids=_invalidation_ids(get(INVALIDATION_DISTRIBUTIONS)),
+            launchdarkly_sdk_key_secret=sdk_key_secret,
+            flag_routed_paths=flag_paths,
         )
 
 

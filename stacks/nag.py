@@ -42,6 +42,8 @@ _NO_RESOURCE = NagPackSuppression(
 def suppress_orchestrator(stack: OrchestratorStack) -> None:
     NagSuppressions.add_stack_suppressions(stack, [_RUNTIME])
     functions = [*stack.tasks.functions.values(), stack.api_handler, stack.events_handler]
+    if stack.flag_sync is not None:  # X-Ray's `*`, like every function
+        functions.append(stack.flag_sync.function)
     NagSuppressions.add_resource_suppressions(
         [c for fn in functions for c in _with_role(fn)], [_NO_RESOURCE], apply_to_children=True
     )

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from orchestrator.store.tables import ROLLOUT_INDEXES
 from orchestrator.workflow.definition import DEFINITION_PATH
-from stacks.access import API_ACCESS, EVENTS_ACCESS, TASK_ACCESS, TableAccess
+from stacks.access import API_ACCESS, EVENTS_ACCESS, FLAG_SYNC_ACCESS, TASK_ACCESS, TableAccess
 from stacks.alarms import RolloutAlarms
 from stacks.api import API_HANDLER, RolloutApi
 from stacks.assets import dependency_layers, orchestrator_code
 from stacks.config import CLOUDWATCH, DATADOG, AppConfig
 from stacks.events import EVENTS_HANDLER, ReleasePublished
+from stacks.flag_sync import FLAG_SYNC_HANDLER, FlagSync
 from stacks.functions import FunctionSettings, orchestrator_function
 from stacks.tables import RolloutTables
 from stacks.tasks import RolloutTasks
@@ -79,6 +80,23 @@ class OrchestratorStack(Stack):
             state_machine=self.workflow.state_machine,
             execution_logs=self.workflow.log_group,
         )
+        self.flag_sync: FlagSync | None = None
+        if config.launchdarkly_sdk_key_secret:
+            self.flag_sync = FlagSync(
+                self,
+                "FlagSync",
+                function=orchestrator_function(
+                    self,
+                    "FlagSyncHandler",
+                    handler=FLAG_SYNC_HANDLER,
+                    settings=settings,
+                    timeout=Duration.seconds(60),
+                ),
+                sdk_key_secret_name=config.launchdarkly_sdk_key_secret,
+            )
+            self._grant_tables(self.flag_sync.function, FLAG_SYNC_ACCESS)
+        if self.flag_sync is not None:
+            self.alarms.watch_flag_sync(self.flag_sync.function)
         self._grant_tasks(config)
         self._grant_starters()
         self._grant_lifecycle_events()

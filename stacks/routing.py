@@ -36,6 +36,7 @@ class RolloutRouting(Construct):
         versions: Mapping[str, lambda_.IVersion],
         variant_header: str,
         forwarded_headers: Sequence[str] = (),
+        flag_viewer_request: lambda_.IVersion | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         unknown = versions.keys() - _EVENT_TYPES.keys()
@@ -45,6 +46,19 @@ class RolloutRouting(Construct):
             cloudfront.EdgeLambda(event_type=_EVENT_TYPES[trigger], function_version=version)
             for trigger, version in versions.items()
         ]
+        # Behaviours whose rules route by flag run the viewer-request version that carries
+        # LaunchDarkly's SDK; origin-request and viewer-response are the same functions.
+        self.flag_edge_lambdas = (
+            [
+                cloudfront.EdgeLambda(
+                    event_type=_EVENT_TYPES[trigger],
+                    function_version=flag_viewer_request if trigger == "ViewerRequest" else v,
+                )
+                for trigger, v in versions.items()
+            ]
+            if flag_viewer_request is not None
+            else None
+        )
         self.cache_policy = cloudfront.CachePolicy(
             self,
             "CachePolicy",
@@ -80,13 +94,18 @@ class RolloutRouting(Construct):
             else None
         )
 
-    def behavior(self, origin: cloudfront.IOrigin) -> cloudfront.BehaviorOptions:
-        """Options for a routed behaviour: the variant-keyed policy and the edge functions."""
+    def behavior(
+        self, origin: cloudfront.IOrigin, *, flags: bool = False
+    ) -> cloudfront.BehaviorOptions:
+        """Options for a routed behaviour: the variant-keyed policy and the edge functions
+        (with ``flags``, the viewer-request function that evaluates LaunchDarkly flags)."""
+        if flags and self.flag_edge_lambdas is None:
+            raise ValueError("flag-routed behaviours need the flag viewer-request version")
         return cloudfront.BehaviorOptions(
             origin=origin,
             cache_policy=self.cache_policy,
             origin_request_policy=self.origin_request_policy,
-            edge_lambdas=self.edge_lambdas,
+            edge_lambdas=self.flag_edge_lambdas if flags else self.edge_lambdas,
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
             compress=True,
