@@ -13,6 +13,7 @@ the scheduled sync function (``orchestrator.flags.sync``) does the same from Lau
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -75,6 +76,68 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
         f"{len(data.flags)} flags, {len(data.segments)} segments: {len(result.written)} written, "
         f"{len(result.deleted)} deleted, {result.unchanged} unchanged"
     )
+
+
+@flags.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: items and rules.")
+@click.pass_obj
+def list_flags(target: Target, as_json: bool) -> None:
+    """Show the flag data the edge reads, and whether each flag-routed rule is served by it.
+
+    Each flag and segment with LaunchDarkly's version, the item's revision and when a sync
+    last changed it; then each flag-routed rule, "ok" or why its viewers get the fallback.
+    """
+    from orchestrator.flags import FlagData, FlagStore, rule_problems
+
+    store = FlagStore(target.client("dynamodb"))
+    stored = store.stored()
+    items = [
+        {
+            "item": name,
+            "version": item.get("version"),
+            "revision": item.get("revision"),
+            "synced_at": item.get("synced_at"),
+            "source": item.get("source"),
+        }
+        for name, item in sorted(stored.items())
+    ]
+    data = FlagData(
+        flags={
+            n.partition(":")[2]: json.loads(i["data"])
+            for n, i in stored.items()
+            if n.startswith("flag:")
+        },
+        segments={
+            n.partition(":")[2]: json.loads(i["data"])
+            for n, i in stored.items()
+            if n.startswith("segment:")
+        },
+    )
+    rules = []
+    for rule in store.flag_routed_rules():
+        problems = rule_problems([rule], data)
+        assert rule.assignment is not None
+        rules.append(
+            {
+                "host": rule.host,
+                "path_rule": rule.path_rule,
+                "flag": rule.assignment.flag,
+                "fallback": rule.assignment.fallback,
+                "status": "; ".join(problems) if problems else "ok",
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"items": items, "rules": rules}))
+        return
+    if not items:
+        click.echo("no flag data: every flag-routed rule serves its fallback")
+    for row in items:
+        click.echo(
+            f"{row['item']}  version {row['version']}  revision {row['revision']}  "
+            f"synced {row['synced_at']} from {row['source']}"
+        )
+    for row in rules:
+        click.echo(f"rule {row['host']} {row['path_rule']} (flag {row['flag']}): {row['status']}")
 
 
 def _fail(message: str, code: int) -> None:

@@ -157,3 +157,35 @@ def test_variations_the_flag_cannot_serve_are_refused(store: Store) -> None:
     assert result.exit_code == 2
     assert "assignment.variations.beta: flag 'new-checkout' has no such value" in result.output
     assert _flag_items(store) == []
+
+
+def test_list_shows_the_items_and_which_rules_they_serve(store: Store, tmp_path: Path) -> None:
+    """GIVEN a synced file and two flag-routed rules, one naming a flag it lacks WHEN listed
+    THEN every item with its revision, the served rule ok, the other named with the reason."""
+    assert _sync(EXAMPLE).exit_code == 0
+    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    missing = _flag_rule("old-checkout", {"true": "canary"}).model_copy(
+        update={"path_rule": "prefix:/old"}
+    )
+    store.put_route(missing, expected_revision=None)
+
+    result = CliRunner().invoke(cli, ["flags", "list", "--json"])
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert [i["item"] for i in shown["items"]] == [
+        "flag:checkout-enabled",
+        "flag:new-checkout",
+        "segment:staff",
+    ]
+    status = {r["path_rule"]: r["status"] for r in shown["rules"]}
+    assert status["default"] == "ok"
+    assert "flag 'old-checkout' is not in the flag data" in status["prefix:/old"]
+
+
+def test_list_without_flag_data_says_rules_fall_back(store: Store) -> None:
+    """GIVEN no flag data WHEN listed THEN it says so."""
+    result = CliRunner().invoke(cli, ["flags", "list"])
+
+    assert result.exit_code == 0
+    assert "no flag data" in result.output
