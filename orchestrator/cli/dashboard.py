@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -77,8 +78,10 @@ def dashboard(target: Target, port: int, api_url: str | None, local_api_port: in
         sys.exit(2)
     click.echo(f"dashboard: {server.url}  (API: {where})")
     click.echo("Ctrl-C to stop.", err=True)
+    server.start()
     try:
-        server.serve_forever()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:

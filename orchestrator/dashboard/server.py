@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlsplit
 
+from orchestrator.local.loopback import LoopbackServer
 from orchestrator.models import utcnow
 
 from .upstream import Answer, Upstream, problem
 from .views import rollout_page
 
-LOOPBACK = "127.0.0.1"
 MAX_BODY = 16 * 1024  # a reason is at most a few hundred characters
 _ID = r"r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
 _VIEW = re.compile(rf"^/view/rollouts/({_ID})$")
@@ -37,6 +36,7 @@ _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
     "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 # The page runs only its own files: no inline script, no other origin, no framing.
 _CSP = (
@@ -49,34 +49,13 @@ def _static(name: str) -> bytes:
     return resources.files("orchestrator.dashboard").joinpath("static", name).read_bytes()
 
 
-class DashboardServer:
+class DashboardServer(LoopbackServer):
     """``port`` 0 picks a free one; ``url`` says which it got."""
 
     def __init__(self, upstream: Upstream, *, port: int = 8082) -> None:
         self.upstream = upstream
         self.files = {path: (_static(name), kind) for path, (name, kind) in _STATIC.items()}
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class(), port)
 
     # -- what each path answers ----------------------------------------------------------------
 

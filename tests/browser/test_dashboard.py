@@ -63,11 +63,15 @@ def page(browser: Any) -> Iterator[Any]:
     opened.set_default_timeout(STEP_MS)
     failed: list[str] = []
     opened.on("requestfailed", lambda request: failed.append(request.url))
+    opened.on("pageerror", lambda error: failed.append(f"script error: {error}"))
+    opened.on("console", lambda m: m.type == "error" and failed.append(f"console: {m.text}"))
     yield opened
-    loaded = list(failed)  # before closing, which cancels the polls in flight
+    seen = list(failed)  # before closing, which cancels the polls in flight
     context.close()
-    # Every request the page made (its own files, the dashboard's answers) was answered.
-    assert not loaded, loaded
+    # Every request the page made was answered, and no script error or CSP refusal (the
+    # console's errors) happened on the way. The 409 the test provokes is logged by
+    # Chromium as a failed resource load, so that one is expected.
+    assert [m for m in seen if "409" not in m] == [], seen
 
 
 def test_watch_a_rollout_advance_then_pause_it_from_the_page(
