@@ -168,11 +168,13 @@ def test_only_traffic_moving_tasks_can_touch_routes(
 
 
 def test_task_code_asset_holds_only_the_orchestrator_package(synthesized: Synthesized) -> None:
-    """The shared zip carries `orchestrator/` without the local stack, bytecode or dotfiles."""
+    """The shared zip carries `orchestrator/` without the local stack, bytecode or dotfiles,
+    and the `edge` package whose rule checks and flag names the orchestrator imports."""
     fn = next(iter(_task_functions(synthesized).values()))
     asset = synthesized.asset(fn["Code"]["S3Key"].removesuffix(".zip"))
     top_level = {p.name for p in asset.iterdir()}
-    assert top_level == {"orchestrator"}
+    assert top_level == {"orchestrator", "edge"}
+    assert (asset / "edge" / "validate.py").is_file()
     assert (asset / "orchestrator" / "workflow" / "rollout.asl.json").is_file()
     assert not (asset / "orchestrator" / "local").exists()
     assert not list(asset.rglob("__pycache__"))
