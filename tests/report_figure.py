@@ -8,6 +8,7 @@ from datetime import datetime
 from itertools import combinations, pairwise
 from typing import Any
 
+from matplotlib.collections import PolyCollection
 from matplotlib.dates import date2num
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
@@ -43,6 +44,11 @@ def crossings(lines: Iterable[Line2D], cuts: Sequence[datetime]) -> list[tuple[f
             if any(x0 < cut <= x1 for cut in numbers):
                 found.append((x0, x1))
     return found
+
+
+def bands(axis: Any) -> list[PolyCollection]:
+    """Shaded areas between two curves (fill_between), such as an interval."""
+    return [c for c in axis.collections if isinstance(c, PolyCollection)]
 
 
 def legend_texts(axis: Any) -> list[str]:

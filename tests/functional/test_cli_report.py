@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import report_figure
 from click.testing import CliRunner
+from matplotlib.dates import date2num
 
 from orchestrator.analysis import Counts, judge_ratio
 from orchestrator.analysis.sequential import Look
@@ -246,10 +247,80 @@ def test_intervals_and_request_counts_are_drawn(reported):
     _, _, figure = reported
     errors, requests = _axis(figure, "error-rate (critical)"), _axis(figure, "requests judged")
 
-    assert errors.collections  # fill_between of the interval, and the verdict dots
+    assert len(report_figure.bands(errors)) == 1  # stage 1's run; later runs have one look
     canary = [line for line in requests.get_lines() if line.get_color() == CANARY_COLOUR]
     assert sorted(int(y) for line in canary for y in line.get_ydata()) == [900, 1400, 4000, 6000]
     assert "canary interval (pass confidence)" in report_figure.legend_texts(errors)
+
+
+def test_a_higher_is_better_metric_has_its_tolerance_below_and_interval_around_it(
+    plan_doc: dict[str, Any],
+):
+    """GIVEN a conversion (higher is better, 10% relative tolerance) judged at two looks,
+    the canary's well below the baseline's THEN its tolerance line is the baseline minus the
+    margin and the shaded interval holds the canary's rate at each look (mirrored the wrong
+    way, it would lie above the baseline)."""
+    conversion = {
+        "name": "conversion",
+        "numerator": "Orders",
+        "denominator": "Visits",
+        "direction": "higher",
+        "tolerance": {"relative": 0.1},
+    }
+    plan_doc["analysis"] = {"namespace": "Shop/Edge", "metrics": [conversion]}
+    rollout = _promoted(RolloutPlan.model_validate(plan_doc))
+    spec = rollout.plan.analysis.judged_metrics()[0]
+    assert isinstance(spec, RatioMetric)
+
+    def look(seq: int, seconds: int, canary: tuple[int, int], baseline: tuple[int, int]):
+        verdict = judge_ratio(
+            spec, Counts(*canary), Counts(*baseline), Look(number=seq, planned=5, extra=5)
+        ).as_dict()
+        return AuditEvent(
+            rollout_id=rollout.rollout_id,
+            seq=seq,
+            at=T0 + timedelta(seconds=seconds),
+            actor="workflow",
+            kind="analysis",
+            reason="bake",
+            detail={
+                "stage": 0,
+                "weight": 10.0,
+                "verdict": {"outcome": verdict["outcome"], "metrics": [verdict]},
+                "decision": {"action": "bake", "reason": "bake"},
+            },
+        )
+
+    applied = AuditEvent(
+        rollout_id=rollout.rollout_id,
+        seq=1,
+        at=T0,
+        actor="workflow",
+        kind="stage_applied",
+        detail={"stage": 0, "weights": {"canary": 1000, "stable": 9000}},
+    )
+    events = [
+        applied,
+        look(2, 60, (270, 9000), (2800, 81000)),
+        look(3, 120, (545, 18000), (5600, 162000)),
+    ]
+    figure = figure_of(rollout, events)
+    (axis,) = [a for a in figure.axes if a.get_ylabel() == "conversion"]
+    lines = report_figure.data_lines(axis)
+    (canary, baseline, tolerance) = (
+        next(line for line in lines if line.get_color() == colour)
+        for colour in (CANARY_COLOUR, BASELINE_COLOUR, TOLERANCE_COLOUR)
+    )
+
+    assert list(tolerance.get_ydata()) == pytest.approx(
+        [rate * 0.9 for rate in baseline.get_ydata()]
+    )
+    (band,) = report_figure.bands(axis)
+    vertices = band.get_paths()[0].vertices
+    for x, rate in zip(canary.get_xdata(), canary.get_ydata(), strict=True):
+        at_x = vertices[abs(vertices[:, 0] - date2num(x)) < 1e-9][:, 1]
+        assert at_x.min() < rate < at_x.max()
+    assert "tolerance: baseline - 10% of it" in report_figure.legend_texts(axis)
 
 
 def test_legends_name_every_verdict_colour(reported):
