@@ -123,7 +123,10 @@ def list_flags(target: Target, as_json: bool) -> None:
                 "path_rule": rule.path_rule,
                 "flag": rule.assignment.flag,
                 "fallback": rule.assignment.fallback,
-                "status": "; ".join(problems) if problems else "ok",
+                "status": "; ".join(
+                    problem.removeprefix(f"{rule.host} {rule.path_rule}: ") for problem in problems
+                )
+                or "ok",
             }
         )
     if as_json:
