@@ -418,6 +418,26 @@ def inject_faults(world: World) -> None:
         handlers[name] = faulty
 
 
+# -- flag data -----------------------------------------------------------------------------
+
+
+def _flag_routed_without_data(world: World, host: str) -> dict[str, str]:
+    """A rule routed by flag new-checkout, and no flag data: its viewers get the fallback."""
+    from orchestrator.local.flag_demo import flag_route
+
+    world.stack.store().put_route(flag_route(host, 8001, 8002), expected_revision=None)
+    return {"HOST": host}
+
+
+def _check_flag_data_serves(world: World, values: dict[str, str]) -> None:
+    from orchestrator.flags import FlagData, FlagStore, rule_problems
+
+    stored = FlagStore(world.stack.client("dynamodb")).stored()
+    assert "flag:new-checkout" in stored, stored
+    data = FlagData(flags={"new-checkout": json.loads(stored["flag:new-checkout"]["data"])})
+    assert rule_problems([world.stack.store().get_route(values["HOST"])], data) == []
+
+
 SITUATIONS: dict[str, Situation] = {
     "pause": Situation(
         _running,
@@ -450,4 +470,5 @@ SITUATIONS: dict[str, Situation] = {
         _throttled, _check_throttling_recovered, {"Verification": _new_stage_applied}
     ),
     "rotate-datadog-keys": Situation(_datadog_running, _check_rotated, {"Verification": _rotated}),
+    "flag-data-stale": Situation(_flag_routed_without_data, _check_flag_data_serves),
 }

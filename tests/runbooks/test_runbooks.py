@@ -47,6 +47,7 @@ README = RUNBOOKS.parent / "README.md"
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 # The alarm names (stacks/alarms.py) and lifecycle detail-types (orchestrator/events/bus.py).
 ALARMS = ("ExecutionFailed", "RollbackHappened", "RollbackFailed", "SplitMismatch")
+ALARMS += ("FlagSyncFailed",)  # stacks/alarms.py watch_flag_sync
 
 
 @dataclass
