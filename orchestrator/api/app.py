@@ -24,6 +24,7 @@ from orchestrator.service import (
 )
 from orchestrator.store import NotFoundError, Store, StoreError, TargetLockedError
 
+from . import examples
 from .links import CREATED_LINKS, OPERATION_IDS
 from .problems import documented, field_errors, location, problem
 from .schemas import (
@@ -71,7 +72,7 @@ def actor() -> str:
     responses=documented(RolloutView, 400, 409, 413, ok_status=201, links=CREATED_LINKS),
 )
 def post_rollout(
-    plan: Annotated[RolloutPlan, Body(embed=False)],
+    plan: Annotated[RolloutPlan, Body(embed=False, openapi_examples=examples.PLAN_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -147,7 +148,7 @@ def _steer(verb: str, rollout_id: str, body: Reason) -> RolloutView:
 )
 def pause(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False)],
+    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
 ) -> RolloutView:
     return _steer("pause", rollout_id, body)
 
@@ -160,7 +161,7 @@ def pause(
 )
 def resume(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False)],
+    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
 ) -> RolloutView:
     return _steer("resume", rollout_id, body)
 
@@ -173,7 +174,7 @@ def resume(
 )
 def abort(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False)],
+    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
 ) -> RolloutView:
     return _steer("abort", rollout_id, body)
 
@@ -186,7 +187,7 @@ def abort(
 )
 def promote(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False)],
+    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
 ) -> RolloutView:
     return _steer("promote", rollout_id, body)
 

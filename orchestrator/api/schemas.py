@@ -8,13 +8,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.models import AuditEvent, Rollout, RouteRule
+from orchestrator.models.route import HOST_PATTERN as HOST_PATTERN
 from orchestrator.service import MAX_REASON
 from orchestrator.store.repository import MAX_RULES_PER_WRITE
 
-# orchestrator.models.route.check_host as JSON Schema can say it (no look-ahead: the length
-# is MAX_HOST), so a host the document allows is a host the API takes.
-HOST_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
-MAX_HOST = 253
+MAX_HOST = 253  # with HOST_PATTERN, check_host as JSON Schema can say it (no look-ahead)
+# A character other than whitespace as Python's str.strip() sees it (the service's own
+# check), spelled out: JSON Schema's \s and Python's differ (U+001C, U+0085, U+FEFF).
+NOT_BLANK = (
+    r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    r"\u202f\u205f\u3000]"
+)
 # Visible ASCII, as a header value carries it unchanged through API Gateway.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 
@@ -27,7 +31,7 @@ class Reason(BaseModel):
     reason: str = Field(
         min_length=1,
         max_length=MAX_REASON,
-        pattern=r"\S",  # something besides spaces
+        pattern=NOT_BLANK,
         description="why (recorded in the audit trail); not empty, not only spaces",
     )
 
