@@ -194,3 +194,34 @@ def test_without_the_sdk_the_rule_serves_its_fallback(monkeypatch: pytest.Monkey
     flags._last_logged.clear()
 
     assert _decide(flags.FlagCache(lambda p: _items(), ttl_seconds=5)) == "stable"
+
+
+_WEIGHTED_ONLY = """
+import json, sys
+from edge import config, rules, viewer_request
+rule = {"host": "h", "path_rule": "default", "salt": "s", "variants": [
+    {"name": "canary", "version": "v2", "weight": 5000},
+    {"name": "stable", "version": "v1", "weight": 5000}]}
+request = {"clientIp": "1.2.3.4", "uri": "/", "querystring": "",
+           "headers": {"host": [{"value": "h"}]}}
+decision = viewer_request.decide(request, config.EdgeConfig(),
+    rules.RuleCache(lambda h: [rule], ttl_seconds=5), 0.0)
+loaded = sorted(m for m in sys.modules if m.startswith(("ldclient", "edge.flag")))
+print(json.dumps({"routed": decision is not None, "loaded": loaded}))
+"""
+
+
+def test_weighted_rules_never_load_the_flag_modules() -> None:
+    """GIVEN a fresh interpreter WHEN a weighted rule routes a request THEN neither
+    edge.flags, edge.flag_sdk nor the SDK was imported: that path and its budgets are as
+    before flags existed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", _WEIGHTED_ONLY], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert json.loads(out) == {"routed": True, "loaded": []}
