@@ -44,11 +44,15 @@ function setLive(ok, text) {
   live.className = `live ${ok ? "on" : "off"}`;
   live.textContent = text;
 }
+let noticeTimer = null;
 function showNotice(kind, html) {
   const notice = $("#notice");
   notice.className = `notice ${kind}`;
   notice.innerHTML = html;
   notice.hidden = false;
+  clearTimeout(noticeTimer);
+  // A success fades after a while; a refusal stays until the next action or page.
+  if (kind === "ok") noticeTimer = setTimeout(hideNotice, 15000);
 }
 function hideNotice() { $("#notice").hidden = true; }
 
@@ -181,8 +185,23 @@ function listTable(items) {
 // -- one rollout ------------------------------------------------------------------------------
 
 function showRollout(id) {
+  drawn.clear();
   document.title = `${id} · edgeshift`;
-  $("#main").innerHTML = `<p><a href="#/">← all rollouts</a></p><div id="rollout" class="empty">loading…</div>`;
+  $("#main").innerHTML = `<p><a href="#/">← all rollouts</a></p>
+    <div id="rollout"><div class="empty" id="loading">loading…</div>
+      <section class="panel" id="part-header" hidden></section>
+      <section class="panel" id="part-stages" hidden></section>
+      <section class="panel" id="part-metrics" hidden></section>
+      <div class="grid2">
+        <section class="panel" id="part-verdicts" hidden></section>
+        <section class="panel" id="part-split" hidden></section>
+      </div>
+      <section class="panel" id="part-audit" hidden></section></div>`;
+  // One listener for the buttons, however often the header is redrawn.
+  $("#rollout").addEventListener("click", (event) => {
+    const button = event.target.closest("[data-verb]");
+    if (button && !button.disabled) openSteer(button.dataset.verb);
+  });
   poll((mine) => loadRollout(id, mine), POLL_ROLLOUT_MS);
 }
 
@@ -191,18 +210,16 @@ async function loadRollout(id, mine) {
     const response = await fetch(`/view/rollouts/${encodeURIComponent(id)}`, { cache: "no-store" });
     if (mine !== generation) return;
     if (!response.ok) {
-      $("#rollout").innerHTML = `<div class="notice problem">${problemHtml("", await problemText(response))}</div>`;
+      $("#loading").hidden = false;
+      $("#loading").innerHTML = `<div class="notice problem">${problemHtml("", await problemText(response))}</div>`;
       setLive(false, "API error");
       return;
     }
     const model = await response.json();
     if (mine !== generation) return;
     current = model;
-    $("#rollout").className = "";
-    $("#rollout").innerHTML = rolloutHtml(model);
-    document.querySelectorAll("#rollout [data-verb]").forEach((button) => {
-      button.addEventListener("click", () => openSteer(button.dataset.verb));
-    });
+    $("#loading").hidden = true;
+    drawRollout(model);
     const final = ["PROMOTED", "ROLLED_BACK", "FAILED"].includes(model.rollout.status);
     setLive(true, `${final ? "ended" : "live"} · updated ${clock(model.now)} UTC`);
   } catch (error) {
@@ -210,16 +227,30 @@ async function loadRollout(id, mine) {
   }
 }
 
-function rolloutHtml(m) {
-  return `
-    <section class="panel">${headerHtml(m)}</section>
-    <section class="panel"><h2>Stages</h2>${ladderHtml(m)}${bakeHtml(m)}</section>
-    <section class="panel"><h2>Canary vs baseline, latest look</h2>${metricsHtml(m)}</section>
-    <div class="grid2">
-      <section class="panel"><h2>Verdict history</h2>${verdictsHtml(m)}</section>
-      <section class="panel"><h2>Served split</h2>${splitHtml(m)}</section>
-    </div>
-    <section class="panel"><h2>Audit trail</h2><div class="scroll">${auditHtml(m)}</div></section>`;
+const drawn = new Map(); // each part's last HTML
+
+// Each part is redrawn only when what it shows changed, so a selection, a hover or the
+// audit trail's scroll position survive the polls.
+function drawRollout(m) {
+  const parts = {
+    "part-header": headerHtml(m),
+    "part-stages": `<h2>Stages</h2>${ladderHtml(m)}${bakeHtml(m)}`,
+    "part-metrics": `<h2>Canary vs baseline, latest look</h2>${metricsHtml(m)}`,
+    "part-verdicts": `<h2>Verdict history</h2>${verdictsHtml(m)}`,
+    "part-split": `<h2>Served split</h2>${splitHtml(m)}`,
+    "part-audit": `<h2>Audit trail</h2><div class="scroll">${auditHtml(m)}</div>`,
+  };
+  for (const [id, html] of Object.entries(parts)) {
+    const part = document.getElementById(id);
+    if (drawn.get(id) !== html) {
+      const scroll = part.querySelector(".scroll");
+      const top = scroll ? scroll.scrollTop : 0;
+      part.innerHTML = html;
+      drawn.set(id, html);
+      if (scroll) part.querySelector(".scroll").scrollTop = top;
+    }
+    part.hidden = false;
+  }
 }
 
 function headerHtml(m) {
