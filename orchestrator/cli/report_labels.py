@@ -140,18 +140,34 @@ def _place(
     renderer: Any,
 ) -> None:
     """Give ``text`` the longest of ``forms`` that fits ``width_px`` and a row where it
-    touches no label placed before; with none, leave it out rather than overprint."""
-    for form in forms:
+    touches no label placed before; failing that, the shortest form in any free row (a
+    number wider than its sliver of a band still says which band it is); with no free row,
+    leave it out rather than overprint."""
+    tries = [(form, True) for form in forms] + [(forms[-1], False)]
+    for form, within in tries:
         text.set_text(form)
-        if text.get_window_extent(renderer).width + PAD_PX > width_px:
+        if within and text.get_window_extent(renderer).width + PAD_PX > width_px:
             continue
         for row in rows:
             text.set_y(row)
+            _within_frame(text, renderer)
             box = text.get_window_extent(renderer).padded(2)
             if not any(box.overlaps(other.get_window_extent(renderer)) for other in placed):
                 placed.append(text)
                 return
     text.set_visible(False)
+
+
+def _within_frame(text: Any, renderer: Any) -> None:
+    """Slide ``text`` sideways so that it ends inside its axes, not over the tick labels
+    beside them (a label centred on a band near the edge would reach past it)."""
+    axis = text.axes
+    box, frame = text.get_window_extent(renderer), axis.get_window_extent(renderer)
+    shift = max(0.0, frame.x0 - box.x0) - max(0.0, box.x1 - frame.x1)
+    if shift:
+        x = text.get_position()[0]
+        x_px = axis.transData.transform((_num(x) if isinstance(x, datetime) else x, 0))[0]
+        text.set_x(float(axis.transData.inverted().transform((x_px + shift, 0))[0]))
 
 
 def fit_width(text: Any, width_px: float, renderer: Any) -> None:

@@ -381,18 +381,20 @@ def test_no_text_runs_off_the_figure(reported):
 
 
 def test_labels_crowded_into_a_few_pixels_still_do_not_overlap(plan: RolloutPlan):
-    """GIVEN a trail whose first ten minutes are a sliver of a two-hour rollout (six
-    decisions and a stage within pixels of each other) THEN shorter forms, shared labels and
-    other rows: no two labels overlap, and every decision is still numbered."""
+    """GIVEN a trail whose first ten minutes are a sliver of an eight-hour rollout (seven
+    decisions and stage 1 within a few pixels) THEN shorter forms, shared labels and other
+    rows: no two labels overlap, stage 1 is still numbered, every decision too."""
     rollout = _promoted(plan)
     trail = _trail(rollout)
-    late = T0 + timedelta(hours=2)
+    late = T0 + timedelta(hours=8)
     crowded = [*trail[:-2], *(e.model_copy(update={"at": late}) for e in trail[-2:])]
     rollout = rollout.model_copy(update={"updated_at": late})
 
     figure = figure_of(rollout, crowded)
 
     assert report_figure.overlapping(figure) == []
+    share = [t.get_text() for t in _axis(figure, "canary share").texts if t.get_visible()]
+    assert "1" in share and "stage 2 · 50% · 6,000 canary req" in share
     strip = _axis(figure, "decisions")
     shown = [t.get_text() for t in strip.texts if t.get_visible()]
     assert any("-" in words for words in shown)  # crowded decisions share a label
