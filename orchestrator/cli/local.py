@@ -108,7 +108,7 @@ def local() -> None:
     "--traffic/--no-traffic",
     default=True,
     show_default=True,
-    help="Drive simulated viewers (100 a second) through the emulator; their counts are "
+    help="Drive simulated viewers (300 a second) through the emulator; their counts are "
     "what the analysis judges.",
 )
 @click.option(

@@ -19,7 +19,9 @@ from .stack import LocalStack
 
 DEMO_HOST = "demo.edgeshift.test"
 STABLE_ERROR_RATE = 0.005
-VIEWERS_PER_SECOND = 100
+# examples/plan.yaml's 20-second bakes need this much: at 100 a second preflight forecasts
+# that a healthy canary cannot pass its 10% stage in time, and ends the rollout.
+VIEWERS_PER_SECOND = 300
 
 
 @dataclass
@@ -60,7 +62,7 @@ class DemoSite:
                     rate=VIEWERS_PER_SECOND,
                     max_seconds=self.traffic_seconds,
                     # Viewers for as long as asked, not the generator's default budget
-                    # (half an hour at this rate), so a rollout an hour in still has traffic.
+                    # (ten minutes at this rate), so a rollout an hour in still has traffic.
                     max_requests=int(VIEWERS_PER_SECOND * self.traffic_seconds) + 1,
                 )
                 self._servers.insert(0, viewers.start())
