@@ -99,6 +99,14 @@ def test_watch_a_rollout_advance_then_pause_it_from_the_page(
     )
     assert page.locator("#steer[open]").count() == 1
     assert posts == []
+    # Sent anyway (past the page), the API refuses it too, naming the field; the dashboard
+    # passes its problem+json through.
+    refused = page.request.post(
+        f"{dashboard.url}/api/rollouts/{rollout}/pause", data={"reason": " "}
+    )
+    assert refused.status == 400, refused.text()
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in refused.json()["errors"]] == ["reason"]
     assert stack.store().get_rollout(rollout).control is None
 
     # With a reason it is sent, honoured at the next look, and audited with the reason.
