@@ -87,7 +87,7 @@ def list_flags(target: Target, as_json: bool) -> None:
     Each flag and segment with LaunchDarkly's version, the item's revision and when a sync
     last changed it; then each flag-routed rule, "ok" or why its viewers get the fallback.
     """
-    from orchestrator.flags import FlagData, FlagStore, rule_problems
+    from orchestrator.flags import FlagStore, rule_problems
 
     store = FlagStore(target.client("dynamodb"))
     stored = store.stored()
@@ -101,18 +101,7 @@ def list_flags(target: Target, as_json: bool) -> None:
         }
         for name, item in sorted(stored.items())
     ]
-    data = FlagData(
-        flags={
-            n.partition(":")[2]: json.loads(i["data"])
-            for n, i in stored.items()
-            if n.startswith("flag:")
-        },
-        segments={
-            n.partition(":")[2]: json.loads(i["data"])
-            for n, i in stored.items()
-            if n.startswith("segment:")
-        },
-    )
+    data = store.data()
     rules = []
     for rule in store.flag_routed_rules():
         problems = rule_problems([rule], data)

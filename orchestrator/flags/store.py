@@ -23,7 +23,7 @@ from orchestrator.models import utcnow
 from orchestrator.store import codec
 from orchestrator.store.tables import TableNames
 
-from .data import FlagData
+from .data import FlagData, rule_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,6 +71,26 @@ class FlagStore:
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def data(self) -> FlagData:
+        """The stored flag data, as ``FlagData`` (what the edge's snapshot holds)."""
+        stored = self.stored()
+
+        def section(prefix: str) -> dict[str, dict[str, Any]]:
+            return {
+                name[len(prefix) :]: json.loads(item["data"])
+                for name, item in stored.items()
+                if name.startswith(prefix)
+            }
+
+        return FlagData(flags=section(FLAG_PREFIX), segments=section(SEGMENT_PREFIX))
+
+    def unserved(self, rules: list[Any]) -> list[str]:
+        """Why the stored flag data cannot serve these rules (``RouteRule``): a flag it
+        lacks, a value it cannot take. Weighted rules need nothing, and no read."""
+        if not any(getattr(rule, "assignment", None) is not None for rule in rules):
+            return []
+        return rule_problems(rules, self.data())
 
     def flag_routed_rules(self) -> list[Any]:
         """Every route rule with an ``assignment`` (``RouteRule``), which the data must serve.
