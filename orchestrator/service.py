@@ -200,6 +200,11 @@ class RolloutService:
         for index, (rule, _) in enumerate(rules):
             if rule.host != host:
                 raise ValueError(f"rules.{index}.host: must be {host}, the host of the write")
+        from orchestrator.flags import FlagStore  # a flag-routed rule needs its flag's data
+
+        unserved = FlagStore(self.store.client, self.store.tables).unserved([r for r, _ in rules])
+        if unserved:
+            raise ValueError("; ".join(unserved) + " (load it first: rollout flags sync)")
         return self.store.put_routes(rules, actor=actor, reason=reason)
 
     # -- reading ------------------------------------------------------------------------------
