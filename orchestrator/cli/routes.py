@@ -199,6 +199,8 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
         _fail(f"{exc.target} belongs to {held}; wait for it to end or abort it", EXIT_CONFLICT)
     except StaleRouteError as exc:
         _fail(str(exc), EXIT_CONFLICT)
+    except ValueError as exc:  # e.g. a flag-routed rule whose flag has no data
+        _fail(str(exc), EXIT_INVALID)
     for rule in written:
         verb = "replaced" if rule.path_rule in current else "created"
         click.echo(f"{rule.host} {rule.path_rule}: {verb}, revision {rule.revision}")
