@@ -5,8 +5,9 @@ The first life of the stack promotes v2, refuses the same plan again (the route 
 now), rolls v2 out to v3 with the README's `sed` line, and serves v3; stopped and started
 again, the stack begins afresh and the first plan runs again.
 
-Bakes are shortened (3 s) and the counts are synthetic (`MetricsFeeder`, started with
-`--no-traffic`), so each rollout takes seconds; everything else is the README's.
+There bakes are shortened (3 s) and the counts are synthetic (`MetricsFeeder`, started
+with `--no-traffic`), so each rollout takes seconds; everything else is the README's. One
+more run takes examples/plan.yaml as it is, judged on `local up`'s own simulated viewers.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ COMMAND_TIMEOUT = 120
 _PRELUDE = 'rollout() { "$EDGESHIFT_TEST_PYTHON" -m orchestrator.cli "$@"; }\n'
 _LOCAL_UP = (
     *(sys.executable, "-m", "orchestrator.cli", "local", "up"),
-    *("--aws-port", "0", "--cdn-port", "0", "--api-port", "0", "--no-traffic"),
+    *("--aws-port", "0", "--cdn-port", "0", "--api-port", "0"),
 )
 PLAN = "examples/plan.yaml"
 
@@ -53,10 +54,10 @@ def _walkthrough_blocks() -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def _local_up() -> Iterator[dict[str, str]]:
+def _local_up(*options: str) -> Iterator[dict[str, str]]:
     """`rollout local up` on free ports in a process of its own; its printed URLs."""
     process = subprocess.Popen(
-        _LOCAL_UP,
+        [*_LOCAL_UP, *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -180,7 +181,7 @@ def test_the_readme_walkthrough_runs_twice(tmp_path: Path) -> None:
     for life in (1, 2):
         cwd = tmp_path / f"life-{life}"
         cwd.mkdir()
-        with _local_up() as urls, _counts(urls["AWS endpoint"]):
+        with _local_up("--no-traffic") as urls, _counts(urls["AWS endpoint"]):
             shell = Shell(
                 cwd,
                 {
@@ -197,3 +198,24 @@ def test_the_readme_walkthrough_runs_twice(tmp_path: Path) -> None:
                         shell.run(line)
                 curl = next(line for line in walkthrough if line.startswith("curl"))
                 assert _served(shell, curl) == "v2"
+
+
+def test_examples_plan_as_written_promotes_on_local_ups_own_viewers(tmp_path: Path) -> None:
+    """GIVEN `rollout local up` with its simulated viewers WHEN the README's commands start
+    examples/plan.yaml as it is THEN preflight lets it run, it is PROMOTED (exit 0) and
+    the emulator serves v2."""
+    walkthrough = _walkthrough_blocks()[1]
+    with _local_up() as urls:
+        shell = Shell(
+            tmp_path,
+            {
+                "http://127.0.0.1:4566": urls["AWS endpoint"],
+                "http://127.0.0.1:8080": urls["CloudFront emulator"],
+                PLAN: str(ROOT / PLAN),
+            },
+        )
+        for line in walkthrough:
+            if "<rollout-id>" not in line:
+                shell.run(line)
+        curl = next(line for line in walkthrough if line.startswith("curl"))
+        assert _served(shell, curl) == "v2"
