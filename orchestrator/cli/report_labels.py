@@ -10,12 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from orchestrator.models import format_duration
+
 from .evidence import Look
 from .timeline import Hold, Mark, StageSpan
 
 ROWS = (0.95, 0.80, 0.65)  # label rows, in axes fraction from the top
 PAD_PX = 6
 HOLD_LABEL_PX = 200
+LABEL_BOX = {"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85, "edgecolor": "none"}
 
 
 def stage_labels(
@@ -27,9 +30,17 @@ def stage_labels(
     for span in spans:
         number = span.index + 1
         judged = _canary_requests(span, all_looks)
+        requests = f" · {judged:,} canary req" if judged else ""
+        head = f"stage {number} · {span.weight:g}%"
+        schedule = (
+            f" · bake {format_duration(span.bake)}, a look every {format_duration(span.interval)}"
+            if span.bake and span.interval and span.weight < 100
+            else ""
+        )
         forms = [
-            f"stage {number} · {span.weight:g}%" + (f" · {judged:,} canary req" if judged else ""),
-            f"stage {number} · {span.weight:g}%",
+            head + schedule + requests,
+            head + requests,
+            head,
             f"{number} · {span.weight:g}%",
             f"{number}",
         ]
@@ -48,6 +59,7 @@ def stage_labels(
             transform=axis.get_xaxis_transform(),
             in_layout=False,
             zorder=5,
+            bbox=LABEL_BOX,  # the decision lines pass behind it, not through it
         )
         _place(text, forms, right_px - left_px, placed, ROWS, renderer)
 

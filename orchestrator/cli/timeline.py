@@ -61,6 +61,8 @@ class StageSpan:
     weight: float  # the canary's percent
     start: datetime
     end: datetime
+    bake: int = 0  # seconds, as planned
+    interval: int = 0  # seconds between two looks, as planned
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def stage_spans(rollout: Rollout, events: Sequence[AuditEvent], end: datetime) -
     spans = []
     for position, (index, start) in enumerate(starts):
         stop = starts[position + 1][1] if position + 1 < len(starts) else max(start, finish)
-        spans.append(StageSpan(index, stages[index].weight, start, stop))
+        stage = stages[index]
+        spans.append(StageSpan(index, stage.weight, start, stop, stage.bake, stage.interval))
     return spans
 
 

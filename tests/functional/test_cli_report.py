@@ -336,11 +336,12 @@ def test_legends_name_every_verdict_colour(reported):
 
 def test_stage_bands_and_holds_are_labelled_with_numbers_and_who(reported):
     """GIVEN two stages and a pause asked for by cli:ana THEN numbered stage labels with
-    their weight and canary requests, the pause labelled with who and how long."""
+    their weight, bake, look interval and canary requests, the pause labelled with who and
+    how long."""
     _, _, figure = reported
     texts = [t.get_text() for t in _axis(figure, "canary share").texts]
-    assert "stage 1 · 10% · 1,400 canary req" in texts
-    assert "stage 2 · 50% · 6,000 canary req" in texts
+    assert "stage 1 · 10% · bake 5m, a look every 1m · 1,400 canary req" in texts
+    assert "stage 2 · 50% · bake 5m, a look every 1m · 6,000 canary req" in texts
     assert "paused by cli:ana · 1m20s" in texts
 
 
@@ -394,7 +395,7 @@ def test_labels_crowded_into_a_few_pixels_still_do_not_overlap(plan: RolloutPlan
 
     assert report_figure.overlapping(figure) == []
     share = [t.get_text() for t in _axis(figure, "canary share").texts if t.get_visible()]
-    assert "1" in share and "stage 2 · 50% · 6,000 canary req" in share
+    assert "1" in share and "stage 2 · 50% · bake 5m, a look every 1m · 6,000 canary req" in share
     strip = _axis(figure, "decisions")
     shown = [t.get_text() for t in strip.texts if t.get_visible()]
     assert any("-" in words for words in shown)  # crowded decisions share a label

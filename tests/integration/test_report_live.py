@@ -111,7 +111,7 @@ def test_the_real_rollouts_figure_reads_as_it_should(steered):
     legend = report_figure.legend_texts(share)
     assert all(f"look: {name}" in legend for name in ("pass", "fail", "inconclusive", "error"))
     labels = [t.get_text() for t in share.texts if t.get_visible()]
-    assert any(label.startswith("stage 1 · 10%") for label in labels)
+    assert any(label.startswith("stage 1 · 10% · bake 8s, a look every 1s") for label in labels)
     assert any(label.startswith("stage 2 · 50%") for label in labels)
     written = "\n".join(t.get_text() for t in notes.texts)
     assert f"pause requested  by cli:ana: {PAUSE_WHY}" in written
