@@ -16,38 +16,38 @@ from .aws import Target
 from .exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, fail
 from .summary import status_lines
 
-# (verb, reason required, what it does, what the command did, for people)
+# (verb, reason required, what it does, what the command did: (still pending, carried out))
 STEERING = (
     (
         "pause",
         False,
         "Hold traffic at the current weights from the next decision point on.",
-        "pause requested",
+        ("pause requested", "paused"),
     ),
     (
         "resume",
         False,
         "Go on after a pause, or approve a stage that waits for approval.",
-        "resume requested",
+        ("resume requested", "resumed"),
     ),
     (
         "abort",
         True,
         "Roll back now: stable for everyone (at once when paused, else at the next look).",
-        "abort requested",
+        ("abort requested", "aborting"),
     ),
     (
         "promote",
         True,
         "Skip the remaining stages: the canary becomes the stable release for everyone.",
-        "promotion requested",
+        ("promotion requested", "promoting"),
     ),
     (
         "recover",
         True,
         "Finish by hand a FAILED rollback, or a rollout whose execution was stopped: "
         "stable for everyone, then free the target.",
-        "recovered",
+        ("recovery requested", "recovered"),
     ),
 )
 
@@ -78,8 +78,9 @@ def steer(
     if as_json:
         click.echo(json.dumps(summary))
         return
-    done = next(said for name, _, _, said in STEERING if name == verb)
-    click.echo(f"{done}: " + "\n".join(status_lines(summary)))
+    pending, done = next(said for name, _, _, said in STEERING if name == verb)
+    lead = pending if summary["control"] else done
+    click.echo(f"{lead}: " + "\n".join(status_lines(summary)))
 
 
 def steering_command(verb: str, reason_required: bool, summary: str) -> click.Command:

@@ -114,7 +114,7 @@ def test_resume_withdraws_a_pending_pause_and_says_so(
     result = CliRunner().invoke(cli, ["resume", rollout_id])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"resume requested: {rollout_id}: RUNNING")
+    assert result.stdout.startswith(f"resumed: {rollout_id}: RUNNING")
     assert "pending" not in result.stdout
 
 
