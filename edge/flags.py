@@ -83,10 +83,32 @@ def _decoded(raw: Any) -> dict[str, Any] | None:
 
 
 class FlagCache(RuleCache):
-    """The flag partition, cached exactly like a host's routes."""
+    """The flag partition, cached exactly like a host's routes.
 
-    def __init__(self, query: Any, **kwargs: Any) -> None:
-        super().__init__(query, hosts=(FLAGS_PARTITION,), **kwargs)
+    Without ``query`` it reads the routes table, and with ``deadline_seconds`` that read
+    gets only what is left of the request's table deadline (counted from the ``now`` the
+    request passed in): a request that read its routes and then its flags waits on the
+    table at most one deadline in all, as it would for routes alone.
+    """
+
+    def __init__(
+        self, query: Any = None, *, deadline_seconds: float | None = None, **kwargs: Any
+    ) -> None:
+        self._deadline_seconds = deadline_seconds
+        self._started = threading.local()
+        super().__init__(query or self._read_table, hosts=(FLAGS_PARTITION,), **kwargs)
+
+    def _refresh(self, host: str, entry: Any, now: float) -> Matcher:
+        self._started.at = now
+        return super()._refresh(host, entry, now)
+
+    def _read_table(self, partition: str) -> list[dict[str, Any]]:
+        from edge import dynamo
+
+        deadline = None
+        if self._deadline_seconds is not None:
+            deadline = getattr(self._started, "at", 0.0) + self._deadline_seconds
+        return dynamo.query_host(partition, deadline=deadline)
 
     def _build(self, host: str, items: list[Any]) -> Matcher:
         snapshot = Snapshot(items)
@@ -193,7 +215,9 @@ def default_cache() -> FlagCache:
 
             cfg = config.load()
             _default = FlagCache(
-                _query_table, ttl_seconds=cfg.ttl_seconds, max_stale_seconds=cfg.max_stale_seconds
+                ttl_seconds=cfg.ttl_seconds,
+                max_stale_seconds=cfg.max_stale_seconds,
+                deadline_seconds=cfg.deadline_seconds,
             )
         return _default
 
@@ -202,9 +226,3 @@ def reset_default_cache() -> None:
     """Forget the cached flag data (tests, or the local stack after reconfiguring)."""
     global _default
     _default = None
-
-
-def _query_table(partition: str) -> list[dict[str, Any]]:
-    from edge import dynamo
-
-    return dynamo.query_host(partition)

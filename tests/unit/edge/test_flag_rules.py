@@ -225,3 +225,27 @@ def test_weighted_rules_never_load_the_flag_modules() -> None:
     ).stdout
 
     assert json.loads(out) == {"routed": True, "loaded": []}
+
+
+def test_the_flag_read_shares_the_requests_table_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN a request that began longer ago than the deadline (its route read took it
+    all) WHEN its flag data must be read THEN the read is given up at once, without a call,
+    and the rule falls back."""
+    import time
+
+    from edge import dynamo
+
+    calls: list[str] = []
+    monkeypatch.setattr(dynamo, "_call", lambda *a, **k: calls.append("call") or {"Items": []})
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    cache = flags.FlagCache(ttl_seconds=5, deadline_seconds=0.25)
+    flags._last_logged.clear()
+
+    assert _decide(cache, now=time.monotonic() - 1.0) == "stable"
+    assert calls == []
+    fresh = flags.FlagCache(ttl_seconds=5, deadline_seconds=0.25)
+    assert _decide(fresh, now=time.monotonic()) == "stable"  # read, found no flags
+    assert calls == ["call"]
