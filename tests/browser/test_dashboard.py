@@ -89,7 +89,8 @@ def test_watch_a_rollout_advance_then_pause_it_from_the_page(
     _find_in_the_list(page, rollout)
     _watch_it_advance(page)
     if shot := os.environ.get("EDGESHIFT_DASHBOARD_SCREENSHOT"):
-        page.wait_for_timeout(6000)  # a few looks into stage 2: history, split trend
+        # A few looks into stage 2, so the history and the split's trend show something.
+        page.locator("#part-verdicts td", has_text="stage 2 · 50%").nth(2).wait_for()
         page.screenshot(path=str(Path(shot)), full_page=True)
 
     # A pause without a reason is refused in the page: nothing is sent.

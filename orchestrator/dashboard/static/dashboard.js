@@ -374,8 +374,8 @@ function intervalSvg(e) {
   const x = (v) => pad + ((v - lo) / (hi - lo)) * (W - 2 * pad);
   const color = COLORS[e.outcome] || COLORS.error;
   const parts = [`<line x1="${pad}" y1="18" x2="${W - pad}" y2="18" stroke="${COLORS.line}" stroke-width="1"/>`,
-    `<line x1="${x(0)}" y1="6" x2="${x(0)}" y2="30" stroke="${COLORS.muted}" stroke-width="1"/>`,
-    `<text x="${x(0)}" y="5" font-size="8" text-anchor="middle" fill="${COLORS.muted}">0</text>`];
+    `<line x1="${x(0)}" y1="4" x2="${x(0)}" y2="30" stroke="${COLORS.muted}" stroke-width="1"/>`,
+    `<text x="${x(0)}" y="${H - 1}" font-size="8" text-anchor="middle" fill="${COLORS.muted}">0</text>`];
   if (e.margin != null) {
     parts.push(`<line x1="${x(e.margin)}" y1="6" x2="${x(e.margin)}" y2="30" stroke="${COLORS.pass}" stroke-dasharray="3 2" stroke-width="1.5"/>`);
   }
