@@ -386,3 +386,15 @@ def test_an_unknown_path_of_the_api_is_problem_json(aws):
     status, problem, headers = _api("GET", "/nothing/here")
     assert status == 404 and headers["Content-Type"] == "application/problem+json"
     assert problem["status"] == 404 and "GET /nothing/here" in problem["detail"]
+
+
+def test_status_json_after_resume_reads_resumed(aws, lambda_context):
+    """GIVEN a paused rollout resumed from the CLI WHEN `rollout status ID --json` THEN the
+    reason says it resumed (what the watch header and plain status print too)."""
+    rollout_id = _paused(aws, lambda_context)
+    service = RolloutService(aws["store"], _AcceptingSfn(), "arn")  # type: ignore[arg-type]
+    service.resume(rollout_id, "cli:root", "")
+    result = CliRunner().invoke(cli, ["status", rollout_id, "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout.splitlines()[0])
+    assert shown["status"] == "RUNNING" and shown["reason"] == "resumed by cli:root"
