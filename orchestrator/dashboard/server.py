@@ -107,26 +107,37 @@ class DashboardServer(LoopbackServer):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if refused := self._refusal():
+                    self._answer(refused)
+                    return
                 parts = urlsplit(self.path)
                 self._answer(dashboard.get(parts.path, parts.query))
 
             def do_POST(self) -> None:
-                if not self._same_origin():
-                    self._answer(problem(403, "forbidden", "cross-origin requests are refused"))
-                    return
                 length = int(self.headers.get("content-length") or 0)
-                if length > MAX_BODY:
-                    self._answer(problem(413, "too-large", f"body over {MAX_BODY} bytes"))
+                refused = self._refusal(post=True)
+                if refused is None and length > MAX_BODY:
+                    refused = problem(413, "too-large", f"body over {MAX_BODY} bytes")
+                if refused is not None:
+                    self.close_connection = True  # the body is left unread
+                    self._answer(refused)
                     return
                 body = self.rfile.read(length)
                 kind = self.headers.get("content-type") or ""
                 self._answer(dashboard.post(urlsplit(self.path).path, body, kind))
 
-            def _same_origin(self) -> bool:
-                # Another site open in the same browser must not steer rollouts through
-                # this port: browsers send Origin on every cross-site POST.
+            def _refusal(self, *, post: bool = False) -> Answer | None:
+                # Only this address may be asked: a site whose name someone re-pointed at
+                # 127.0.0.1 (DNS rebinding) would otherwise reach the API with the user's
+                # credentials. And another site open in the same browser must not steer
+                # rollouts through this port: browsers send Origin on cross-site POSTs.
+                host = self.headers.get("host") or ""
+                if host not in (f"127.0.0.1:{dashboard.port}", f"localhost:{dashboard.port}"):
+                    return problem(403, "forbidden", f"the dashboard answers no host {host!r}")
                 origin = self.headers.get("origin")
-                return origin is None or origin == f"http://{self.headers.get('host')}"
+                if post and origin is not None and origin != f"http://{host}":
+                    return problem(403, "forbidden", "cross-origin requests are refused")
+                return None
 
             def _answer(self, answer: Answer) -> None:
                 self.send_response(answer.status)

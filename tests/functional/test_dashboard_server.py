@@ -247,6 +247,22 @@ def test_a_cross_origin_post_is_refused_before_the_api(dashboard, api):
     assert api.arrivals == []
 
 
+def test_a_request_for_another_host_name_is_refused(dashboard, api):
+    """GIVEN a request naming another host (a name re-pointed at 127.0.0.1) WHEN it asks
+    the dashboard THEN 403, and the API is not asked."""
+    for body in (None, b'{"reason": "x"}'):
+        url = f"{dashboard.url}/api/rollouts/{api.view['rollout_id']}/abort"
+        status, _, answer = _call(url if body else dashboard.url + "/api/rollouts", body,
+                                  {"Host": f"rebound.example:{dashboard.port}"})  # fmt: skip
+        assert status == 403
+        assert json.loads(answer)["detail"] == (
+            f"the dashboard answers no host 'rebound.example:{dashboard.port}'"
+        )
+    assert api.arrivals == []
+    status, _, _ = _call(dashboard.url + "/", None, {"Host": f"localhost:{dashboard.port}"})
+    assert status == 200
+
+
 @pytest.mark.parametrize(
     "path", ["/api/routes/shop.example.com", "/api/rollouts", "/api/rollouts/r-1/pause"]
 )
