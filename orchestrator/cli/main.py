@@ -149,7 +149,17 @@ def start(
         return
     if not as_json:
         click.echo(rollout.rollout_id)
-    ended = follow_rollout(target, rollout.rollout_id, as_json=as_json, interval=interval)
+    try:
+        ended = follow_rollout(target, rollout.rollout_id, as_json=as_json, interval=interval)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the watching, not the rollout: say so, or it reads as an abort.
+        rid = rollout.rollout_id
+        click.echo(
+            f"\nstopped following {rid}; the rollout goes on. Follow it again with "
+            f"`rollout status {rid} --watch`, stop it with `rollout abort {rid} --reason ...`",
+            err=True,
+        )
+        sys.exit(EXIT_OTHER)
     sys.exit(outcome_status(ended))
 
 

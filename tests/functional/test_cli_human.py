@@ -263,3 +263,33 @@ def test_an_interval_of_a_minute_is_accepted(store: Store) -> None:
     result = CliRunner().invoke(cli, ["status", "r-nope", "--watch", "--interval", "1m"])
 
     assert result.exit_code == 4, result.output
+
+
+def test_ctrl_c_during_start_wait_says_the_rollout_goes_on(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN `start --wait` WHEN Ctrl-C stops the following THEN stderr says the rollout
+    goes on and how to follow or abort it; exit 1; the rollout is not aborted."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "follow_rollout", interrupted)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan_doc))
+
+    result = CliRunner().invoke(cli, ["start", str(path), "--wait"])
+
+    assert result.exit_code == 1
+    rollout_id = result.stdout.strip()
+    assert f"stopped following {rollout_id}; the rollout goes on" in result.stderr
+    assert f"rollout status {rollout_id} --watch" in result.stderr
+    assert store.get_rollout(rollout_id).control is None
+
+
+def test_a_duration_out_of_range_names_the_rule(store: Store) -> None:
+    """GIVEN `--interval 2m` (the most is a minute) WHEN run THEN exit 2 with the bounds."""
+    result = CliRunner().invoke(cli, ["status", "r-x", "--interval", "2m"])
+
+    assert result.exit_code == 2
+    assert "'2m' is 120 seconds; it must be between 0.2 and 60 seconds" in result.stderr
