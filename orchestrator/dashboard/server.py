@@ -10,7 +10,8 @@ forwards the page's calls to the API:
   sent; the API decides and its problem+json comes back untouched.
 
 Nothing else is forwarded: the page cannot reach ``PUT /routes`` or start rollouts through
-the dashboard.
+the dashboard. Requests naming another host than the dashboard's own address, and POSTs
+from another origin, are refused before the API is asked.
 """
 
 from __future__ import annotations
