@@ -72,6 +72,19 @@ class SegmentEvidence:
 
 
 @dataclass(frozen=True)
+class SplitEvidence:
+    """The served-split check of one look: the canary's measured share of the requests
+    against the band its weight allows (shares in percent)."""
+
+    outcome: str  # ok, mismatch or unknown
+    reason: str
+    share: float | None = None
+    weight: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
 class Look:
     """One analysis event: the verdict, the decision it led to, the evidence."""
 
@@ -85,6 +98,7 @@ class Look:
     decision_reason: str
     metrics: tuple[MetricEvidence, ...]
     number: int | None = None  # the look's number within its stage, as the judge counted
+    split: SplitEvidence | None = None  # verdicts recorded before the check have none
 
 
 def looks(events: Iterable[AuditEvent]) -> list[Look]:
@@ -107,6 +121,26 @@ def _look(event: AuditEvent) -> Look:
         decision_reason=str(decision.get("reason") or event.reason),
         metrics=metric_evidence(verdict),
         number=_whole(verdict.get("look")),
+        split=_split(verdict.get("split")),
+    )
+
+
+def _split(value: object) -> SplitEvidence | None:
+    entry = _mapping(value)
+    if not entry:
+        return None
+
+    def percent(name: str) -> float | None:
+        share = _number(entry.get(name))
+        return None if share is None else share * 100
+
+    return SplitEvidence(
+        outcome=str(entry.get("outcome") or "unknown"),
+        reason=str(entry.get("reason") or ""),
+        share=percent("share"),
+        weight=percent("weight"),
+        low=percent("low"),
+        high=percent("high"),
     )
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 VERDICT_COLOURS = {"pass": PASS_COLOUR, "fail": FAIL_COLOUR, "inconclusive": "#f9a825"}
 VERDICT_NAMES = ("pass", "fail", "inconclusive", "error")
 CANARY_COLOUR, BASELINE_COLOUR = "#1565c0", "#616161"
+SERVED_MISMATCH = "#c62828"  # a served share the split check flagged
 TOLERANCE_COLOUR, LIMIT_COLOUR = "#ef6c00", "#b71c1c"
 BAND_COLOURS = ("#e3ecf7", "#f4f4f4")
 HOLD_FACE, HOLD_EDGE = "#d7d7d7", "#8d8d8d"
@@ -70,6 +71,21 @@ def weights(
         edgecolors="white",
         linewidths=0.5,
     )
+    # What the edge actually served at each look (the split check's measured share),
+    # beside the weight it was told: a gap between the two is an edge fault, not a verdict.
+    served = [look for look in all_looks if look.split is not None and look.split.share is not None]
+    axis.scatter(
+        [look.at for look in served],
+        [look.split.share for look in served if look.split is not None],
+        c=[
+            SERVED_MISMATCH if look.split and look.split.outcome == "mismatch" else CANARY_COLOUR
+            for look in served
+        ],
+        marker="x",
+        s=22,
+        linewidths=1.0,
+        zorder=4,
+    )
     axis.set_ylim(-5, 118)  # room above 100% for the stage labels
     axis.set_yticks([0, 25, 50, 75, 100])
     axis.yaxis.set_major_formatter(PercentFormatter(100))
@@ -77,6 +93,10 @@ def weights(
     handles = [
         Line2D([], [], color=CANARY_COLOUR, linewidth=1.6, label="canary share of traffic"),
         *_verdict_handles("look: "),
+        Line2D([], [], marker="x", linestyle="", color=CANARY_COLOUR, label="served share"),
+        Line2D(
+            [], [], marker="x", linestyle="", color=SERVED_MISMATCH, label="served: split mismatch"
+        ),
         Patch(facecolor=BAND_COLOURS[0], label="stage (numbered)"),
         Patch(facecolor=HOLD_FACE, edgecolor=HOLD_EDGE, hatch="//", label="paused / awaiting"),
         Line2D([], [], color="#455a64", linestyle="--", label="decision (numbered above)"),

@@ -274,6 +274,11 @@ def _last_decision(all_looks: Sequence[Look]) -> RenderableType:
             for segment in metric.segments:
                 if segment.outcome == "fail":
                     text.append(f"\n    {segment.reason}", style="bold red")
+    if look.split is not None:
+        style = {"ok": "green", "mismatch": "bold red"}.get(look.split.outcome, "yellow")
+        text.append("\n  served split: ", style="bold")
+        text.append(look.split.outcome.replace("_", " "), style=style)
+        text.append(f"  {look.split.reason}")
     return text
 
 

@@ -18,6 +18,7 @@ from matplotlib.dates import date2num
 
 from orchestrator.analysis import Counts, judge_ratio
 from orchestrator.analysis.sequential import Look
+from orchestrator.analysis.split import check_split
 from orchestrator.cli.main import cli
 from orchestrator.cli.report import INSTALL_HINT, decision_marks, draw, figure_of
 from orchestrator.cli.report_panels import BASELINE_COLOUR, CANARY_COLOUR, TOLERANCE_COLOUR
@@ -464,3 +465,28 @@ def test_report_without_matplotlib_says_how_to_install_it(
     assert result.exit_code == 1
     assert INSTALL_HINT in result.output and "matplotlib" in result.output
     assert not out.exists()
+
+
+def test_the_served_share_is_drawn_beside_the_weight(reported):
+    """GIVEN looks whose split check (the real check_split) measured the canary's served
+    share, one right and one at twice the weight WHEN drawn THEN the share panel marks each
+    measured share at its value, the flagged one in its own colour, and the legend says so."""
+    rollout, events, _ = reported
+    right = check_split([(1_000, 9_000)] * 4, 0.10, 0.25, look=4, looks=10).as_dict()
+    twice = check_split([(2_000, 8_000)] * 4, 0.10, 0.25, look=4, looks=10).as_dict()
+    assert (right["outcome"], twice["outcome"]) == ("ok", "mismatch")
+    looked = [i for i, e in enumerate(events) if e.kind == "analysis"][1:3]
+    for index, split in zip(looked, (right, twice), strict=True):
+        event = events[index]
+        verdict = dict(event.detail["verdict"]) | {"split": split}
+        events[index] = event.model_copy(update={"detail": event.detail | {"verdict": verdict}})
+
+    axis = _axis(figure_of(rollout, events), "canary share")
+
+    marks = [c for c in axis.collections if c.get_offsets().shape[0] == 2 and c.get_paths()]
+    served = [c for c in marks if sorted(c.get_offsets()[:, 1]) == [10.0, 20.0]]
+    assert len(served) == 1
+    colours = {tuple(round(v, 3) for v in rgba) for rgba in served[0].get_facecolors()}
+    assert len(colours) == 2  # the mismatch stands out from the right split
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert "served share" in legend and "served: split mismatch" in legend

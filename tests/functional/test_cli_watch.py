@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from orchestrator.analysis.split import check_split
 from orchestrator.cli.main import cli
 from orchestrator.cli.watch import event_line, follow, next_steps, render
 from orchestrator.models import (
@@ -419,3 +420,22 @@ def test_the_last_look_shows_its_segments_and_the_failing_one(three_stages):
 
     assert "segments: 1 fail, 1 inconclusive, 1 not judged (browser=other)" in screen
     assert why in screen
+
+
+def test_the_last_look_shows_the_served_split_against_the_weight(three_stages):
+    """GIVEN a look whose split check (the real check_split) found the edge serving twice
+    the weight WHEN rendered THEN the screen shows the mismatch with the served share and
+    the band the weight allows."""
+    rollout = _running(three_stages)
+    events = _events(rollout)
+    periods = [(2_000, 8_000)] * 4  # the canary served 20% where 10% was asked
+    split = check_split(periods, 0.10, 0.25, look=4, looks=10).as_dict()
+    assert split["outcome"] == "mismatch"
+    last = events[-1]
+    verdict = dict(last.detail["verdict"]) | {"split": split}
+    events[-1] = last.model_copy(update={"detail": last.detail | {"verdict": verdict}})
+
+    screen = _text(render(rollout, events, T0 + timedelta(seconds=470)), width=240)
+
+    assert "served split: mismatch" in screen
+    assert "canary served 20.00% of 40000 requests, weight 10.00% allows 7.50%-12.50%" in screen
