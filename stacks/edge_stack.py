@@ -66,7 +66,7 @@ class EdgeFunctions(Construct):
             # CloudFront associations take a numbered version; a code change publishes a new one.
             self.versions[trigger] = fn.current_version
         # A second viewer-request function, from the bundle that adds LaunchDarkly's SDK
-        # (656 KB zipped, ~0.4 s more cold start: `make bench`), only for the behaviours
+        # (657 KB zipped; ~0.12 s more cold start: `make bench`), only for the behaviours
         # whose rules route by flag; every other behaviour keeps the stdlib bundle.
         self.flag_viewer_request: lambda_.IVersion | None = None
         if flag_routing:
