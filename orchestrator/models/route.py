@@ -236,6 +236,12 @@ class FlagContext(Strict):
     key_from: str
     when_missing: Literal["fallback", "ip_ua"] = "fallback"
 
+    @field_validator("key_from")
+    @classmethod
+    def _a_key_source(cls, value: str) -> str:
+        _raise_on(edge_rules.key_from_problem(value))
+        return value
+
     @model_validator(mode="after")
     def _the_edge_reads_it(self) -> FlagContext:
         _raise_on(edge_rules.flag_context_problem(self.model_dump()))
