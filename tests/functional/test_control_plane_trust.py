@@ -398,3 +398,44 @@ def test_status_json_after_resume_reads_resumed(aws, lambda_context):
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout.splitlines()[0])
     assert shown["status"] == "RUNNING" and shown["reason"] == "resumed by cli:root"
+
+
+def test_cli_start_of_a_canary_of_the_stable_version_exits_2_naming_the_field(aws, tmp_path):
+    """GIVEN a plan file whose canary is the stable's version WHEN `rollout start` THEN exit
+    2 naming canary.version, and nothing is written (no lock taken)."""
+    plan = _plan()
+    plan["canary"]["version"] = plan["stable"]["version"]
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    before = _scan(aws["store"])
+    result = CliRunner().invoke(cli, ["start", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "canary.version" in result.output
+    assert _scan(aws["store"]) == before
+
+
+@pytest.mark.parametrize(("bake", "seconds"), [("1h30m", 5400), ("2m30s", 150), ("1h", 3600)])
+def test_a_plan_takes_compound_durations(bake, seconds):
+    """GIVEN a stage bake like 1h30m WHEN the plan is read THEN it is whole seconds."""
+    from orchestrator.plans import parse_plan
+
+    plan = _plan()
+    plan["stages"][0].update(bake=bake, interval="30s")
+    plan["analysis"]["initial_delay"] = 0
+    assert parse_plan(yaml.safe_dump(plan)).stages[0].bake == seconds
+
+
+@pytest.mark.parametrize(
+    ("bake", "words"),
+    [("1m1h", "largest first"), ("1h30", "needs a unit"), ("90 minutes", "unknown unit")],
+)
+def test_a_bad_duration_names_the_field_and_the_rule(bake, words):
+    """GIVEN a malformed bake WHEN the plan is read THEN the problem names stages.0.bake and
+    says what is wrong with the spelling."""
+    from orchestrator.plans import InvalidPlan, parse_plan
+
+    plan = _plan()
+    plan["stages"][0]["bake"] = bake
+    with pytest.raises(InvalidPlan) as refused:
+        parse_plan(yaml.safe_dump(plan))
+    assert [(f, m) for f, m in refused.value.problems if f == "stages.0.bake" and words in m]
