@@ -69,7 +69,20 @@ def actor() -> str:
     description="With an `Idempotency-Key`, a repeated request with the same plan answers "
     "the first rollout (201, as it is now) and starts nothing; the same key with another "
     "plan is refused (422 naming `Idempotency-Key`). Keys are kept for 24 hours.",
-    responses=documented(RolloutView, 400, 409, 413, ok_status=201, links=CREATED_LINKS),
+    responses=documented(
+        RolloutView,
+        400,
+        409,
+        413,
+        ok_status=201,
+        links=CREATED_LINKS,
+        headers={
+            "Location": {
+                "description": "the rollout's own path, /rollouts/{rollout_id}",
+                "schema": {"type": "string"},
+            }
+        },
+    ),
 )
 def post_rollout(
     plan: Annotated[RolloutPlan, Body(embed=False, openapi_examples=examples.PLAN_EXAMPLES)],

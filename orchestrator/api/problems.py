@@ -33,6 +33,7 @@ def documented(
     *statuses: int,
     ok_status: int = 200,
     links: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries for a route: its success body (with ``links`` to what may follow)
     and the problems it can answer with (422 always). Powertools documents only 200 and
@@ -43,6 +44,8 @@ def documented(
     }
     if links:
         success["links"] = links
+    if headers:
+        success["headers"] = headers
     responses: dict[int, OpenAPIResponse] = {ok_status: success}
     for status in sorted({*statuses, 422}):
         responses[status] = {

@@ -102,3 +102,8 @@ def test_the_plan_example_is_the_walkthrough_plan():
     assert RolloutPlan.model_validate(PLAN) == RolloutPlan.model_validate(walkthrough)
     example = START["requestBody"]["content"]["application/json"]["examples"]["walkthrough"]
     assert example["value"] == PLAN
+
+
+def test_a_start_documents_the_location_it_answers():
+    """POST /rollouts answers 201 with a Location header, and the document says so."""
+    assert "Location" in START["responses"]["201"]["headers"]
