@@ -25,7 +25,7 @@ import json
 import threading
 from typing import Any
 
-from edge import assign, log
+from edge import actions, assign, log
 from edge.rules import Matcher, RuleCache, find_variant
 
 FLAGS_PARTITION = "edgeshift:flags"
@@ -126,19 +126,19 @@ def context_key(request: dict[str, Any], context: dict[str, Any]) -> str | None:
     """The viewer's context key as the rule's ``key_from`` says; None when the viewer lacks
     it and the rule says ``when_missing: fallback``."""
     key_from = context["key_from"]
+    headers = request.get("headers")
     if key_from != "ip_ua":
         source, _, name = key_from.partition(":")
-        headers = request.get("headers")
         if source == "cookie":
             found = assign.cookie_value(headers, name)
         else:
-            values = headers.get(name.lower()) if isinstance(headers, dict) else None
-            found = values[0].get("value") if values and isinstance(values[0], dict) else None
+            found = actions.first_header(headers, name.lower())
         if isinstance(found, str) and 0 < len(found) <= assign.MAX_KEY_CHARS:
             return found
         if context.get("when_missing", "fallback") != "ip_ua":
             return None
-    return assign.viewer_key(request)
+    # As assign.viewer_key, but for any request shape.
+    return f"{request.get('clientIp') or ''}|{actions.first_header(headers, 'user-agent')}"
 
 
 def attributes_of(segment: str) -> dict[str, str]:

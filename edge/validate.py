@@ -422,12 +422,12 @@ def _assignment_of(item: dict[str, Any]) -> str | None:
         else []
     )
     problem = assignment_problem(assignment, names)
-    if problem is None:
-        return None
-    # "flag: why" becomes "assignment.flag: why", naming the field's path.
-    return (
-        f"assignment.{problem}" if problem.split(" ")[0].endswith(":") else f"assignment: {problem}"
-    )
+    return None if problem is None else _nested("assignment", problem)
+
+
+def _nested(field: str, problem: str) -> str:
+    """``flag: why`` inside ``assignment`` is ``assignment.flag: why``, naming the path."""
+    return f"{field}.{problem}" if problem.split(" ")[0].endswith(":") else f"{field}: {problem}"
 
 
 def key_from_problem(value: Any) -> str | None:
@@ -485,14 +485,15 @@ def assignment_problem(value: Any, variant_names: list[Any]) -> str | None:
     unknown = sorted(str(k) for k in value if k not in ASSIGNMENT_FIELDS)
     if unknown:
         return f"{unknown[0]}: unknown field (known: {', '.join(sorted(ASSIGNMENT_FIELDS))})"
-    if value.get("provider") not in FLAG_PROVIDERS:
+    provider = value.get("provider")
+    if not isinstance(provider, str) or provider not in FLAG_PROVIDERS:
         return f"provider: must be one of {', '.join(sorted(FLAG_PROVIDERS))}"
     problem = flag_key_problem(value.get("flag"))
     if problem is not None:
         return f"flag: {problem}"
     problem = flag_context_problem(value.get("context"))
     if problem is not None:
-        return f"context.{problem}"
+        return _nested("context", problem)
     known = ", ".join(str(n) for n in variant_names)
     variations = value.get("variations")
     if not isinstance(variations, dict) or not 1 <= len(variations) <= MAX_VARIATIONS:
