@@ -140,6 +140,7 @@ def run_flag_scenario(
     stack: LocalStack, scenario: FlagScenario, emit: Callable[[str], None]
 ) -> dict[str, Any]:
     from edge import flags as edge_flags
+    from edge import rules as edge_rules
     from edge.flags import value_key
     from orchestrator.flags import FlagStore, load_file
 
@@ -148,7 +149,6 @@ def run_flag_scenario(
     synced = FlagStore(stack.client("dynamodb")).sync(
         data, actor="demo", source=f"file {scenario.flag_file.name}"
     )
-    edge_flags.reset_default_cache()  # this stack's table, not an earlier one's
     emit(
         f"[{scenario.name}] flag data synced from {scenario.flag_file.name}: "
         f"{len(synced.written)} written, {synced.unchanged} unchanged"
@@ -162,6 +162,10 @@ def run_flag_scenario(
         stack.store().put_route(
             route, expected_revision=existing.revision if existing else None, actor="demo"
         )
+        # Fresh edge caches, as in a new container: an earlier run's route (its origins are
+        # gone) or flag data must not be served for a TTL.
+        edge_rules.reset_default_cache()
+        edge_flags.reset_default_cache()
         viewers = population(scenario.users)
         served = _serve_all(edge.port, scenario.host, viewers)
     finally:
