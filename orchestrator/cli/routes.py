@@ -145,6 +145,8 @@ def get_routes(target: Target, host: str, as_json: bool) -> None:
     for rule in rules:
         owner = f", rollout {rule.rollout_id}" if rule.rollout_id else ""
         click.echo(f"{rule.host} {rule.path_rule}  (revision {rule.revision}{owner})")
+        if (flag := rule.assignment) is not None:  # the flag chooses; the weights are unused
+            click.echo(f"  routed by flag {flag.flag}: {flag.variations}, else {flag.fallback}")
         for variant in rule.variants:
             actions = ", ".join(name for name, value in variant.actions if value is not None)
             click.echo(
