@@ -62,3 +62,16 @@ def test_a_rule_the_data_serves_is_written(store: Store, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     (rule,) = store.get_routes("shop.example.com")
     assert rule.assignment is not None and rule.assignment.flag == "new-checkout"
+
+
+def test_routes_get_says_the_flag_chooses(store: Store, tmp_path: Path) -> None:
+    """GIVEN a written flag-routed rule WHEN shown THEN the flag, its mapping and fallback."""
+    assert CliRunner().invoke(cli, ["flags", "sync", "--from-file", str(EXAMPLE)]).exit_code == 0
+    assert _put(tmp_path).exit_code == 0
+
+    shown = CliRunner().invoke(cli, ["routes", "get", "shop.example.com"])
+
+    assert shown.exit_code == 0
+    assert "routed by flag new-checkout: {'true': 'canary', 'false': 'stable'}, else stable" in (
+        shown.output
+    )
