@@ -33,9 +33,11 @@ bench: $(VENV)/.dev-installed
 reliability: $(VENV)/.dev-installed
 	$(BIN)/python tests/reliability/matrix.py
 
-# The Lambda@Edge zips the edge stack deploys (stdlib code and its config only).
+# The Lambda@Edge zips the edge stack deploys: edge.zip (stdlib code and its config) for
+# every behaviour, edge-flags.zip (the same plus LaunchDarkly's SDK) for flag-routed ones.
 edge-bundle: $(VENV)/.dev-installed
 	$(BIN)/python -m stacks.bundle --out cdk.out/edge-bundle
+	$(BIN)/python -m stacks.bundle --out cdk.out/edge-bundle-flags --flags
 
 # CloudFormation templates in cdk.out/, offline and without AWS credentials.
 synth: $(VENV)/.dev-installed

@@ -52,7 +52,7 @@ VENDORED = (
 POWERTOOLS_PARAMETER = "/aws/service/powertools/python/x86_64/python3.12/{version}"
 
 # Left out of the task zip: the embedded local stack (moto, HTTP servers) and build litter.
-_NOT_DEPLOYED = ("local", "__pycache__", "*.pyc", ".*")
+_NOT_DEPLOYED = ("local", "dashboard", "__pycache__", "*.pyc", ".*")  # runs on a laptop only
 # Never pulled: the local bundlers below always succeed, but CDK requires an image.
 _UNUSED_IMAGE = DockerImage.from_registry("public.ecr.aws/docker/library/busybox")
 
