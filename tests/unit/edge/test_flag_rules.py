@@ -249,3 +249,55 @@ def test_the_flag_read_shares_the_requests_table_deadline(
     fresh = flags.FlagCache(ttl_seconds=5, deadline_seconds=0.25)
     assert _decide(fresh, now=time.monotonic()) == "stable"  # read, found no flags
     assert calls == ["call"]
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        pytest.param({"path_rule": "flag:other", "data": json.dumps({"key": "other"})}, id="flag"),
+        pytest.param(
+            {"path_rule": "segment:s", "data": json.dumps({"key": "s", "rules": 5})}, id="segment"
+        ),
+    ],
+)
+def test_one_undecodable_item_does_not_take_the_other_flags_down(
+    junk: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a good flag beside an item the SDK cannot decode (a flag without its version, a
+    segment whose rules are a number) WHEN a viewer asks for the good flag's rule THEN the
+    good flag decides (canary), and the bad item is named in a warning line."""
+    flags._last_logged.clear()
+    cache = flags.FlagCache(lambda p: [*_items(), junk], ttl_seconds=5)
+
+    assert _decide(cache) == "canary"
+    assert junk["path_rule"].partition(":")[2] in capsys.readouterr().out
+
+
+def test_a_rule_whose_flag_the_sdk_rejected_falls_back_naming_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN the rule's own flag undecodable (rules is a number) WHEN a viewer asks THEN the
+    fallback, and the warning carries the SDK's reason."""
+    flags._last_logged.clear()
+    cache = flags.FlagCache(lambda p: _items({**FLAG, "rules": 5}), ttl_seconds=5)
+
+    assert _decide(cache) == "stable"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    fallback = [line for line in lines if line["message"] == "flag-routed rule served its fallback"]
+    assert len(fallback) == 1
+    assert '"rules"' in fallback[0]["error"]
+
+
+def test_changed_flag_data_is_evaluated_after_the_next_read() -> None:
+    """GIVEN flag data serving true WHEN a sync turns the flag off (version bump) and the
+    cache reads again after its TTL THEN the next request is evaluated on the new data;
+    reverting brings the first value back (no request sees another's data)."""
+    answers = [_items(), _items({**FLAG, "version": 2, "on": False}), _items()]
+    cache = flags.FlagCache(lambda p: answers[0], ttl_seconds=5)
+
+    assert _decide(cache, now=0.0) == "canary"
+    answers.pop(0)
+    assert _decide(cache, now=1.0) == "canary"  # within the TTL: the data read at 0
+    assert _decide(cache, now=10.0) == "stable"
+    answers.pop(0)
+    assert _decide(cache, now=20.0) == "canary"
