@@ -5,8 +5,10 @@ One item per flag (``flag:<key>``) and per segment (``segment:<key>``) under the
 keeps DynamoDB from turning numbers into decimals and dropping empty strings), with a
 ``revision`` that every write checks: created only if absent, replaced or deleted only at
 the revision read. Each change carries an audit event in the rollouts table
-(``FLAGS#<item>``, ``EVENT#<revision>``) in the same transaction. Unchanged items are not
-written, so a scheduled sync that finds nothing new writes nothing.
+(``FLAGS#<item>``, ``EVENT#<time>#<revision>``) in the same transaction: an item deleted and
+created again starts over at revision 1, so the revision alone would collide with the first
+item's events. Unchanged items are not written, so a scheduled sync that finds nothing new
+writes nothing.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class FlagStore:
             }
         audit = {
             "pk": f"FLAGS#{name}",
-            "sk": f"EVENT#{revision:08d}",
+            "sk": f"EVENT#{now}#{revision:08d}",
             "kind": "flag_event",
             "actor": actor,
             "reason": f"{'deleted' if item is None else 'synced'} from {source}",

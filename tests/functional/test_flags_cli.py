@@ -189,3 +189,23 @@ def test_list_without_flag_data_says_rules_fall_back(store: Store) -> None:
 
     assert result.exit_code == 0
     assert "no flag data" in result.output
+
+
+def test_a_flag_deleted_then_added_again_syncs(store: Store, tmp_path: Path) -> None:
+    """GIVEN a flag synced, then a file without it (the flag deleted) WHEN a file with it
+    again is synced THEN exit 0 and the flag is stored once more, with one audit event per
+    change (created, deleted, created): the re-created item's first revision must not
+    collide with the first item's audit event."""
+    one = tmp_path / "one.json"
+    other = tmp_path / "other.json"
+    one.write_text(json.dumps({"flagValues": {"new-checkout": True}}))
+    other.write_text(json.dumps({"flagValues": {"other": True}}))
+
+    assert _sync(one).exit_code == 0
+    assert _sync(other).exit_code == 0
+    result = _sync(one)
+
+    assert result.exit_code == 0, result.output
+    assert [i["path_rule"] for i in _flag_items(store)] == ["flag:new-checkout"]
+    events = [i for i in _audit(store) if i["pk"]["S"] == "FLAGS#flag:new-checkout"]
+    assert sorted(e["reason"]["S"].split()[0] for e in events) == ["deleted", "synced", "synced"]
