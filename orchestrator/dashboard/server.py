@@ -10,8 +10,8 @@ forwards the page's calls to the API:
   sent; the API decides and its problem+json comes back untouched.
 
 Nothing else is forwarded: the page cannot reach ``PUT /routes`` or start rollouts through
-the dashboard. Requests naming another host than the dashboard's own address, and POSTs
-from another origin, are refused before the API is asked.
+the dashboard. Requests naming another host than the dashboard's own address, POSTs from
+another origin, and POSTs that are not JSON are refused before the API is asked.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from .views import rollout_page
 MAX_BODY = 16 * 1024  # a reason is at most a few hundred characters
 _ID = r"r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
 _VIEW = re.compile(rf"^/view/rollouts/({_ID})$")
+_ANY_VIEW = re.compile(r"^/view/rollouts/([^/]*)$")
+_ID_EXAMPLE = "r-20261202T120000Z-1a2b3c4d"
 _STEER = re.compile(rf"^/api/rollouts/({_ID})/(pause|resume|abort|promote)$")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -44,6 +46,13 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+def _length(header: str | None) -> int | None:
+    """Content-Length as a size; None when it is not one (a negative or a word)."""
+    if header is None or header.strip() == "":
+        return 0
+    return int(header) if re.fullmatch(r"\s*[0-9]+\s*", header) else None
 
 
 def _static(name: str) -> bytes:
@@ -68,6 +77,12 @@ class DashboardServer(LoopbackServer):
             return self.upstream.call("GET", "/rollouts" + (f"?{query}" if query else ""))
         if match := _VIEW.match(path):
             return self.view(match.group(1))
+        if match := _ANY_VIEW.match(path):
+            return problem(
+                404,
+                "not-found",
+                f"no rollout {match.group(1)!r}: a rollout id looks like {_ID_EXAMPLE}",
+            )
         return problem(404, "not-found", f"the dashboard has no page {path}")
 
     def view(self, rollout_id: str) -> Answer:
@@ -94,11 +109,16 @@ class DashboardServer(LoopbackServer):
         if match is None:
             return problem(404, "not-found", f"the dashboard forwards no POST to {path}")
         rollout_id, verb = match.groups()
+        # JSON only: an HTML form on another site can send text/plain or form bodies without
+        # a CORS preflight, and this server signs with the user's credentials.
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return problem(
+                415,
+                "unsupported-media-type",
+                f"Content-Type: must be application/json (got {content_type!r})",
+            )
         return self.upstream.call(
-            "POST",
-            f"/rollouts/{quote(rollout_id)}/{verb}",
-            body,
-            {"Content-Type": content_type or "application/json"},
+            "POST", f"/rollouts/{quote(rollout_id)}/{verb}", body, {"Content-Type": content_type}
         )
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -115,15 +135,19 @@ class DashboardServer(LoopbackServer):
                 self._answer(dashboard.get(parts.path, parts.query))
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
+                length = _length(self.headers.get("content-length"))
                 refused = self._refusal(post=True)
-                if refused is None and length > MAX_BODY:
+                if refused is None and length is None:
+                    refused = problem(
+                        400, "bad-request", "Content-Length: must be a whole number of bytes"
+                    )
+                elif refused is None and length is not None and length > MAX_BODY:
                     refused = problem(413, "too-large", f"body over {MAX_BODY} bytes")
                 if refused is not None:
                     self.close_connection = True  # the body is left unread
                     self._answer(refused)
                     return
-                body = self.rfile.read(length)
+                body = self.rfile.read(length or 0)
                 kind = self.headers.get("content-type") or ""
                 self._answer(dashboard.post(urlsplit(self.path).path, body, kind))
 
@@ -137,6 +161,10 @@ class DashboardServer(LoopbackServer):
                     return problem(403, "forbidden", f"the dashboard answers no host {host!r}")
                 origin = self.headers.get("origin")
                 if post and origin is not None and origin != f"http://{host}":
+                    return problem(403, "forbidden", "cross-origin requests are refused")
+                # Where Origin was stripped, the fetch metadata still says where it came from.
+                site = self.headers.get("sec-fetch-site")
+                if post and site not in (None, "same-origin", "none"):
                     return problem(403, "forbidden", "cross-origin requests are refused")
                 return None
 

@@ -8,6 +8,7 @@ every method and no credential ever reaches the page.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -88,6 +89,12 @@ class Upstream:
         if self.signer is not None:
             sent = self.signer(method, url, body, sent)
         request = urllib.request.Request(url, data=body, method=method, headers=sent)
+        try:
+            return self._send(request)
+        except (http.client.InvalidURL, ValueError) as exc:  # e.g. a control character in the query
+            return problem(400, "bad-request", f"cannot send this request to the API: {exc}")
+
+    def _send(self, request: urllib.request.Request) -> Answer:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                 return Answer(

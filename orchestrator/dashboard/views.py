@@ -15,7 +15,10 @@ from typing import Any
 from orchestrator.cli.evidence import Look, looks, metric_names
 from orchestrator.models import AuditEvent, RolloutStatus
 
-HISTORY_LOOKS = 40  # the verdict history shows this many latest looks
+HISTORY_LOOKS = 40  # the verdict history and the split's trend show this many latest looks
+# The audit trail shows this many latest events: a long rollout has thousands (a look a
+# minute for a day), and the page is polled every second. `rollout history` has them all.
+AUDIT_ROWS = 200
 _S = RolloutStatus
 # What a person can ask for in each status (the API decides; this only picks the buttons
 # the page offers first).
@@ -45,8 +48,9 @@ def rollout_page(
         "bake": bake(rollout, trail, now),
         "metrics": metrics(all_looks),
         "verdicts": [_verdict(look) for look in all_looks[-HISTORY_LOOKS:]],
-        "split": split(trail),
-        "audit": [_audit(event) for event in reversed(trail)],
+        "split": split(trail)[-HISTORY_LOOKS:],
+        "audit": [_audit(event) for event in reversed(trail[-AUDIT_ROWS:])],
+        "audit_total": len(trail),
         "offered": list(offered),
     }
 

@@ -304,3 +304,99 @@ def test_a_port_in_use_is_refused_naming_the_option():
         result = CliRunner().invoke(cli, ["dashboard", "--port", str(port)])
     assert result.exit_code == 2, result.output
     assert f"--port: cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def _raw(dashboard: DashboardServer, request: bytes) -> bytes:
+    """What the dashboard answers to bytes sent as they are (no client to tidy them)."""
+    with socket.create_connection(("127.0.0.1", dashboard.port), timeout=10) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("length", ["abc", "-5"])
+def test_a_post_with_a_bad_content_length_is_a_400_naming_it(dashboard, api, length):
+    """GIVEN a POST whose Content-Length is not a size WHEN sent THEN 400 problem+json
+    naming the header (not a dropped connection), and the API is not asked."""
+    rid = api.view["rollout_id"]
+    answer = _raw(dashboard, (
+        f"POST /api/rollouts/{rid}/pause HTTP/1.1\r\nHost: 127.0.0.1:{dashboard.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{}}"
+    ).encode())  # fmt: skip
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert b"application/problem+json" in head
+    assert "Content-Length" in json.loads(body)["detail"]
+    assert api.arrivals == []
+
+
+def test_a_query_the_api_cannot_be_sent_is_a_400(dashboard, api):
+    """GIVEN a list query holding a control character WHEN listed THEN 400 problem+json,
+    not a dropped connection."""
+    answer = _raw(dashboard, (
+        f"GET /api/rollouts?host=a\x01b HTTP/1.1\r\nHost: 127.0.0.1:{dashboard.port}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode())  # fmt: skip
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert json.loads(body)["status"] == 400
+    assert api.arrivals == []
+
+
+def test_a_cross_site_post_without_origin_is_refused(dashboard, api):
+    """GIVEN a browser's cross-site POST whose Origin was stripped (it still says where it
+    came from in Sec-Fetch-Site) WHEN sent THEN 403, nothing reaches the API."""
+    url = f"{dashboard.url}/api/rollouts/{api.view['rollout_id']}/abort"
+    status, _, body = _call(url, b'{"reason": "x"}', {
+        "Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    assert status == 403
+    assert json.loads(body)["detail"] == "cross-origin requests are refused"
+    assert api.arrivals == []
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_steering_post_that_is_not_json_is_refused(dashboard, api, kind):
+    """GIVEN a steering POST that an HTML form could send (no CORS preflight) WHEN sent
+    THEN 415 problem+json naming Content-Type, and the API is not asked."""
+    url = f"{dashboard.url}/api/rollouts/{api.view['rollout_id']}/abort"
+    request = urllib.request.Request(url, data=b'{"reason": "x"}', method="POST")
+    request.add_header("Content-Type", kind)
+    try:
+        urllib.request.urlopen(request, timeout=10)
+        raise AssertionError("accepted")
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, json.loads(exc.read())
+    assert status == 415
+    assert "Content-Type" in body["detail"] and "application/json" in body["detail"]
+    assert api.arrivals == []
+
+
+def test_a_malformed_rollout_id_is_a_404_saying_what_an_id_looks_like(dashboard, api):
+    """GIVEN a page address with something that is no rollout id WHEN viewed THEN 404
+    naming it and the id's form (not "no page /view/..."), the API not asked."""
+    status, _, body = _call(f"{dashboard.url}/view/rollouts/nope")
+    assert status == 404
+    assert json.loads(body)["detail"] == (
+        "no rollout 'nope': a rollout id looks like r-20261202T120000Z-1a2b3c4d"
+    )
+    assert api.arrivals == []
+
+
+def test_a_long_trail_sends_the_page_only_what_it_draws(api):
+    """GIVEN a rollout with thousands of looks WHEN read for the page THEN the audit trail
+    holds the latest AUDIT_ROWS events with the total, and the split its latest looks, so
+    each poll stays small."""
+    from orchestrator.dashboard.views import AUDIT_ROWS, HISTORY_LOOKS
+
+    looks = [e for e in api.events if e["kind"] == "analysis"]
+    events = list(api.events)
+    for seq in range(len(events) + 1, 3001):
+        events.append({**looks[-1], "seq": seq})
+    page = rollout_page(api.view, events, T0)
+    assert [e["seq"] for e in page["audit"]] == list(range(3000, 3000 - AUDIT_ROWS, -1))
+    assert page["audit_total"] == 3000
+    assert [c["seq"] for c in page["split"]] == list(range(3001 - HISTORY_LOOKS, 3001))
+    assert len(json.dumps(page)) < 200_000
