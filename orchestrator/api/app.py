@@ -25,7 +25,7 @@ from orchestrator.service import (
 from orchestrator.store import NotFoundError, Store, StoreError, TargetLockedError
 
 from . import examples
-from .links import CREATED_LINKS, OPERATION_IDS
+from .links import CREATED_LINKS, OPERATION_IDS, WRITTEN_LINKS
 from .problems import documented, field_errors, location, problem
 from .schemas import (
     HOST_PATTERN,
@@ -222,7 +222,7 @@ def get_routes(host: HostName) -> HostRules:
     "/routes/<host>",
     summary="Define or replace a host's rules (all or nothing)",
     operation_id=OPERATION_IDS["put_routes"],
-    responses=documented(HostRules, 400, 409, 413),
+    responses=documented(HostRules, 400, 409, 413, links=WRITTEN_LINKS),
 )
 def put_routes(
     host: HostName,

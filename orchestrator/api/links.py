@@ -1,5 +1,6 @@
 """OpenAPI links from a created rollout to what can be done with it next, so a client (or
-a stateful test) can follow create -> get, events, pause, resume, abort, promote."""
+a stateful test) can follow create -> get, events, pause, resume, abort, promote; and from
+a route write to the host's rules as the edge reads them."""
 
 from __future__ import annotations
 
@@ -35,4 +36,11 @@ CREATED_LINKS: dict[str, Any] = {
         "description": f"the created rollout's {verb} operation, by its rollout_id",
     }
     for name, verb in _FOLLOWS.items()
+}
+WRITTEN_LINKS: dict[str, Any] = {
+    "GetRoutes": {
+        "operationId": OPERATION_IDS["get_routes"],
+        "parameters": {"host": "$request.path.host"},
+        "description": "the host's rules after the write",
+    }
 }
