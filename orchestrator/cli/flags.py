@@ -4,11 +4,12 @@ The file is in the LaunchDarkly SDK's file-data-source format (``flags``, ``segm
 ``flagValues``; JSON or YAML) and is read by the SDK's own file data source, so a file the
 SDK would reject is refused here with its reason (exit 2). Unknown flag or segment fields
 are refused too, and so is data that cannot serve the flag-routed rules already stored: a
-rule whose flag is missing, or whose ``variations`` maps a value the flag cannot take.
-Nothing is written then. Otherwise every changed flag and segment is written with a
-conditional write and an audit event, and items no longer in the file are deleted
-(``--keep-missing`` keeps them). For the local stack and for CI without an SDK key; in AWS
-the scheduled sync function (``orchestrator.flags.sync``) does the same from LaunchDarkly.
+rule whose flag is missing, or whose ``variations`` maps a value the flag cannot take, and
+so is a flag or segment too big for one table item (400 KB). Nothing is written then.
+Otherwise every changed flag and segment is written with a conditional write and an audit
+event, and items no longer in the file are deleted (``--keep-missing`` keeps them). For the
+local stack and for CI without an SDK key; in AWS the scheduled sync function
+(``orchestrator.flags.sync``) does the same from LaunchDarkly.
 """
 
 from __future__ import annotations
@@ -50,12 +51,16 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
         StaleFlagError,
         load_file,
         rule_problems,
+        size_problems,
     )
 
     try:
         data = load_file(flags_file)
     except FlagDataError as exc:
         _fail(f"{flags_file}: {exc}", EXIT_INVALID)
+    too_big = size_problems(data)
+    if too_big:
+        _fail(f"{flags_file}:\n  " + "\n  ".join(too_big), EXIT_INVALID)
     store = FlagStore(target.client("dynamodb"))
     problems = rule_problems(store.flag_routed_rules(), data)
     if problems:

@@ -2,7 +2,7 @@
 use it, and written where the edge reads it (``edge.flags``); ``sync`` is the scheduled
 Lambda that takes it from LaunchDarkly."""
 
-from .data import FlagData, FlagDataError, load_file, rule_problems
+from .data import FlagData, FlagDataError, load_file, rule_problems, size_problems
 from .store import FlagStore, StaleFlagError, SyncResult
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "SyncResult",
     "load_file",
     "rule_problems",
+    "size_problems",
 ]

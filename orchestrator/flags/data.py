@@ -34,6 +34,10 @@ SEGMENT_FIELDS = frozenset(
     }
 )  # fmt: skip
 TOP_LEVEL = frozenset({"flags", "segments", "flagValues"})
+# DynamoDB holds at most 400 KB in an item (names and values); each flag's JSON is stored
+# in one, beside its key and a few small attributes (``orchestrator.flags.store``).
+MAX_ITEM_BYTES = 400 * 1024
+ITEM_OVERHEAD_BYTES = 4096
 
 
 class FlagDataError(ValueError):
@@ -124,6 +128,24 @@ def _check_fields(path: Path) -> None:
                 raise FlagDataError(f"{section}.{key}.{extra[0]}: unknown field")
             if item.get("key", key) != key:
                 raise FlagDataError(f"{section}.{key}.key: is {item['key']!r}, not {key!r}")
+
+
+def size_problems(data: FlagData) -> list[str]:
+    """Flags and segments whose stored JSON is too big for one table item, naming each:
+    refused before anything is written, not by the table half-way through a sync."""
+    from .store import encode
+
+    problems: list[str] = []
+    for section, items in (("flags", data.flags), ("segments", data.segments)):
+        for key, item in sorted(items.items()):
+            size = len(encode(item).encode())
+            if size > MAX_ITEM_BYTES - ITEM_OVERHEAD_BYTES:
+                problems.append(
+                    f"{section}.{key}: {size // 1024} KB as stored, over the "
+                    f"{MAX_ITEM_BYTES // 1024} KB a table item holds (split its target lists "
+                    "into segments)"
+                )
+    return problems
 
 
 def rule_problems(rules: list[Any], data: FlagData) -> list[str]:

@@ -25,13 +25,14 @@ from orchestrator.models import utcnow
 from orchestrator.store import codec
 from orchestrator.store.tables import TableNames
 
-from .data import FlagData, rule_problems
+from .data import FlagData, FlagDataError, rule_problems, size_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# A transaction holds at most 100 items: 50 changes, each with its audit event.
+# A transaction holds at most 100 items (50 changes, each with its audit event) and 4 MB.
 _CHANGES_PER_TRANSACTION = 50
+_BYTES_PER_TRANSACTION = 3_500_000
 
 
 class StaleFlagError(RuntimeError):
@@ -115,7 +116,11 @@ class FlagStore:
 
     def sync(self, data: FlagData, *, actor: str, source: str, prune: bool = True) -> SyncResult:
         """Make the stored flag data equal ``data``; items no longer in it are deleted
-        when ``prune``. Raises ``StaleFlagError`` if another writer got there first."""
+        when ``prune``. Raises ``StaleFlagError`` if another writer got there first, and
+        ``FlagDataError`` (before writing anything) for an item too big for the table."""
+        too_big = size_problems(data)
+        if too_big:
+            raise FlagDataError("; ".join(too_big))
         wanted = {FLAG_PREFIX + k: v for k, v in data.flags.items()}
         wanted |= {SEGMENT_PREFIX + k: v for k, v in data.segments.items()}
         stored = self.stored()
@@ -129,8 +134,7 @@ class FlagStore:
             changes += [
                 (name, None, old) for name, old in sorted(stored.items()) if name not in wanted
             ]
-        for start in range(0, len(changes), _CHANGES_PER_TRANSACTION):
-            batch = changes[start : start + _CHANGES_PER_TRANSACTION]
+        for batch in _batches(changes):
             ops = [op for change in batch for op in self._ops(*change, actor, source, now)]
             try:
                 self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
@@ -208,3 +212,23 @@ class FlagStore:
                 }
             },
         ]
+
+
+def _batches(
+    changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+) -> list[list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]]:
+    """The changes in transactions within DynamoDB's item count and size limits (each change
+    writes its JSON twice: the item and its audit event)."""
+    batches: list[list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]] = [[]]
+    size = 0
+    for change in changes:
+        cost = 2 * len(encode(change[1]).encode()) + 2048 if change[1] is not None else 2048
+        batch = batches[-1]
+        if batch and (
+            len(batch) == _CHANGES_PER_TRANSACTION or size + cost > _BYTES_PER_TRANSACTION
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(change)
+        size += cost
+    return [batch for batch in batches if batch]

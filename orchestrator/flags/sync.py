@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 
-from .data import FlagData, rule_problems
+from .data import FlagData, rule_problems, size_problems
 from .store import FlagStore
 
 SDK_KEY_SECRET_ENV = "EDGESHIFT_LAUNCHDARKLY_SDK_KEY_SECRET"
@@ -30,7 +30,8 @@ logger = Logger(service="edgeshift-flags")
 
 
 class FlagSyncRefused(RuntimeError):
-    """LaunchDarkly's data cannot serve the stored flag-routed rules; nothing was written."""
+    """LaunchDarkly's data cannot serve the stored flag-routed rules, or holds a flag too big
+    for a table item; nothing was written."""
 
 
 def fetch(sdk_key: str, *, start_wait: float = START_WAIT_SECONDS, **config: Any) -> FlagData:
@@ -62,7 +63,7 @@ def fetch(sdk_key: str, *, start_wait: float = START_WAIT_SECONDS, **config: Any
 
 def sync_once(store: FlagStore, data: FlagData, *, source: str) -> dict[str, Any]:
     """Check ``data`` against the flag-routed rules, then write what changed."""
-    problems = rule_problems(store.flag_routed_rules(), data)
+    problems = size_problems(data) + rule_problems(store.flag_routed_rules(), data)
     if problems:
         raise FlagSyncRefused("; ".join(problems))
     result = store.sync(data, actor="flag-sync", source=source)

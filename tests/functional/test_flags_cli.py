@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from edge import flags
@@ -209,3 +210,60 @@ def test_a_flag_deleted_then_added_again_syncs(store: Store, tmp_path: Path) -> 
     assert [i["path_rule"] for i in _flag_items(store)] == ["flag:new-checkout"]
     events = [i for i in _audit(store) if i["pk"]["S"] == "FLAGS#flag:new-checkout"]
     assert sorted(e["reason"]["S"].split()[0] for e in events) == ["deleted", "synced", "synced"]
+
+
+def test_a_flag_too_big_for_a_table_item_is_refused_before_anything_is_written(
+    store: Store, tmp_path: Path
+) -> None:
+    """GIVEN 60 small flags and one whose target list is over DynamoDB's 400 KB item limit
+    (sorted last, so it would fall in the second transaction) WHEN synced THEN exit 2
+    naming that flag and the limit, and none of the others written either."""
+    small = {f"flag-{i:02d}": True for i in range(60)}
+    big = {
+        "key": "zz-big",
+        "version": 1,
+        "on": True,
+        "variations": [True, False],
+        "targets": [{"variation": 0, "values": [f"user-{i:06d}-abcdefgh" for i in range(30_000)]}],
+        "fallthrough": {"variation": 1},
+    }
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"flags": {"zz-big": big}, "flagValues": small}))
+
+    result = _sync(path)
+
+    assert result.exit_code == 2, result.output
+    assert "flags.zz-big" in result.output and "400 KB" in result.output
+    assert _flag_items(store) == []
+    assert _audit(store) == []
+
+
+def test_big_flags_are_written_in_transactions_within_the_size_limit(store: Store) -> None:
+    """GIVEN twelve flags of about 250 KB each (6 MB with their audit events, over a
+    transaction's 4 MB) WHEN the store syncs them THEN all are written; and a flag over the
+    item limit is refused by the store itself, naming it, before any write."""
+    from orchestrator.flags import FlagData, FlagDataError, FlagStore
+    from orchestrator.flags.store import _batches
+
+    def flag(key: str, targets: int) -> dict[str, Any]:
+        values = [f"user-{i:06d}-abcdefgh" for i in range(targets)]
+        return {
+            "key": key,
+            "version": 1,
+            "on": True,
+            "variations": [True, False],
+            "targets": [{"variation": 0, "values": values}],
+            "fallthrough": {"variation": 1},
+        }
+
+    flag_store = FlagStore(store.client, store.tables)
+    data = FlagData(flags={f"f{i:02d}": flag(f"f{i:02d}", 12_000) for i in range(12)})
+    changes = [(f"flag:{k}", v, None) for k, v in data.flags.items()]
+    assert len(_batches(changes)) >= 2
+
+    result = flag_store.sync(data, actor="test", source="test")
+
+    assert len(result.written) == 12
+    with pytest.raises(FlagDataError, match=r"flags\.huge: .* over the 400 KB"):
+        flag_store.sync(FlagData(flags={"huge": flag("huge", 30_000)}), actor="t", source="t")
+    assert "flag:huge" not in flag_store.stored() and len(flag_store.stored()) == 12
