@@ -4,6 +4,9 @@
 
 const POLL_LIST_MS = 2000;
 const POLL_ROLLOUT_MS = 1000;
+// An ended rollout, or one the API does not know, changes seldom if ever: asked again now
+// and then, not every second (each poll reads its whole audit trail from the API).
+const POLL_SETTLED_MS = 30000;
 const STATUSES = ["PENDING", "RUNNING", "PAUSED", "AWAITING_APPROVAL", "PROMOTING",
   "PROMOTED", "ROLLING_BACK", "ROLLED_BACK", "FAILED"];
 const VERBS = {
@@ -87,13 +90,21 @@ function route() {
   if (match) showRollout(match[1]); else showList();
 }
 
+// fn may answer how long to wait before the next poll. A tab out of sight asks nothing.
+let wake = null; // the current poll's next tick, run at once when the tab is back in sight
 function poll(fn, ms) {
   const mine = generation;
+  let busy = false;
   const tick = async () => {
-    if (mine !== generation) return;
-    await fn(mine);
-    if (mine === generation) timer = setTimeout(tick, ms);
+    if (mine !== generation || busy) return;
+    clearTimeout(timer);
+    if (document.hidden) { timer = setTimeout(tick, ms); return; }
+    busy = true;
+    const wait = await fn(mine);
+    busy = false;
+    if (mine === generation) timer = setTimeout(tick, wait || ms);
   };
+  wake = tick;
   tick();
 }
 
@@ -213,7 +224,7 @@ async function loadRollout(id, mine) {
       $("#loading").hidden = false;
       $("#loading").innerHTML = `<div class="notice problem">${problemHtml("", await problemText(response))}</div>`;
       setLive(false, "API error");
-      return;
+      return response.status === 404 ? POLL_SETTLED_MS : POLL_ROLLOUT_MS;
     }
     const model = await response.json();
     if (mine !== generation) return;
@@ -222,6 +233,7 @@ async function loadRollout(id, mine) {
     drawRollout(model);
     const final = ["PROMOTED", "ROLLED_BACK", "FAILED"].includes(model.rollout.status);
     setLive(true, `${final ? "ended" : "live"} · updated ${clock(model.now)} UTC`);
+    return final ? POLL_SETTLED_MS : POLL_ROLLOUT_MS;
   } catch (error) {
     setLive(false, "dashboard server unreachable, retrying");
   }
@@ -472,8 +484,11 @@ function auditHtml(m) {
   const rows = m.audit.map((e) => `<tr class="${esc(e.kind)}" data-kind="${esc(e.kind)}">
     <td class="num muted">${esc(e.seq)}</td><td class="muted">${esc(clock(e.at))}</td>
     <td class="kind">${esc(e.kind)}</td><td>${esc(e.actor)}</td><td class="reason">${esc(e.reason)}</td></tr>`).join("");
+  const more = m.audit_total > m.audit.length
+    ? `<p id="audit-more" class="muted">the latest ${m.audit.length} of ${esc(m.audit_total)} events; rollout history ${esc(m.rollout.rollout_id)} lists them all</p>`
+    : "";
   return `<table class="audit" id="audit"><thead><tr><th class="num">#</th><th>time (UTC)</th><th>event</th>
-    <th>who</th><th>why</th></tr></thead><tbody>${rows}</tbody></table>`;
+    <th>who</th><th>why</th></tr></thead><tbody>${rows}</tbody></table>${more}`;
 }
 
 // -- steering ---------------------------------------------------------------------------------
@@ -535,5 +550,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#steer-form").addEventListener("submit", confirmSteer);
   $("#steer-cancel").addEventListener("click", () => { steering = null; $("#steer").close(); });
   window.addEventListener("hashchange", route);
+  // Back in sight: poll at once rather than at the end of a settled wait.
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && wake) wake(); });
   route();
 });
