@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from orchestrator.models import AuditEvent, Rollout, RouteRule, Variant, utcnow
+from orchestrator.models import AuditEvent, Rollout, RolloutStatus, RouteRule, Variant, utcnow
 
 from . import codec, lifecycle
 from .errors import (
@@ -119,9 +119,14 @@ class Store:
         reason: str = "",
     ) -> list[RouteRule]:
         """Write several rules all or nothing, each conditional on the revision it was read
-        at (None: must not exist yet) and on no rollout holding its target (the lock is
-        checked in the same transaction, so a rollout starting between a read and this
-        write wins), each with an audit event under ``ROUTE#host#rule``.
+        at (None: must not exist yet) and on no rollout holding its target, each with an
+        audit event under ``ROUTE#host#rule``.
+
+        The lock is checked in the same transaction, so a rollout starting between a read
+        and this write wins. One holder does not keep a person out: a FAILED rollout, whose
+        rollback could not finish (it keeps the lock so nobody starts over a half-shifted
+        route, and runbooks/rollback-failed.md repairs the route before ``recover``); the
+        write is then conditional on that rollout still holding the lock and being FAILED.
 
         Raises ``TargetLockedError`` naming the rollout, or ``StaleRouteError``; nothing
         is written then."""
@@ -130,26 +135,21 @@ class Store:
                 f"rules: between 1 and {MAX_RULES_PER_WRITE} per write (DynamoDB's 100-item "
                 "transaction)"
             )
-        ops, stored = [], []
+        groups: list[list[dict[str, Any]]] = []
+        stored = []
         now = utcnow().isoformat()
         for rule, expected in rules:
             new = rule.model_copy(update={"revision": (expected or 0) + 1})
             if expected is None:
-                ops.append(
-                    self._put(
-                        codec.route_item(new),
-                        "attribute_not_exists(host)",
-                        table=self.tables.routes,
-                    )
+                write = self._put(
+                    codec.route_item(new), "attribute_not_exists(host)", table=self.tables.routes
                 )
             else:
-                ops.append(
-                    self._put(
-                        codec.route_item(new),
-                        "revision = :rev",
-                        codec.to_attributes({":rev": expected}),
-                        table=self.tables.routes,
-                    )
+                write = self._put(
+                    codec.route_item(new),
+                    "revision = :rev",
+                    codec.to_attributes({":rev": expected}),
+                    table=self.tables.routes,
                 )
             audit = codec.to_attributes(
                 {
@@ -162,40 +162,79 @@ class Store:
                     "doc": new.model_dump_json(),
                 }
             )
-            ops.append(self._put(audit, "attribute_not_exists(pk)"))
-            ops.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self.tables.rollouts,
-                        "Key": codec.lock_key(rule.host, rule.path_rule),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
+            groups.append(
+                [write, self._put(audit, "attribute_not_exists(pk)"), *self._unheld(rule)]
             )
             stored.append(new)
+        ops = [op for group in groups for op in group]
+        if len(ops) > 100:
+            raise ValueError("rules: too many for one DynamoDB transaction; write fewer at once")
         try:
             self.client.transact_write_items(TransactItems=ops)  # type: ignore[arg-type]
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 raise self._route_refusal(
                     [rule for rule, _ in rules],
+                    [len(group) for group in groups],
                     [r.get("Code") for r in exc.response.get("CancellationReasons", [])],
                 ) from exc
             raise
         return stored
 
-    def _route_refusal(self, rules: list[RouteRule], reasons: list[str | None]) -> StoreError:
+    def _unheld(self, rule: RouteRule) -> list[dict[str, Any]]:
+        """The conditions that keep a route write off a target an active rollout holds."""
+        lock = codec.lock_key(rule.host, rule.path_rule)
+        holder = self.lock_holder(rule.host, rule.path_rule)
+        if holder is None:
+            return [self._check(lock, "attribute_not_exists(pk)")]
+        if self.get_rollout(holder).status is not RolloutStatus.FAILED:
+            raise TargetLockedError(f"{rule.host} {rule.path_rule}", holder)
+        return [
+            self._check(lock, "rollout_id = :holder", {":holder": holder}),
+            self._check(
+                codec.rollout_key(holder),
+                "#status = :failed",
+                {":failed": RolloutStatus.FAILED.value},
+                {"#status": "status"},
+            ),
+        ]
+
+    def _check(
+        self,
+        key: dict[str, Any],
+        condition: str,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        check: dict[str, Any] = {
+            "TableName": self.tables.rollouts,
+            "Key": key,
+            "ConditionExpression": condition,
+        }
+        if values:
+            check["ExpressionAttributeValues"] = codec.to_attributes(values)
+        if names:
+            check["ExpressionAttributeNames"] = names
+        return {"ConditionCheck": check}
+
+    def _route_refusal(
+        self, rules: list[RouteRule], sizes: list[int], reasons: list[str | None]
+    ) -> StoreError:
         """Which rule's which condition failed: a held lock first (it says whom to wait
-        for), then a revision that moved on."""
+        for), then a revision that moved on. Each rule's items are its route, its audit
+        event, then the lock conditions."""
         failed = [code == "ConditionalCheckFailed" for code in reasons]
-        per_rule = [failed[3 * i : 3 * i + 3] for i in range(len(rules))]
-        for rule, checks in zip(rules, per_rule, strict=False):
-            if len(checks) == 3 and checks[2]:
+        per_rule, at = [], 0
+        for size in sizes:
+            per_rule.append(failed[at : at + size])
+            at += size
+        for rule, checks in zip(rules, per_rule, strict=True):
+            if any(checks[2:]):
                 holder = self.lock_holder(rule.host, rule.path_rule)
                 return TargetLockedError(f"{rule.host} {rule.path_rule}", holder)
         stale = [
             f"{rule.host} {rule.path_rule}"
-            for rule, checks in zip(rules, per_rule, strict=False)
+            for rule, checks in zip(rules, per_rule, strict=True)
             if checks and checks[0]
         ]
         return StaleRouteError(f"route changed since it was read: {', '.join(stale) or 'unknown'}")

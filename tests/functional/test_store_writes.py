@@ -309,6 +309,50 @@ def test_a_held_lock_refuses_the_whole_write_and_spares_other_targets(
     assert written[0].revision == 1
 
 
+def test_a_lock_taken_after_the_stores_own_read_still_refuses_the_write(
+    store: Store, plan: RolloutPlan, route: RouteRule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN the store's read of the lock found the target free (a rollout took it right
+    after) WHEN the route is written THEN the transaction's own check refuses it."""
+    created = store.put_route(route, expected_revision=None)
+    rollout = _start(store, plan)
+    real = Store.lock_holder
+    reads: list[str | None] = []
+
+    def free_at_first_read(self: Store, host: str, path_rule: str) -> str | None:
+        holder = real(self, host, path_rule) if reads else None
+        reads.append(holder)
+        return holder
+
+    monkeypatch.setattr(Store, "lock_holder", free_at_first_read)
+    before = _items(store, TABLES.routes)
+
+    with pytest.raises(TargetLockedError) as refused:
+        store.put_route(created.model_copy(update={"salt": "x"}), expected_revision=1)
+
+    assert refused.value.holder == rollout.rollout_id  # read again to name it
+    assert _items(store, TABLES.routes) == before
+
+
+def test_a_failed_rollouts_lock_lets_a_person_repair_the_route(
+    store: Store, plan: RolloutPlan, route: RouteRule
+) -> None:
+    """GIVEN a FAILED rollout (its rollback could not finish; it keeps the lock) WHEN a
+    person rewrites the route, as runbooks/rollback-failed.md says before recover THEN it
+    is written, and the lock stays with the FAILED rollout."""
+    from orchestrator.models import RolloutStatus
+
+    created = store.put_route(route, expected_revision=None)
+    rollout = _start(store, plan)
+    failed, event = _next(rollout, "failed", status=RolloutStatus.FAILED, reason="rollback failed")
+    store.commit(rollout, failed, event)  # no release_lock: FAILED keeps it
+
+    written = store.put_route(created, expected_revision=created.revision, reason="repair")
+
+    assert written.revision == created.revision + 1
+    assert store.lock_holder("shop.example.com", "default") == rollout.rollout_id
+
+
 def test_get_missing_route_is_none(store: Store) -> None:
     """GIVEN an empty routes table WHEN a route is read THEN None."""
     assert store.get_route("nothing.example.com") is None
