@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from urllib.parse import urlsplit
 
 import click
 
@@ -56,8 +57,15 @@ def dashboard(target: Target, port: int, api_url: str | None, local_api_port: in
         upstream = Upstream(f"http://127.0.0.1:{local_api_port}")
         where = f"the local stack's API at {upstream.base_url}"
     else:
-        if not api_url.startswith(("https://", "http://")):
-            click.echo(f"Error: --api-url: must start with https:// (got {api_url!r})", err=True)
+        scheme, _, rest = api_url.partition("://")
+        loopback = urlsplit(api_url).hostname in ("127.0.0.1", "localhost", "::1")
+        if not rest or scheme not in ("https", "http") or (scheme == "http" and not loopback):
+            # Signed calls and the rollouts they answer must not cross a network in clear.
+            click.echo(
+                "Error: --api-url: must start with https:// (plain http:// only to 127.0.0.1 "
+                f"or localhost; got {api_url!r})",
+                err=True,
+            )
             sys.exit(2)
         region = region_of(api_url) or target.region or _configured_region()
         if region is None:

@@ -239,3 +239,18 @@ def test_an_api_url_that_is_not_http_is_refused():
     result = CliRunner().invoke(cli, ["dashboard", "--api-url", "abc123.example.com"])
     assert result.exit_code == 2
     assert "--api-url: must start with https://" in result.output
+
+
+def test_plain_http_is_refused_for_an_api_beyond_this_machine(monkeypatch, tmp_path):
+    """GIVEN --api-url http:// to a host other than this machine WHEN the dashboard starts
+    THEN exit 2 naming --api-url, before any credential is read: signed calls (and the
+    rollouts they answer) would cross the network in clear."""
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    url = "http://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    result = CliRunner().invoke(cli, ["dashboard", "--api-url", url, "--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "Error: --api-url: must start with https:// (plain http:// only to" in result.output
