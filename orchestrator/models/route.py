@@ -265,6 +265,17 @@ class Assignment(Strict):
         _raise_on(edge_rules.flag_key_problem(value))
         return value
 
+    @field_validator("variations", mode="before")
+    @classmethod
+    def _yaml_keys_as_flag_values(cls, value: object) -> object:
+        # YAML reads an unquoted `true:` or `3:` key as a bool or number: the flag value.
+        from edge import flags
+
+        if isinstance(value, dict):
+            scalar = (bool, int, float, type(None))
+            return {flags.value_key(k) if isinstance(k, scalar) else k: v for k, v in value.items()}
+        return value
+
     def variant_for(self, flag_value: object) -> str | None:
         """The variant ``variations`` names for a flag value, None if it names none."""
         from edge import flags

@@ -301,3 +301,28 @@ def test_changed_flag_data_is_evaluated_after_the_next_read() -> None:
     assert _decide(cache, now=10.0) == "stable"
     answers.pop(0)
     assert _decide(cache, now=20.0) == "canary"
+
+
+def test_unquoted_yaml_booleans_as_variations_keys_read_as_the_flag_values() -> None:
+    """GIVEN a YAML route file writing ``variations: {true: canary, false: stable}`` (YAML
+    reads the keys as booleans) WHEN it is read as a rule THEN the keys are "true" and
+    "false", as when quoted."""
+    document = yaml.safe_load(
+        """
+host: shop.example.com
+variants:
+  - {name: canary, version: v2, weight: 0}
+  - {name: stable, version: v1, weight: 10000}
+assignment:
+  provider: launchdarkly
+  flag: new-checkout
+  context: {key_from: "cookie:ld_uid"}
+  variations: {true: canary, false: stable, 3: canary}
+  fallback: stable
+"""
+    )
+
+    rule = RouteRule.model_validate(document)
+
+    assert rule.assignment is not None
+    assert rule.assignment.variations == {"true": "canary", "false": "stable", "3": "canary"}
