@@ -140,3 +140,31 @@ def test_three_failed_syncs_page_the_alarms_topic(flag_app: dict[str, Any]) -> N
     assert alarm["MetricName"] == "Errors" and alarm["EvaluationPeriods"] == 3
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": sync["id"]}}]
     assert len(alarm["AlarmActions"]) == 1
+
+
+def test_the_flag_viewer_request_may_read_the_flags_partition(flag_app: dict[str, Any]) -> None:
+    """GIVEN the flag viewer-request function WHEN its role's statements are read THEN it may
+    Query and GetItem the routes table with no condition on the partition key (a
+    dynamodb:LeadingKeys list of hosts would leave out edgeshift:flags), and may write
+    nothing."""
+    edge = flag_app["edge"]
+    functions = resources(edge, "AWS::Lambda::Function")
+    flag_fn = next(i for i in functions if i.startswith("FunctionsFlagViewerRequest"))
+    role = functions[flag_fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for s in statements_of(edge, role)
+        if any(
+            a.startswith("dynamodb:")
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        )
+    ]
+
+    actions = {
+        a
+        for s in statements
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert actions == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert all("Condition" not in s and s["Effect"] == "Allow" for s in statements)
+    assert all("edgeshift-routes" in str(s["Resource"]) for s in statements)
