@@ -68,6 +68,15 @@ def sigv4_signer(region: str, session: Any = None) -> Signer:
     return sign
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # urllib would send the signed headers on to wherever a Location points.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class Upstream:
     """One API base URL (e.g. ``http://127.0.0.1:8081`` or ``https://…/prod``), signed or not."""
 
@@ -96,12 +105,19 @@ class Upstream:
 
     def _send(self, request: urllib.request.Request) -> Answer:
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with _OPENER.open(request, timeout=TIMEOUT) as response:
                 return Answer(
                     response.status, response.headers.get("Content-Type", ""), response.read()
                 )
         except urllib.error.HTTPError as exc:
             with exc:
+                if 300 <= exc.code < 400:
+                    return problem(
+                        502,
+                        "api-redirected",
+                        f"the API at {self.base_url} answered a redirect ({exc.code}) to "
+                        f"{exc.headers.get('Location')}; the dashboard follows none",
+                    )
                 return Answer(exc.code, exc.headers.get("Content-Type", ""), exc.read())
         except TimeoutError:
             return problem(

@@ -400,3 +400,49 @@ def test_a_long_trail_sends_the_page_only_what_it_draws(api):
     assert page["audit_total"] == 3000
     assert [c["seq"] for c in page["split"]] == list(range(3001 - HISTORY_LOOKS, 3001))
     assert len(json.dumps(page)) < 200_000
+
+
+def test_a_redirect_from_the_api_is_not_followed_with_the_signed_headers():
+    """GIVEN an API that answers a redirect to another address WHEN the page lists THEN
+    the signed headers go nowhere else (the other address is never asked) and the page
+    gets a 502 problem naming the redirect."""
+    elsewhere: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            elsewhere.append(self.headers.get("Authorization") or "")
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    other = LoopbackServer(Elsewhere).start()
+
+    class Redirecting(Elsewhere):
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", other.url + "/rollouts")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    api = LoopbackServer(Redirecting).start()
+
+    def sign(method: str, url: str, body: bytes | None, headers: dict[str, str]):
+        return {**headers, "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202"}
+
+    dashboard = DashboardServer(Upstream(api.url, sign), port=0).start()
+    try:
+        status, headers, body = _call(dashboard.url + "/api/rollouts")
+    finally:
+        dashboard.stop()
+        api.stop()
+        other.stop()
+    assert elsewhere == []
+    assert status == 502 and headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["detail"] == (
+        f"the API at {api.url} answered a redirect (307) to {other.url}/rollouts; "
+        "the dashboard follows none"
+    )
