@@ -46,6 +46,7 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
     import getpass
 
     from orchestrator.flags import (
+        FlagData,
         FlagDataError,
         FlagStore,
         StaleFlagError,
@@ -62,7 +63,14 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
     if too_big:
         _fail(f"{flags_file}:\n  " + "\n  ".join(too_big), EXIT_INVALID)
     store = FlagStore(target.client("dynamodb"))
-    problems = rule_problems(store.flag_routed_rules(), data)
+    # With --keep-missing the stored flags the file leaves out stay, and serve rules too.
+    served = data
+    if keep_missing:
+        kept = store.data()
+        served = FlagData(
+            flags={**kept.flags, **data.flags}, segments={**kept.segments, **data.segments}
+        )
+    problems = rule_problems(store.flag_routed_rules(), served)
     if problems:
         _fail(
             f"{flags_file} cannot serve the flag-routed rules:\n  " + "\n  ".join(problems),

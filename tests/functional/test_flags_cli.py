@@ -267,3 +267,22 @@ def test_big_flags_are_written_in_transactions_within_the_size_limit(store: Stor
     with pytest.raises(FlagDataError, match=r"flags\.huge: .* over the 400 KB"):
         flag_store.sync(FlagData(flags={"huge": flag("huge", 30_000)}), actor="t", source="t")
     assert "flag:huge" not in flag_store.stored() and len(flag_store.stored()) == 12
+
+
+def test_keep_missing_checks_the_rules_against_what_will_be_stored(
+    store: Store, tmp_path: Path
+) -> None:
+    """GIVEN new-checkout synced and a rule routed by it WHEN a file holding only another
+    flag is synced with --keep-missing THEN exit 0 (new-checkout is kept, so the rule is
+    still served) and both flags are stored; without --keep-missing it is refused."""
+    assert _sync(EXAMPLE).exit_code == 0
+    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"flagValues": {"other": True}}))
+
+    assert _sync(other).exit_code == 2
+    result = _sync(other, "--keep-missing")
+
+    assert result.exit_code == 0, result.output
+    names = {i["path_rule"] for i in _flag_items(store)}
+    assert {"flag:new-checkout", "flag:other"} <= names
