@@ -163,10 +163,44 @@ def rule_problems(rules: list[Any], data: FlagData) -> list[str]:
         if assignment.flag not in data.flags:
             problems.append(f"{where}.flag: flag {assignment.flag!r} is not in the flag data")
             continue
+        problems += [f"{where}.flag: {problem}" for problem in _dangling(assignment.flag, data)]
         served = data.variation_keys(assignment.flag)
         for value in sorted(set(assignment.variations) - served):
             problems.append(
                 f"{where}.variations.{value}: flag {assignment.flag!r} has no such value "
                 f"(its values: {', '.join(sorted(served))})"
             )
+    return problems
+
+
+def _dangling(flag: str, data: FlagData) -> list[str]:
+    """The prerequisite flags and matched segments ``flag`` needs (its own and its
+    prerequisites', transitively) that ``data`` lacks: the SDK would serve the off
+    variation for a missing prerequisite, and never match a missing segment, silently."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    pending = [flag]
+    while pending:
+        key = pending.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        item = data.flags.get(key)
+        if item is None:
+            continue
+        for prerequisite in item.get("prerequisites") or []:
+            needed = prerequisite.get("key") if isinstance(prerequisite, dict) else None
+            if isinstance(needed, str) and needed not in data.flags:
+                problems.append(f"flag {key!r} needs prerequisite flag {needed!r}, not in the data")
+            elif isinstance(needed, str):
+                pending.append(needed)
+        for rule in item.get("rules") or []:
+            for clause in (rule.get("clauses") or []) if isinstance(rule, dict) else []:
+                if not isinstance(clause, dict) or clause.get("op") != "segmentMatch":
+                    continue
+                for segment in clause.get("values") or []:
+                    if isinstance(segment, str) and segment not in data.segments:
+                        problems.append(
+                            f"flag {key!r} matches segment {segment!r}, not in the data"
+                        )
     return problems

@@ -286,3 +286,24 @@ def test_keep_missing_checks_the_rules_against_what_will_be_stored(
     assert result.exit_code == 0, result.output
     names = {i["path_rule"] for i in _flag_items(store)}
     assert {"flag:new-checkout", "flag:other"} <= names
+
+
+def test_a_routed_flag_whose_prerequisite_or_segment_is_missing_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    """GIVEN a rule routed by new-checkout WHEN a file is synced whose new-checkout needs a
+    prerequisite flag, or matches a segment, that the file lacks THEN exit 2 naming the
+    missing flag or segment (the SDK would silently serve the off variation, or never match
+    the segment), and nothing is written."""
+    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    for section, key in (("flags", "checkout-enabled"), ("segments", "staff")):
+        document = json.loads(EXAMPLE.read_text())
+        del document[section][key]
+        path = tmp_path / f"without-{key}.json"
+        path.write_text(json.dumps(document))
+
+        result = _sync(path)
+
+        assert result.exit_code == 2, result.output
+        assert f"'{key}'" in result.output and "new-checkout" in result.output
+        assert _flag_items(store) == []
