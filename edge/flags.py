@@ -53,13 +53,11 @@ class Snapshot(Matcher):
 
     __slots__ = ("digest", "flags", "problems", "segments")
 
-    def __init__(self, items: list[Any]) -> None:
+    def __init__(self, items: list[Any], digest: str | None = None) -> None:
         super().__init__([])
         self.flags: dict[str, dict[str, Any]] = {}
         self.segments: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []
-        # The items' own text, hashed once per read: the evaluator reloads only on a change.
-        digest = hashlib.sha256()
         for item in items:
             name = item.get("path_rule") if isinstance(item, dict) else None
             data = _decoded(item.get("data")) if isinstance(name, str) else None
@@ -70,8 +68,16 @@ class Snapshot(Matcher):
                 self.flags[name[len(FLAG_PREFIX) :]] = data
             elif name.startswith(SEGMENT_PREFIX):
                 self.segments[name[len(SEGMENT_PREFIX) :]] = data
-            digest.update(f"{name}\0{item['data']}\0".encode())
-        self.digest = digest.hexdigest()
+        self.digest = digest_of(items) if digest is None else digest
+
+
+def digest_of(items: list[Any]) -> str:
+    """The items' own text, hashed: the cache and the evaluator decode only on a change."""
+    digest = hashlib.sha256()
+    for item in items:
+        if isinstance(item, dict):
+            digest.update(f"{item.get('path_rule')!r}\0{item.get('data')!r}\0".encode())
+    return digest.hexdigest()
 
 
 def _decoded(raw: Any) -> dict[str, Any] | None:
@@ -96,6 +102,7 @@ class FlagCache(RuleCache):
     ) -> None:
         self._deadline_seconds = deadline_seconds
         self._started = threading.local()
+        self._last: Snapshot | None = None
         super().__init__(query or self._read_table, hosts=(FLAGS_PARTITION,), **kwargs)
 
     def _refresh(self, host: str, entry: Any, now: float) -> Matcher:
@@ -111,9 +118,15 @@ class FlagCache(RuleCache):
         return dynamo.query_host(partition, deadline=deadline)
 
     def _build(self, host: str, items: list[Any]) -> Matcher:
-        snapshot = Snapshot(items)
+        # Most reads find what the last one did: keep its snapshot rather than decode the
+        # partition's JSON again every TTL.
+        digest = digest_of(items)
+        if self._last is not None and self._last.digest == digest:
+            return self._last
+        snapshot = Snapshot(items, digest)
         if snapshot.problems:
             log.warn("unreadable flag items ignored", items=snapshot.problems[:10])
+        self._last = snapshot
         return snapshot
 
     def snapshot(self, now: float) -> Snapshot | None:

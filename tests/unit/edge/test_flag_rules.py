@@ -326,3 +326,25 @@ assignment:
 
     assert rule.assignment is not None
     assert rule.assignment.variations == {"true": "canary", "false": "stable", "3": "canary"}
+
+
+def test_unchanged_flag_data_is_not_decoded_again_at_each_read() -> None:
+    """GIVEN flag data read once WHEN the TTL passes and the table returns the same items
+    THEN the cache keeps the same snapshot (nothing decoded again); WHEN an item changes
+    THEN a new snapshot holds it."""
+    answers = [_items(), _items(), _items({**FLAG, "version": 2, "on": False})]
+    reads: list[int] = []
+
+    def query(partition: str) -> list[dict[str, Any]]:
+        reads.append(1)
+        return answers.pop(0)
+
+    cache = flags.FlagCache(query, ttl_seconds=5)
+    first = cache.snapshot(0.0)
+    again = cache.snapshot(10.0)
+    changed = cache.snapshot(20.0)
+
+    assert len(reads) == 3
+    assert first is not None and again is first
+    assert changed is not None and changed is not first
+    assert changed.flags["new-checkout"]["on"] is False
