@@ -101,6 +101,7 @@ def list_flags(target: Target, as_json: bool) -> None:
     last changed it; then each flag-routed rule, "ok" or why its viewers get the fallback.
     """
     from orchestrator.flags import FlagStore, rule_problems
+    from orchestrator.flags.store import readable
 
     store = FlagStore(target.client("dynamodb"))
     stored = store.stored()
@@ -111,6 +112,8 @@ def list_flags(target: Target, as_json: bool) -> None:
             "revision": item.get("revision"),
             "synced_at": item.get("synced_at"),
             "source": item.get("source"),
+            # Not JSON the edge can read: it leaves the item out, as if it were not there.
+            "unreadable": readable(item) is None,
         }
         for name, item in sorted(stored.items())
     ]
@@ -140,6 +143,7 @@ def list_flags(target: Target, as_json: bool) -> None:
         click.echo(
             f"{row['item']}  version {row['version']}  revision {row['revision']}  "
             f"synced {row['synced_at']} from {row['source']}"
+            + ("  UNREADABLE (the edge ignores it; sync again)" if row["unreadable"] else "")
         )
     for row in rules:
         click.echo(f"rule {row['host']} {row['path_rule']} (flag {row['flag']}): {row['status']}")

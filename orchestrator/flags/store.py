@@ -51,6 +51,16 @@ def encode(item: dict[str, Any]) -> str:
     return json.dumps(item, sort_keys=True, separators=(",", ":"))
 
 
+def readable(item: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored item's flag or segment JSON, or None if its ``data`` is not a JSON object."""
+    raw = item.get("data")
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class FlagStore:
     def __init__(self, client: DynamoDBClient | None = None, tables: TableNames | None = None):
         self.client = client or boto3.client("dynamodb")
@@ -76,15 +86,17 @@ class FlagStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def data(self) -> FlagData:
-        """The stored flag data, as ``FlagData`` (what the edge's snapshot holds)."""
+        """The stored flag data, as ``FlagData`` (what the edge's snapshot holds: an item
+        whose ``data`` is not a JSON object is left out, as the edge leaves it out)."""
         stored = self.stored()
 
         def section(prefix: str) -> dict[str, dict[str, Any]]:
-            return {
-                name[len(prefix) :]: json.loads(item["data"])
-                for name, item in stored.items()
-                if name.startswith(prefix)
-            }
+            found = {}
+            for name, item in stored.items():
+                data = readable(item)
+                if name.startswith(prefix) and data is not None:
+                    found[name[len(prefix) :]] = data
+            return found
 
         return FlagData(flags=section(FLAG_PREFIX), segments=section(SEGMENT_PREFIX))
 

@@ -307,3 +307,29 @@ def test_a_routed_flag_whose_prerequisite_or_segment_is_missing_is_refused(
         assert result.exit_code == 2, result.output
         assert f"'{key}'" in result.output and "new-checkout" in result.output
         assert _flag_items(store) == []
+
+
+def test_an_unreadable_stored_item_is_reported_not_a_crash(store: Store) -> None:
+    """GIVEN the example synced and an item whose data is not JSON (written by hand) WHEN
+    the flags are listed THEN exit 0, the item marked unreadable and the rules' status
+    still computed from the readable items."""
+    assert _sync(EXAMPLE).exit_code == 0
+    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    store.client.put_item(
+        TableName=store.tables.routes,
+        Item={
+            "host": {"S": flags.FLAGS_PARTITION},
+            "path_rule": {"S": "flag:junk"},
+            "data": {"S": "{not json"},
+            "revision": {"N": "1"},
+        },
+    )
+
+    result = CliRunner().invoke(cli, ["flags", "list", "--json"])
+
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    by_item = {row["item"]: row for row in listed["items"]}
+    assert by_item["flag:junk"]["unreadable"] is True
+    assert by_item["flag:new-checkout"]["unreadable"] is False
+    assert [row["status"] for row in listed["rules"]] == ["ok"]
