@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
@@ -30,6 +33,12 @@ from .upstream import Answer, Upstream, problem
 from .views import rollout_page
 
 MAX_BODY = 16 * 1024  # a reason is at most a few hundred characters
+# Every audit event written moves its rollout's updated_at, so a poll that finds the same
+# updated_at reuses the trail it read instead of asking the API for all of it again (a long
+# rollout has thousands of events, each page polls every second). Read again at least this
+# often anyway, and kept for this many rollouts.
+EVENTS_MAX_AGE = 10.0
+EVENTS_KEPT = 16
 _ID = r"r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
 _VIEW = re.compile(rf"^/view/rollouts/({_ID})$")
 _ANY_VIEW = re.compile(r"^/view/rollouts/([^/]*)$")
@@ -62,8 +71,14 @@ def _static(name: str) -> bytes:
 class DashboardServer(LoopbackServer):
     """``port`` 0 picks a free one; ``url`` says which it got."""
 
-    def __init__(self, upstream: Upstream, *, port: int = 8082) -> None:
+    def __init__(
+        self, upstream: Upstream, *, port: int = 8082, events_max_age: float = EVENTS_MAX_AGE
+    ) -> None:
         self.upstream = upstream
+        self.events_max_age = events_max_age
+        # rollout id -> (its updated_at, when read (monotonic), its audit items)
+        self._trails: OrderedDict[str, tuple[object, float, list[Any]]] = OrderedDict()
+        self._trails_lock = threading.Lock()
         self.files = {path: (_static(name), kind) for path, (name, kind) in _STATIC.items()}
         super().__init__(self._handler_class(), port)
 
@@ -89,20 +104,43 @@ class DashboardServer(LoopbackServer):
         rollout = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}")
         if rollout.status != 200:
             return rollout
-        events = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}/events")
-        if events.status != 200:
-            return events
         try:
-            page = rollout_page(
-                json.loads(rollout.body), json.loads(events.body)["items"], utcnow()
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            view = json.loads(rollout.body)
+            items = self._trail(rollout_id, view.get("updated_at"))
+            if isinstance(items, Answer):
+                return items
+            page = rollout_page(view, items, utcnow())
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return problem(
                 502,
                 "api-unreadable",
                 f"the API answered something the dashboard cannot read: {exc}",
             )
         return Answer(200, "application/json", json.dumps(page).encode())
+
+    def _trail(self, rollout_id: str, updated_at: object) -> list[Any] | Answer:
+        """The rollout's audit items: the ones read before while it has not changed."""
+        with self._trails_lock:
+            kept = self._trails.get(rollout_id)
+        if (
+            kept is not None
+            and updated_at is not None
+            and kept[0] == updated_at
+            and time.monotonic() - kept[1] < self.events_max_age
+        ):
+            return kept[2]
+        events = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}/events")
+        if events.status != 200:
+            return events
+        items = json.loads(events.body)["items"]
+        if not isinstance(items, list):
+            raise TypeError("events: items is not a list")
+        with self._trails_lock:
+            self._trails[rollout_id] = (updated_at, time.monotonic(), items)
+            self._trails.move_to_end(rollout_id)
+            while len(self._trails) > EVENTS_KEPT:
+                self._trails.popitem(last=False)
+        return items
 
     def post(self, path: str, body: bytes, content_type: str) -> Answer:
         match = _STEER.match(path)

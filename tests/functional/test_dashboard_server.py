@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -446,3 +447,31 @@ def test_a_redirect_from_the_api_is_not_followed_with_the_signed_headers():
         f"the API at {api.url} answered a redirect (307) to {other.url}/rollouts; "
         "the dashboard follows none"
     )
+
+
+def _events_asked(api: FakeApi) -> int:
+    return sum(path.endswith("/events") for _, path, _ in api.arrivals)
+
+
+def test_the_trail_is_read_again_only_when_the_rollout_changed(api):
+    """GIVEN a page polling a rollout WHEN nothing changed (same updated_at: every event
+    written moves it) THEN only the rollout is asked, not its whole trail again; WHEN it
+    changed, or the trail is older than events_max_age, THEN the trail is read again."""
+    upstream = Upstream(api.url)  # type: ignore[attr-defined]
+    dashboard = DashboardServer(upstream, port=0, events_max_age=0.5).start()
+    url = f"{dashboard.url}/view/rollouts/{api.view['rollout_id']}"
+    try:
+        first = json.loads(_call(url)[2])
+        second = json.loads(_call(url)[2])
+        assert _events_asked(api) == 1
+        assert second["audit"] == first["audit"]
+        api.events.append({**api.events[-1], "seq": 7, "kind": "paused", "reason": "ops"})
+        api.view["updated_at"] = (T0 + timedelta(minutes=5)).isoformat()
+        third = json.loads(_call(url)[2])
+        assert _events_asked(api) == 2
+        assert [e["seq"] for e in third["audit"]][:2] == [7, 6]
+        time.sleep(0.6)
+        _call(url)
+        assert _events_asked(api) == 3
+    finally:
+        dashboard.stop()
