@@ -475,3 +475,13 @@ def test_the_trail_is_read_again_only_when_the_rollout_changed(api):
         assert _events_asked(api) == 3
     finally:
         dashboard.stop()
+
+
+def test_the_reason_box_holds_no_more_than_the_api_takes(dashboard):
+    """GIVEN the steering dialog WHEN a reason is typed THEN the box stops where the API's
+    limit is, so a reason the page lets through is never refused for its length."""
+    from orchestrator.service import MAX_REASON
+
+    _, _, page = _call(dashboard.url + "/")
+    (box,) = re.findall(rb"<textarea[^>]*>", page)
+    assert f'maxlength="{MAX_REASON}"'.encode() in box
