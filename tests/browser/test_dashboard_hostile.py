@@ -70,6 +70,7 @@ class FakeApi:
     view: dict[str, Any]
     events: list[dict[str, Any]]
     asked: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds before each answer: a slow API
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -77,6 +78,7 @@ class FakeApi:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 api.asked.append(self.path)
+                time.sleep(api.delay)
                 rid = api.view["rollout_id"]
                 if self.path == f"/rollouts/{rid}/events":
                     answer: Any = {"items": api.events}
@@ -215,3 +217,15 @@ def test_a_tab_out_of_sight_asks_nothing_and_catches_up_when_back(page, served):
     while len(api.asked) == asked and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(api.asked) > asked
+
+
+def test_a_slow_api_is_said_while_the_page_waits_for_it(page, served):
+    """GIVEN the page drawn WHEN the API takes seconds to answer THEN the page says it is
+    waiting for the API (not "live" with an old time), and live again once answered."""
+    api, _, dashboard = served
+    page.goto(f"{dashboard.url}/#/rollouts/{api.view['rollout_id']}")
+    page.locator("#live.on").wait_for()
+    api.delay = 4.0
+    page.locator("#live.off", has_text="waiting for the API").wait_for()
+    api.delay = 0.0
+    page.locator("#live.on").wait_for()

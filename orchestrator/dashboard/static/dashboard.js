@@ -7,6 +7,7 @@ const POLL_ROLLOUT_MS = 1000;
 // An ended rollout, or one the API does not know, changes seldom if ever: asked again now
 // and then, not every second (each poll reads its whole audit trail from the API).
 const POLL_SETTLED_MS = 30000;
+const SLOW_MS = 3000;
 const STATUSES = ["PENDING", "RUNNING", "PAUSED", "AWAITING_APPROVAL", "PROMOTING",
   "PROMOTED", "ROLLING_BACK", "ROLLED_BACK", "FAILED"];
 const VERBS = {
@@ -100,7 +101,10 @@ function poll(fn, ms) {
     clearTimeout(timer);
     if (document.hidden) { timer = setTimeout(tick, ms); return; }
     busy = true;
+    // A slow answer is said, rather than leaving "live" with an old time on show.
+    const slow = setTimeout(() => { if (mine === generation) setLive(false, "waiting for the API…"); }, SLOW_MS);
     const wait = await fn(mine);
+    clearTimeout(slow);
     busy = false;
     if (mine === generation) timer = setTimeout(tick, wait || ms);
   };
