@@ -2,8 +2,9 @@
 
 The function (``orchestrator.flags.sync.handler``) runs the SDK with the key kept in one
 Secrets Manager secret, which is all it may read there; its table grants are
-``stacks.access.FLAG_SYNC_ACCESS``, given by the stack. Two runs that overlap cannot
-both write an item: the later one's conditional write fails, and the next run retries.
+``stacks.access.FLAG_SYNC_ACCESS``, given by the stack, and it is denied writes to the
+routes table outside the flag partition. Two runs that overlap cannot both write an item:
+the later one's conditional write fails, and the next run retries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from edge.flags import FLAGS_PARTITION
 
 FLAG_SYNC_HANDLER = "orchestrator.flags.sync.handler"
 SDK_KEY_SECRET_ENV = "EDGESHIFT_LAUNCHDARKLY_SDK_KEY_SECRET"  # orchestrator.flags.sync's
@@ -28,6 +31,7 @@ class FlagSync(Construct):
         *,
         function: lambda_.Function,
         sdk_key_secret_name: str,
+        routes_table_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = function
@@ -42,6 +46,19 @@ class FlagSync(Construct):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret])
         )
+        if routes_table_arn is not None:
+            # Its Put and Delete grant covers the whole routes table; it writes only the flag
+            # partition, so anything else (the routes themselves) is denied.
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    actions=["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                    resources=[routes_table_arn],
+                    conditions={
+                        "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": [FLAGS_PARTITION]}
+                    },
+                )
+            )
         self.rule = events.Rule(
             self,
             "Schedule",

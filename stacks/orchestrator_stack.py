@@ -93,6 +93,7 @@ class OrchestratorStack(Stack):
                     timeout=Duration.seconds(60),
                 ),
                 sdk_key_secret_name=config.launchdarkly_sdk_key_secret,
+                routes_table_arn=self.tables.routes.table_arn,
             )
             self._grant_tables(self.flag_sync.function, FLAG_SYNC_ACCESS)
         if self.flag_sync is not None:

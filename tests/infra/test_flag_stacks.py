@@ -104,7 +104,7 @@ def test_the_flag_sync_may_do_what_it_does_and_no_more(flag_app: dict[str, Any])
         (action, str(s["Resource"]))
         for s in statements
         for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        if action.startswith(("dynamodb:", "secretsmanager:"))
+        if action.startswith(("dynamodb:", "secretsmanager:")) and s["Effect"] == "Allow"
     }
 
     routes = str(arn["edgeshift-routes"])
@@ -116,6 +116,13 @@ def test_the_flag_sync_may_do_what_it_does_and_no_more(flag_app: dict[str, Any])
         ("dynamodb:PutItem", routes),
         ("dynamodb:DeleteItem", routes),
         ("dynamodb:PutItem", str(arn["edgeshift-rollouts"])),
+    }
+    # Its writes to the routes table are held to the flag partition: the routes are not its.
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert sorted(deny["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert str(deny["Resource"]) == routes
+    assert deny["Condition"] == {
+        "ForAnyValue:StringNotEquals": {"dynamodb:LeadingKeys": ["edgeshift:flags"]}
     }
 
 
