@@ -71,6 +71,7 @@ class FakeApi:
     events: list[dict[str, Any]]
     asked: list[str] = field(default_factory=list)
     delay: float = 0.0  # seconds before each answer: a slow API
+    next_token: str | None = None  # the list has more pages
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -85,7 +86,7 @@ class FakeApi:
                 elif self.path == f"/rollouts/{rid}":
                     answer = api.view
                 else:
-                    answer = {"items": [api.view], "next_token": None}
+                    answer = {"items": [api.view], "next_token": api.next_token}
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -229,3 +230,17 @@ def test_a_slow_api_is_said_while_the_page_waits_for_it(page, served):
     page.locator("#live.off", has_text="waiting for the API").wait_for()
     api.delay = 0.0
     page.locator("#live.on").wait_for()
+
+
+def test_a_list_with_more_pages_says_only_the_newest_are_shown(page, served):
+    """GIVEN more rollouts than one page of the list WHEN listed THEN the page says it
+    shows the newest 50 and how to find the others."""
+    api, _, dashboard = served
+    page.goto(dashboard.url + "/")
+    page.locator(f'tr[data-id="{api.view["rollout_id"]}"]').wait_for()
+    assert page.locator("#list-more").count() == 0
+    api.next_token = "more"
+    page.locator("#list-more").wait_for()
+    assert page.inner_text("#list-more") == (
+        "the newest 50 shown; filter by target or status to find older ones"
+    )

@@ -3,6 +3,7 @@
 "use strict";
 
 const POLL_LIST_MS = 2000;
+const LIST_LIMIT = 50;
 const POLL_ROLLOUT_MS = 1000;
 // An ended rollout, or one the API does not know, changes seldom if ever: asked again now
 // and then, not every second (each poll reads its whole audit trail from the API).
@@ -153,7 +154,7 @@ function showList() {
 
 async function loadList(mine) {
   const filters = filtersFromHash();
-  const query = new URLSearchParams({ limit: "50" });
+  const query = new URLSearchParams({ limit: String(LIST_LIMIT) });
   if (filters.host) {
     query.set("host", filters.host);
     query.set("path_rule", filters.pathRule || "default");
@@ -169,7 +170,9 @@ async function loadList(mine) {
     }
     const page = await response.json();
     if (mine !== generation) return;
-    $("#list-body").innerHTML = listTable(page.items);
+    $("#list-body").innerHTML = listTable(page.items) + (page.next_token
+      ? `<p id="list-more" class="muted">the newest ${LIST_LIMIT} shown; filter by target or status to find older ones</p>`
+      : "");
     document.querySelectorAll("#list-body tr.link").forEach((row) => {
       row.addEventListener("click", () => { location.hash = `#/rollouts/${row.dataset.id}`; });
     });
