@@ -123,6 +123,11 @@ def _check_fields(path: Path) -> None:
         for key, item in entries.items():
             if not isinstance(item, dict):
                 raise FlagDataError(f"{section}.{key}: must be an object")
+            # `on: true` unquoted: YAML 1.1 reads the key as the boolean true.
+            if section == "flags" and any(name is True for name in item) and "on" not in item:
+                raise FlagDataError(
+                    f'{section}.{key}.on: YAML reads an unquoted on as true; write "on": ...'
+                )
             extra = sorted(str(name) for name in item if name not in known)
             if extra:
                 raise FlagDataError(f"{section}.{key}.{extra[0]}: unknown field")

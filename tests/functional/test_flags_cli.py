@@ -333,3 +333,20 @@ def test_an_unreadable_stored_item_is_reported_not_a_crash(store: Store) -> None
     assert by_item["flag:junk"]["unreadable"] is True
     assert by_item["flag:new-checkout"]["unreadable"] is False
     assert [row["status"] for row in listed["rules"]] == ["ok"]
+
+
+def test_an_unquoted_yaml_on_is_named_with_the_fix(store: Store, tmp_path: Path) -> None:
+    """GIVEN a YAML flag file writing ``on: true`` unquoted (YAML 1.1 reads the key as the
+    boolean true, and the SDK would see a flag that is off) WHEN synced THEN exit 2 naming
+    flags.<key>.on and saying to quote it, and nothing written."""
+    path = tmp_path / "flags.yaml"
+    path.write_text(
+        "flags:\n  f:\n    key: f\n    version: 1\n    on: true\n"
+        "    variations: [true, false]\n    fallthrough: {variation: 0}\n"
+    )
+
+    result = _sync(path)
+
+    assert result.exit_code == 2
+    assert "flags.f.on:" in result.output and '"on"' in result.output
+    assert _flag_items(store) == []
