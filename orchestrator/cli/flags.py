@@ -42,7 +42,15 @@ def flags() -> None:
 @click.option("--actor", default=None, help="Who syncs (recorded in the audit trail).")
 @click.pass_obj
 def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None) -> None:
-    """Check FLAGS_FILE and write its flags and segments to the routes table."""
+    """Check the --from-file flag data and write its flags and segments to the routes table.
+
+    Refused (exit 2, naming the flag, segment or rule; nothing written) when the SDK's file
+    data source rejects the file, a flag or segment has an unknown field or is too big for
+    a table item, or the data cannot serve a stored flag-routed rule (its flag, a value its
+    variations map, a prerequisite or a matched segment missing). Exit 3 when another sync
+    changed the data meanwhile. Stored flags the file leaves out are deleted unless
+    --keep-missing.
+    """
     import getpass
 
     from orchestrator.flags import (
