@@ -212,9 +212,12 @@ class RolloutService:
     def get(self, rollout_id: str) -> Rollout:
         return self.store.get_rollout(rollout_id)
 
-    def events(self, rollout_id: str) -> list[AuditEvent]:
+    def events(
+        self, rollout_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[AuditEvent]:
+        """The audit trail oldest first; ``after`` a seq and ``limit`` read one page of it."""
         self.store.get_rollout(rollout_id)  # NotFoundError for an unknown id, not an empty list
-        return self.store.events(rollout_id)
+        return self.store.events(rollout_id, after=after, limit=limit)
 
     def list(
         self,

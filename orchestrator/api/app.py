@@ -40,6 +40,7 @@ from .schemas import (
 )
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_EVENTS_PAGE = 1000  # analysis events are the largest, about 2 KB: 2 MB of the 6 MB
 ROLLOUT_ID = r"^r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"
 STEERING = ("pause", "resume", "abort", "promote")
 
@@ -141,12 +142,20 @@ def get_rollout(rollout_id: RolloutId) -> RolloutView:
 
 @app.get(
     "/rollouts/<rollout_id>/events",
-    summary="The audit trail, with analysis evidence",
+    summary="The audit trail, with analysis evidence, oldest first, a page at a time",
     operation_id=OPERATION_IDS["events"],
     responses=documented(EventPage, 404),
 )
-def get_events(rollout_id: RolloutId) -> EventPage:
-    return EventPage(items=service().events(rollout_id))
+def get_events(
+    rollout_id: RolloutId,
+    after: Annotated[int, Query(ge=0, le=99_999_999)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = MAX_EVENTS_PAGE,
+) -> EventPage:
+    # Paged: a look a minute for days is thousands of events of about 2 KB, and Lambda
+    # refuses a response over 6 MB. One more than the page is read to know whether it ends.
+    found = service().events(rollout_id, after=after, limit=limit + 1)
+    items = found[:limit]
+    return EventPage(items=items, next_after=items[-1].seq if len(found) > limit else None)
 
 
 def _steer(verb: str, rollout_id: str, body: Reason) -> RolloutView:

@@ -74,7 +74,11 @@ class RolloutPage(BaseModel):
 
 
 class EventPage(BaseModel):
+    """One page of the audit trail, oldest first. ``next_after`` is the ``after`` that reads
+    the next page; null when this page reaches the latest event."""
+
     items: list[AuditEvent]
+    next_after: int | None = None
 
 
 class HostRules(BaseModel):

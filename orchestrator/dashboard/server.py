@@ -34,9 +34,9 @@ from .views import rollout_page
 
 MAX_BODY = 16 * 1024  # a reason is at most a few hundred characters
 # Every audit event written moves its rollout's updated_at, so a poll that finds the same
-# updated_at reuses the trail it read instead of asking the API for all of it again (a long
-# rollout has thousands of events, each page polls every second). Read again at least this
-# often anyway, and kept for this many rollouts.
+# updated_at reuses the trail it read (a long rollout has thousands of events, each page
+# polls every second); otherwise only the events after the last one kept are asked for.
+# Asked again at least this often anyway, and kept for this many rollouts.
 EVENTS_MAX_AGE = 10.0
 EVENTS_KEPT = 16
 _ID = r"r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
@@ -129,12 +129,22 @@ class DashboardServer(LoopbackServer):
             and time.monotonic() - kept[1] < self.events_max_age
         ):
             return kept[2]
-        events = self.upstream.call("GET", f"/rollouts/{quote(rollout_id)}/events")
-        if events.status != 200:
-            return events
-        items = json.loads(events.body)["items"]
-        if not isinstance(items, list):
-            raise TypeError("events: items is not a list")
+        # Events are only ever appended: ask for the ones after the last kept, page by page
+        # (the API pages its trail, as Lambda answers at most 6 MB).
+        items = list(kept[2]) if kept is not None else []
+        while True:
+            after = items[-1].get("seq", 0) if items and isinstance(items[-1], dict) else 0
+            path = f"/rollouts/{quote(rollout_id)}/events?after={int(after)}"
+            events = self.upstream.call("GET", path)
+            if events.status != 200:
+                return events
+            page = json.loads(events.body)
+            if not isinstance(page.get("items"), list):
+                raise TypeError("events: items is not a list")
+            items.extend(page["items"])
+            last = items[-1].get("seq", 0) if items and isinstance(items[-1], dict) else 0
+            if page.get("next_after") is None or not isinstance(last, int) or last <= after:
+                break  # the end, or an answer that would not move on
         with self._trails_lock:
             self._trails[rollout_id] = (updated_at, time.monotonic(), items)
             self._trails.move_to_end(rollout_id)

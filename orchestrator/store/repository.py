@@ -7,6 +7,7 @@ the same transaction. A commit that DynamoDB accepted then announces its lifecyc
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -249,24 +250,37 @@ class Store:
             raise NotFoundError(f"rollout {rollout_id} not found")
         return codec.rollout_from_item(item["Item"])
 
-    def events(self, rollout_id: str) -> list[AuditEvent]:
-        return list(self._events(rollout_id, newest_first=False))
+    def events(
+        self, rollout_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[AuditEvent]:
+        """The audit trail oldest first: the events after seq ``after``, at most ``limit``."""
+        found = self._events(rollout_id, newest_first=False, after=after, page_size=limit)
+        return list(found if limit is None else itertools.islice(found, limit))
 
     def newest_events(self, rollout_id: str) -> Iterator[AuditEvent]:
         """The audit trail from its latest event back, read a page at a time: a task that
         looks for the latest event of a kind stops reading there."""
         return self._events(rollout_id, newest_first=True)
 
-    def _events(self, rollout_id: str, *, newest_first: bool) -> Iterator[AuditEvent]:
+    def _events(
+        self, rollout_id: str, *, newest_first: bool, after: int = 0, page_size: int | None = None
+    ) -> Iterator[AuditEvent]:
+        # Event keys sort by seq (EVENT#<seq, zero-padded to 8 digits>).
         kwargs: dict[str, Any] = {
             "TableName": self.tables.rollouts,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ev)",
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
             "ExpressionAttributeValues": codec.to_attributes(
-                {":pk": f"ROLLOUT#{rollout_id}", ":ev": "EVENT#"}
+                {
+                    ":pk": f"ROLLOUT#{rollout_id}",
+                    ":first": f"EVENT#{after + 1:08d}",
+                    ":last": "EVENT#99999999",
+                }
             ),
             "ConsistentRead": True,
-            "ScanIndexForward": not newest_first,  # sk is EVENT#<seq, zero-padded>
+            "ScanIndexForward": not newest_first,
         }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
         while True:
             page = self.client.query(**kwargs)
             yield from (codec.event_from_item(item) for item in page["Items"])

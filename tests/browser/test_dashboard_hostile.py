@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -81,8 +82,11 @@ class FakeApi:
                 api.asked.append(self.path)
                 time.sleep(api.delay)
                 rid = api.view["rollout_id"]
-                if self.path == f"/rollouts/{rid}/events":
-                    answer: Any = {"items": api.events}
+                path, _, query = self.path.partition("?")
+                if path == f"/rollouts/{rid}/events":  # one page: after=N, as the API pages
+                    after = int(parse_qs(query).get("after", ["0"])[0])
+                    items = [event for event in api.events if event["seq"] > after]
+                    answer: Any = {"items": items, "next_after": None}
                 elif self.path == f"/rollouts/{rid}":
                     answer = api.view
                 else:

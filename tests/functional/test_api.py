@@ -168,3 +168,38 @@ def test_bad_route_writes_name_the_field(api):
     _, body, _ = api("GET", f"/routes/{HOST}")
     status, problem, _ = api("PUT", "/routes/other.example.com", body)
     assert status == 400 and _fields(problem) == ["rules.0.host"]
+
+
+def test_the_audit_trail_is_read_a_page_at_a_time(api):
+    """GIVEN a rollout with seven audit events WHEN read three at a time THEN each page
+    holds the next events oldest first, next_after names where the next page starts, the
+    last page's is null, and the pages together are the whole trail; a bad page size or
+    start is 422 naming the parameter, as every invalid query is."""
+    from orchestrator.models import AuditEvent, utcnow
+    from orchestrator.store import codec
+
+    _, started, _ = api("POST", "/rollouts", _plan())
+    rid = started["rollout_id"]
+    _, whole, _ = api("GET", f"/rollouts/{rid}/events")
+    first = whole["items"][-1]["seq"]
+    store = api.store
+    for seq in range(first + 1, first + 7):
+        event = AuditEvent(
+            rollout_id=rid, seq=seq, at=utcnow(), actor="t", kind="analysis", reason=f"{seq}"
+        )
+        store.client.put_item(TableName=store.tables.rollouts, Item=codec.event_item(event))
+    _, whole, _ = api("GET", f"/rollouts/{rid}/events")
+    assert whole["next_after"] is None and len(whole["items"]) == first + 6
+
+    pages, after = [], 0
+    while after is not None:
+        status, page, _ = api("GET", f"/rollouts/{rid}/events?after={after}&limit=3")
+        assert status == 200 and len(page["items"]) <= 3
+        pages.append(page)
+        after = page["next_after"]
+    read = [event["seq"] for page in pages for event in page["items"]]
+    assert read == [event["seq"] for event in whole["items"]]
+    assert all(page["next_after"] == page["items"][-1]["seq"] for page in pages[:-1])
+    for query, field in (("limit=0", "limit"), ("limit=1001", "limit"), ("after=-1", "after")):
+        status, problem, _ = api("GET", f"/rollouts/{rid}/events?{query}")
+        assert status == 422 and field in json.dumps(problem), (query, problem)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -104,6 +105,7 @@ class FakeApi:
     view: dict[str, Any]
     events: list[dict[str, Any]]
     arrivals: list[tuple[str, str, bytes]] = field(default_factory=list)
+    page: int = 1000  # events per page, as the API's MAX_EVENTS_PAGE
 
     def answer(self, method: str, path: str) -> tuple[int, str, Any]:
         rid = self.view["rollout_id"]
@@ -113,8 +115,17 @@ class FakeApi:
             return 200, "application/json", {"items": [self.view], "next_token": None}
         if path == f"/rollouts/{rid}":
             return 200, "application/json", self.view
-        if path == f"/rollouts/{rid}/events":
-            return 200, "application/json", {"items": self.events}
+        parts = urlsplit(path)
+        if parts.path == f"/rollouts/{rid}/events":
+            after = int(parse_qs(parts.query).get("after", ["0"])[0])
+            rest = [event for event in self.events if event["seq"] > after]
+            items = rest[: self.page]
+            more = len(rest) > self.page
+            return (
+                200,
+                "application/json",
+                {"items": items, "next_after": items[-1]["seq"] if more else None},
+            )
         missing = {**PROBLEM, "status": 404, "title": "Not Found", "detail": f"no {path}"}
         return 404, "application/problem+json", missing
 
@@ -450,7 +461,7 @@ def test_a_redirect_from_the_api_is_not_followed_with_the_signed_headers():
 
 
 def _events_asked(api: FakeApi) -> int:
-    return sum(path.endswith("/events") for _, path, _ in api.arrivals)
+    return sum(urlsplit(path).path.endswith("/events") for _, path, _ in api.arrivals)
 
 
 def test_the_trail_is_read_again_only_when_the_rollout_changed(api):
@@ -485,3 +496,29 @@ def test_the_reason_box_holds_no_more_than_the_api_takes(dashboard):
     _, _, page = _call(dashboard.url + "/")
     (box,) = re.findall(rb"<textarea[^>]*>", page)
     assert f'maxlength="{MAX_REASON}"'.encode() in box
+
+
+def test_a_long_trail_is_read_page_by_page_and_then_only_what_is_new(api):
+    """GIVEN an API that pages its trail two events at a time WHEN the page is drawn THEN
+    the dashboard follows next_after to the end and holds every event; WHEN an event is
+    added THEN only the events after the last one read are asked for."""
+    api.page = 2
+    dashboard = DashboardServer(Upstream(api.url), port=0).start()  # type: ignore[attr-defined]
+    url = f"{dashboard.url}/view/rollouts/{api.view['rollout_id']}"
+    try:
+        first = json.loads(_call(url)[2])
+        assert first["audit_total"] == len(api.events)
+        assert sorted(e["seq"] for e in first["audit"]) == [e["seq"] for e in api.events]
+        asked = [p for _, p, _ in api.arrivals if "/events" in p]
+        assert len(asked) == -(-len(api.events) // 2)
+        last = api.events[-1]["seq"]
+        api.arrivals.clear()
+        api.events.append({**api.events[-1], "seq": last + 1, "kind": "paused", "reason": "ops"})
+        api.view["updated_at"] = (T0 + timedelta(minutes=5)).isoformat()
+        second = json.loads(_call(url)[2])
+        assert [p for _, p, _ in api.arrivals if "/events" in p] == [
+            f"/rollouts/{api.view['rollout_id']}/events?after={last}"
+        ]
+        assert second["audit"][0]["seq"] == last + 1
+    finally:
+        dashboard.stop()
