@@ -50,34 +50,19 @@ class FlagScenario:
 
 
 def flag_route(host: str, stable_port: int, canary_port: int) -> RouteRule:
-    def variant(name: str, version: str, port: int, weight: int) -> dict[str, Any]:
-        return {
-            "name": name,
-            "version": version,
-            "weight": weight,
-            "actions": {
-                "set_uri": "/releases/{version}{uri}",
-                "set_origin": {"domain": LOOPBACK, "port": port, "protocol": "http"},
-            },
-        }
+    """The demo's route (stable v1, canary v2 on their own origins) with the flag choosing:
+    its weights are not used."""
+    from .demo import demo_route  # demo.py runs this scenario, so imported at call time
 
-    return RouteRule.model_validate(
-        {
-            "host": host,
-            # The weights are not used: the flag chooses.
-            "variants": [
-                variant("canary", "v2", canary_port, 0),
-                variant("stable", "v1", stable_port, 10_000),
-            ],
-            "assignment": {
-                "provider": "launchdarkly",
-                "flag": FLAG,
-                "context": {"kind": "user", "key_from": f"cookie:{COOKIE}"},
-                "variations": {"true": "canary", "false": "stable"},
-                "fallback": "stable",
-            },
-        }
-    )
+    document = demo_route(host, stable_port, canary_port).model_dump(mode="json")
+    document["assignment"] = {
+        "provider": "launchdarkly",
+        "flag": FLAG,
+        "context": {"kind": "user", "key_from": f"cookie:{COOKIE}"},
+        "variations": {"true": "canary", "false": "stable"},
+        "fallback": "stable",
+    }
+    return RouteRule.model_validate(document)
 
 
 def _key(index: int) -> str:
@@ -191,7 +176,9 @@ def run_flag_scenario(
         "scenario": scenario.name,
         "outcome": outcome,
         "expected": scenario.expected,
-        "reason": None if outcome == AGREED else f"{len(viewers) - agreed} viewers differ",
+        "reason": f"{agreed}/{len(viewers)} viewers served the variant the SDK's own "
+        f"evaluation of {FLAG} gives them"
+        + ("" if outcome == AGREED else f"; {len(viewers) - agreed} differ"),
         "flag": FLAG,
         "viewers": len(viewers),
         "served_share": share,
