@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test bench reliability synth edge-bundle openapi lint typecheck clean
+.PHONY: demo test bench reliability synth edge-bundle openapi cli-docs lint typecheck clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgeshift needs Python 3.11+; set PYTHON=python3.11 or newer")'
@@ -46,6 +46,10 @@ synth: $(VENV)/.dev-installed
 # The committed OpenAPI document of the REST API; a test fails when it is stale.
 openapi: $(VENV)/.dev-installed
 	$(BIN)/python -c 'from orchestrator.local.apigw import openapi_document; print(openapi_document(), end="")' > openapi.json
+
+# docs/cli.md from the commands' own help; a test fails when it is stale.
+cli-docs: $(VENV)/.dev-installed
+	$(BIN)/python -m orchestrator.cli.reference docs/cli.md
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check edge orchestrator stacks tests
