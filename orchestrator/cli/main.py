@@ -18,7 +18,7 @@ from .aws import StateMachineNotFound, Target
 from .exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OTHER, fail
 from .options import Duration
 from .steering import actor_or_user, steering_commands
-from .summary import follow_rollout, status_lines
+from .summary import follow_rollout, stage_text, status_lines
 
 if TYPE_CHECKING:
     from orchestrator.models import Rollout
@@ -277,8 +277,8 @@ def list_rollouts(
     for row in rows:
         click.echo(
             f"{row['rollout_id']}  {row['status']:<17} {row['host']} {row['path_rule']}  "
-            f"{row['canary_version']} at {row['canary_weight']:g}% (stage {row['stage']}/"
-            f"{row['stages']})  {row['reason']}".rstrip()
+            f"{row['canary_version']} at {row['canary_weight']:g}% "
+            f"({stage_text(row['stage'], row['stages'])})  {row['reason']}".rstrip()
         )
 
 

@@ -14,11 +14,18 @@ if TYPE_CHECKING:
     from .aws import Target
 
 
+def stage_text(stage: int, stages: int) -> str:
+    """``stage i/n``; a rollout whose first stage is not applied yet (stage 0 in the JSON
+    summary) is ``before stage 1/n``, not a stage 0 no plan has."""
+    return f"stage {stage}/{stages}" if stage >= 1 else f"before stage 1/{stages}"
+
+
 def status_lines(summary: dict[str, Any]) -> list[str]:
     """``ID: STATUS, stage i/n, canary w%  reason``, and the pending request if any."""
+    where = stage_text(summary["stage"], summary["stages"])
     lines = [
-        f"{summary['rollout_id']}: {summary['status']}, stage {summary['stage']}/"
-        f"{summary['stages']}, canary {summary['canary_weight']:g}%  {summary['reason']}".rstrip()
+        f"{summary['rollout_id']}: {summary['status']}, {where}, "
+        f"canary {summary['canary_weight']:g}%  {summary['reason']}".rstrip()
     ]
     if control := summary["control"]:
         why = f": {control['reason']}" if control.get("reason") else ""

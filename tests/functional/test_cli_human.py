@@ -96,7 +96,7 @@ def test_steering_prints_a_sentence_for_people(
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"{said}: {rollout_id}: RUNNING, stage 0/2, canary 0%")
+    assert lines[0].startswith(f"{said}: {rollout_id}: RUNNING, before stage 1/2, canary 0%")
     assert lines[1] == (
         f"pending: {verb} by ana: p99 looks odd (carried out at the next decision point)"
     )
