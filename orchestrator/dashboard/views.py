@@ -69,15 +69,26 @@ def ladder(rollout: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "bake": stage.get("bake"),
                 "interval": stage.get("interval"),
                 "approval": bool(stage.get("approval")),
-                "state": _stage_state(index, current, len(stages) - 1, status),
+                "state": _stage_state(
+                    index, current, len(stages) - 1, status, str(rollout.get("reason", ""))
+                ),
             }
         )
     return rows
 
 
-def _stage_state(index: int, current: int, last: int, status: RolloutStatus) -> str:
+def _stage_state(
+    index: int, current: int, last: int, status: RolloutStatus, reason: str = ""
+) -> str:
     if status is _S.PROMOTED:
-        return "promoted" if index == last else "passed"
+        if index == last:
+            return "promoted"
+        if index > current:
+            return "skipped"  # a promote by hand jumped over it: it never ran
+        # A promote by hand ("promoted by ACTOR: ...", from the service and from decide)
+        # cut this stage's bake short: it did not pass.
+        by_hand = index == current and reason.startswith("promoted by ")
+        return "promoted from here" if by_hand else "passed"
     if index < current or (status is _S.PROMOTING and index == current):
         return "passed"
     if index == current:

@@ -301,7 +301,8 @@ function headerHtml(m) {
 }
 
 function ladderHtml(m) {
-  const cls = { passed: "passed", promoted: "promoted", baking: "baking", promoting: "promoting",
+  const cls = { passed: "passed", promoted: "promoted", "promoted from here": "promoted",
+    baking: "baking", promoting: "promoting",
     paused: "paused", "awaiting approval": "awaiting", "rolled back": "rolled", failed: "failed",
     "rolling back": "rolling" };
   const steps = m.ladder.map((s) => {
