@@ -219,7 +219,15 @@ class CloudFrontEmulator(LoopbackServer):
                 pairs = [(k, v) for k, v in self.headers.items() if k.lower() not in stand_ins]
                 status, headers, body = emulator.serve("GET", self.path, pairs, client_ip, country)
                 emulator.count("requests")
-                self.send_response(status)
+                # CloudFront passes the origin's Server and Date on: the emulator adds its own
+                # only where the origin sent none (an edge redirect has no origin), never twice.
+                self.log_request(status)
+                self.send_response_only(status)
+                sent = {key.lower() for key, _ in headers}
+                if "server" not in sent:
+                    self.send_header("Server", "CloudFront")
+                if "date" not in sent:
+                    self.send_header("Date", self.date_time_string())
                 for key, value in headers:
                     self.send_header(key, value)
                 self.send_header("content-length", str(len(body)))

@@ -178,6 +178,19 @@ def test_stable_viewers_reach_the_default_origin_untouched(cdn: Any) -> None:
     assert edge.stats["function_errors"] == 0
 
 
+def test_the_origins_server_and_date_are_passed_on_once(cdn: Any) -> None:
+    """GIVEN an origin that sends Server and Date WHEN a viewer asks THEN each comes once,
+    the origin's, as CloudFront passes them on (not the emulator's beside them)."""
+    edge, client, _, canary = cdn
+    _put(client, canary.port, 0)
+
+    _, headers, _ = _get(edge, "/app.js")
+
+    assert len(headers.get_all("Server") or []) == 1
+    assert len(headers.get_all("Date") or []) == 1
+    assert headers["Server"].startswith("BaseHTTP")  # the demo origin's http.server
+
+
 def test_redirect_is_answered_by_the_edge_without_the_origin(cdn: Any) -> None:
     """GIVEN a canary redirect WHEN a canary viewer asks THEN the emulator answers the 302
     itself: no origin fetch and no viewer-response."""
