@@ -108,7 +108,9 @@ def _ladder(rollout: Rollout, now: datetime) -> RenderableType:
     current, status = rollout.stage_index, rollout.status
     last = len(rollout.plan.stages) - 1
     for index, stage in enumerate(rollout.plan.stages):
-        mark, state = _stage_state(index, current, last, stage.weight >= 100, status)
+        mark, state = _stage_state(
+            index, current, last, stage.weight >= 100, status, rollout.reason
+        )
         bar = "█" * round(stage.weight / 5) + "░" * (20 - round(stage.weight / 5))
         style = "bold" if index == current and not status.is_final else ""
         if stage.approval and state in ("next", ""):
@@ -127,10 +129,18 @@ def _ladder(rollout: Rollout, now: datetime) -> RenderableType:
 
 
 def _stage_state(
-    index: int, current: int, last: int, is_promotion: bool, status: RolloutStatus
+    index: int, current: int, last: int, is_promotion: bool, status: RolloutStatus, reason: str
 ) -> tuple[str, str]:
     if status is _S.PROMOTED:
-        return "✓", "promoted" if index == last else "passed"
+        if index == last:
+            return "✓", "promoted"
+        if index > current:
+            return "-", "skipped"  # a promote by hand jumped over it: it never ran
+        # A promote by hand ("promoted by ACTOR: ...", from the service and from decide)
+        # cut this stage's bake short: it did not pass.
+        if index == current and reason.startswith("promoted by "):
+            return "✓", "promoted from here"
+        return "✓", "passed"
     if index < current or (status is _S.PROMOTING and index == current):
         return "✓", "passed"
     if index == current:
