@@ -9,6 +9,7 @@ or a pause.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -178,13 +179,22 @@ def runs(
     return result
 
 
+# A caller through the API is recorded by its IAM ARN; a report line has room for the name
+# after the account only (the audit trail keeps the whole ARN), so the why still fits.
+_IAM_ARN = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:([^\s:]+)")
+
+
 def who_and_why(mark: Mark) -> str:
     """``by cli:ana: latency alarm in eu-west-1``: who took the step, and why."""
+    actor = mark.actor.strip()
     reason = mark.reason.strip()
     if reason.lower() == mark.label.lower():
         reason = ""
-    who = f"by {mark.actor.strip()}" if mark.actor.strip() else ""
-    return ": ".join(part for part in (who, reason) if part)
+    if actor:
+        # Steering reasons repeat their actor ("pause requested by cli:ana: why"): say it once.
+        reason = re.sub(rf"^[\w ]+ by {re.escape(actor)}(?::\s*|$)", "", reason).strip()
+    who = "by " + _IAM_ARN.sub(r"\1", actor) if actor else ""
+    return ": ".join(part for part in (who, _IAM_ARN.sub(r"\1", reason)) if part)
 
 
 def final_instant(rollout: Rollout, events: Sequence[AuditEvent]) -> datetime:
