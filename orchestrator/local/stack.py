@@ -80,6 +80,10 @@ def ensure_free(port: int, flag: str) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers themselves bind (http.server's allow_reuse_address): connections of
+        # a stack just stopped linger in TIME_WAIT for a minute and must not read as "in
+        # use"; a listening socket still refuses the bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:
