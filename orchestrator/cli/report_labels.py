@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.models import format_duration
 
 from .evidence import Look
-from .timeline import Hold, Mark, StageSpan
+from .timeline import Hold, Mark, StageSpan, short_actor
 
 ROWS = (0.95, 0.80, 0.65)  # label rows, in axes fraction from the top
 PAD_PX = 6
@@ -70,7 +70,7 @@ def hold_labels(axis: Any, held: Sequence[Hold], renderer: Any) -> None:
     for hold in held:
         kind = "paused" if hold.kind == "paused" else "awaiting approval"
         took = _seconds(hold.end - hold.start)
-        forms = [f"{kind} by {hold.actor} · {took}", f"{kind} · {took}", kind, "‖"]
+        forms = [f"{kind} by {short_actor(hold.actor)} · {took}", f"{kind} · {took}", kind, "‖"]
         left_px = axis.transData.transform((_num(hold.start), 0))[0]
         right_px = axis.transData.transform((_num(hold.end), 0))[0]
         text = axis.text(

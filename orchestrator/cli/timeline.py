@@ -184,6 +184,11 @@ def runs(
 _IAM_ARN = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:([^\s:]+)")
 
 
+def short_actor(text: str) -> str:
+    """``arn:aws:iam::123456789012:user/ana`` -> ``user/ana``, in an actor or a reason."""
+    return _IAM_ARN.sub(r"\1", text)
+
+
 def who_and_why(mark: Mark) -> str:
     """``by cli:ana: latency alarm in eu-west-1``: who took the step, and why."""
     actor = mark.actor.strip()
@@ -193,8 +198,8 @@ def who_and_why(mark: Mark) -> str:
     if actor:
         # Steering reasons repeat their actor ("pause requested by cli:ana: why"): say it once.
         reason = re.sub(rf"^[\w ]+ by {re.escape(actor)}(?::\s*|$)", "", reason).strip()
-    who = "by " + _IAM_ARN.sub(r"\1", actor) if actor else ""
-    return ": ".join(part for part in (who, _IAM_ARN.sub(r"\1", reason)) if part)
+    who = "by " + short_actor(actor) if actor else ""
+    return ": ".join(part for part in (who, short_actor(reason)) if part)
 
 
 def final_instant(rollout: Rollout, events: Sequence[AuditEvent]) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orchestrator.cli.timeline import Mark, who_and_why
+from orchestrator.cli.timeline import Mark, short_actor, who_and_why
 
 AT = datetime(2026, 12, 2, 15, 39, tzinfo=UTC)
 ARN = "arn:aws:iam::000000000000:user/local-operator"
@@ -33,3 +33,10 @@ def test_the_workflow_carrying_out_a_request_names_who_asked():
 def test_a_plain_reason_is_kept():
     mark = Mark(AT, "→ rollback", "#000", "workflow", "error-rate fails: canary 9% vs 0.5%")
     assert who_and_why(mark) == "by workflow: error-rate fails: canary 9% vs 0.5%"
+
+
+def test_a_hold_label_names_an_iam_caller_by_its_name():
+    """The pause band's label has room for 'paused by user/local-operator · 14s', not the ARN."""
+    assert short_actor(ARN) == "user/local-operator"
+    assert short_actor("arn:aws:sts::123456789012:assumed-role/Ops/ana") == "assumed-role/Ops/ana"
+    assert short_actor("cli:root") == "cli:root"
