@@ -113,6 +113,8 @@ _lock = threading.Lock()
 
 def evaluator() -> SnapshotEvaluator:
     global _evaluator
+    if _evaluator is not None:  # every evaluation asks: no lock once it exists
+        return _evaluator
     with _lock:
         if _evaluator is None:
             _evaluator = SnapshotEvaluator()

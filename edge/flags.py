@@ -222,6 +222,8 @@ _default_lock = threading.Lock()
 def default_cache() -> FlagCache:
     """The container-wide flag cache, reading the routes table like ``rules.default_cache``."""
     global _default
+    if _default is not None:  # every flag-routed request asks: no lock once it exists
+        return _default
     with _default_lock:
         if _default is None:
             from edge import config
