@@ -15,13 +15,14 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
+from local_aws import seed_v1_route
 from moto import mock_aws
 
 from orchestrator.cli import main as cli_main
 from orchestrator.cli.local import up
 from orchestrator.cli.main import cli
 from orchestrator.cli.options import Duration
-from orchestrator.models import RolloutStatus, RouteRule
+from orchestrator.models import RolloutStatus
 from orchestrator.store import Store, TableNames, create_tables
 
 HOST = "shop.example.com"
@@ -40,18 +41,7 @@ def store() -> Iterator[Store]:
             roleArn="arn:aws:iam::123456789012:role/sfn",
         )
         store = Store(dynamodb, TableNames())
-        store.put_route(
-            RouteRule.model_validate(
-                {
-                    "host": HOST,
-                    "variants": [
-                        {"name": "canary", "version": "v1", "weight": 0},
-                        {"name": "stable", "version": "v1", "weight": 10_000},
-                    ],
-                }
-            ),
-            expected_revision=None,
-        )
+        seed_v1_route(store, HOST)
         yield store
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
+from local_aws import seed_v1_route
 from moto import mock_aws
 
 from orchestrator.cli.main import cli
-from orchestrator.models import RouteRule
 from orchestrator.store import Store, TableNames, create_tables
 
 HOST = "shop.example.com"
@@ -43,18 +43,7 @@ def _items(store: Store) -> list[dict[str, Any]]:
 
 
 def _seed_route(store: Store) -> None:
-    store.put_route(
-        RouteRule.model_validate(
-            {
-                "host": HOST,
-                "variants": [
-                    {"name": "canary", "version": "v1", "weight": 0},
-                    {"name": "stable", "version": "v1", "weight": 10_000},
-                ],
-            }
-        ),
-        expected_revision=None,
-    )
+    seed_v1_route(store, HOST)
 
 
 def _write(tmp_path: Path, doc: dict[str, Any] | str, name: str = "plan.json") -> Path:
