@@ -12,6 +12,7 @@ import boto3
 import pytest
 import yaml
 from click.testing import CliRunner
+from local_aws import edgeshift_event_queue
 from moto import mock_aws
 
 from orchestrator.api import app as api_app
@@ -54,14 +55,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
         create_tables(dynamodb, TableNames())
         store = Store(dynamodb, TableNames())
         store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        queue = sqs.create_queue(QueueName="rollout-events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events = boto3.client("events", region_name="us-east-1")
-        events.put_rule(Name="edgeshift", EventPattern=json.dumps({"source": [SOURCE]}))
-        events.put_targets(Rule="edgeshift", Targets=[{"Id": "q", "Arn": arn}])
+        sqs, queue, events = edgeshift_event_queue()
         sfn_arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
             name="edgeshift-rollout",
             roleArn="arn:aws:iam::123456789012:role/sfn",

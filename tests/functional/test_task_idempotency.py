@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from local_aws import edgeshift_event_queue
 from moto import mock_aws
 
 from orchestrator.events.bus import DETAIL_TYPES, SOURCE
@@ -29,14 +30,7 @@ def aws(monkeypatch):
         create_tables(dynamodb, TableNames())
         store = Store(dynamodb, TableNames())
         route = store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        queue = sqs.create_queue(QueueName="rollout-events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events = boto3.client("events", region_name="us-east-1")
-        events.put_rule(Name="edgeshift", EventPattern=json.dumps({"source": [SOURCE]}))
-        events.put_targets(Rule="edgeshift", Targets=[{"Id": "q", "Arn": arn}])
+        sqs, queue, _ = edgeshift_event_queue()
         tasks._store.cache_clear()
         plan = demo_plan(route)
         rollout = Rollout.start(plan, "tests")
