@@ -60,7 +60,7 @@ class Snapshot(Matcher):
         self.problems: list[str] = []
         for item in items:
             name = item.get("path_rule") if isinstance(item, dict) else None
-            data = _decoded(item.get("data")) if isinstance(name, str) else None
+            data = decoded_data(item.get("data")) if isinstance(name, str) else None
             if name is None or data is None:
                 self.problems.append(str(name)[:200])
                 continue
@@ -80,7 +80,8 @@ def digest_of(items: list[Any]) -> str:
     return digest.hexdigest()
 
 
-def _decoded(raw: Any) -> dict[str, Any] | None:
+def decoded_data(raw: Any) -> dict[str, Any] | None:
+    """An item's ``data`` as its JSON object, or None if it is not one."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else None
     except ValueError:

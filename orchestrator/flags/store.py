@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from edge.flags import FLAG_PREFIX, FLAGS_PARTITION, SEGMENT_PREFIX
+from edge.flags import FLAG_PREFIX, FLAGS_PARTITION, SEGMENT_PREFIX, decoded_data
 from orchestrator.models import utcnow
 from orchestrator.store import codec
 from orchestrator.store.tables import TableNames
@@ -52,13 +52,9 @@ def encode(item: dict[str, Any]) -> str:
 
 
 def readable(item: dict[str, Any]) -> dict[str, Any] | None:
-    """A stored item's flag or segment JSON, or None if its ``data`` is not a JSON object."""
-    raw = item.get("data")
-    try:
-        data = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    """A stored item's flag or segment JSON, or None if its ``data`` is not a JSON object
+    (decoded as the edge decodes it)."""
+    return decoded_data(item.get("data"))
 
 
 class FlagStore:
