@@ -74,6 +74,7 @@ class Scenario:
     declared: bool = True  # the plan declares the browser segment (False: totals only)
     viewers: bool = False  # requests come from sticky viewers (VIEWER_MIX), not one by one
     served: float = 1.0  # the canary's served share over its weight (2: the edge serves 2x)
+    persistent: bool = False  # the same viewers all stage long, not new ones every minute
 
     @property
     def healthy(self) -> bool:
@@ -128,6 +129,10 @@ SCENARIOS = (
     ),
     _error("split-correct-viewers", 1.0, viewers=True),
     _error("split-served-2x-viewers", 1.0, viewers=True, served=2.0),
+    # Harsher: heavy viewers (NAT gateways, crawlers) that stay on their variant for the
+    # whole stage, a clustering no period-to-period spread shows.
+    _error("split-correct-viewers-persistent", 1.0, viewers=True, persistent=True),
+    _error("split-served-2x-viewers-persistent", 1.0, viewers=True, served=2.0, persistent=True),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),
@@ -368,21 +373,35 @@ VIEWER_MIX = ((1, 0.35), (4, 0.30), (16, 0.20), (64, 0.10), (256, 0.05))
 
 class ViewerTraffic(Traffic):
     """Requests drawn viewer by viewer: each viewer of a minute is on the canary with the
-    served share (``weight x served``), all its requests with it."""
+    served share (``weight x served``), all its requests with it. ``persistent`` scenarios
+    keep a stage's viewers, and their variants, for the whole stage."""
 
-    def _requests(self, served: float) -> tuple[int, int]:
-        canary = stable = 0
+    def __init__(self, scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> None:
+        super().__init__(scenario, plan, rng)
+        self.viewers: dict[int, list[tuple[int, int, int]]] = {}  # stage: (rate, on, off)
+
+    def _population(self, served: float) -> list[tuple[int, int, int]]:
+        rows = []
         for rate, share in VIEWER_MIX:
             viewers = _poisson(self.rng, self.scenario.per_minute * share / rate)
             on_canary = binomial(self.rng, viewers, served)
-            canary += _poisson(self.rng, on_canary * rate)
-            stable += _poisson(self.rng, (viewers - on_canary) * rate)
+            rows.append((rate, on_canary, viewers - on_canary))
+        return rows
+
+    def _requests(self, served: float, stage: int | None = None) -> tuple[int, int]:
+        if stage is not None and self.scenario.persistent:
+            rows = self.viewers.setdefault(stage, self._population(served))
+        else:
+            rows = self._population(served)
+        canary = sum(_poisson(self.rng, on * rate) for rate, on, _ in rows)
+        stable = sum(_poisson(self.rng, off * rate) for rate, _, off in rows)
         return canary, stable
 
     def pair(self, stage: int, look: int) -> tuple[Counts, Counts]:
         if (stage, look) not in self.drawn:
             weight = self.plan.stages[stage].weight / 100
-            canary_n, baseline_n = self._requests(min(1.0, weight * self.scenario.served))
+            served = min(1.0, weight * self.scenario.served)
+            canary_n, baseline_n = self._requests(served, stage)
             self.drawn[stage, look] = (
                 Counts(
                     binomial(self.rng, canary_n, self._rate(self.scenario.canary_rate)), canary_n
