@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from local_aws import stand_in_state_machine
 from moto import mock_aws
 
 from orchestrator.api import app as api_app
@@ -25,11 +26,7 @@ def api(monkeypatch, lambda_context):
         create_tables(dynamodb, TableNames())
         store = Store(dynamodb, TableNames())
         store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
-        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="edgeshift-rollout",
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-        )["stateMachineArn"]
+        arn = stand_in_state_machine()
         monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", arn)
         api_app.service.cache_clear()
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from local_aws import seed_v1_route
+from local_aws import seed_v1_route, stand_in_state_machine
 from moto import mock_aws
 
 from orchestrator.cli import main as cli_main
@@ -35,11 +35,7 @@ def store() -> Iterator[Store]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, TableNames())
-        boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="edgeshift-rollout",
-            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )
+        stand_in_state_machine()
         store = Store(dynamodb, TableNames())
         seed_v1_route(store, HOST)
         yield store

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from local_aws import seed_v1_route
+from local_aws import seed_v1_route, stand_in_state_machine
 from moto import mock_aws
 
 from orchestrator.cli.main import cli
@@ -28,11 +28,7 @@ def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, TableNames())
-        machine = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="edgeshift-rollout",
-            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
+        machine = stand_in_state_machine()
         yield {"store": Store(dynamodb, TableNames()), "machine": machine}
 
 

@@ -12,7 +12,7 @@ import boto3
 import pytest
 import yaml
 from click.testing import CliRunner
-from local_aws import edgeshift_event_queue
+from local_aws import edgeshift_event_queue, stand_in_state_machine
 from moto import mock_aws
 
 from orchestrator.api import app as api_app
@@ -56,11 +56,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
         store = Store(dynamodb, TableNames())
         store.put_route(demo_route(HOST, 8001, 8002), expected_revision=None)
         sqs, queue, events = edgeshift_event_queue()
-        sfn_arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="edgeshift-rollout",
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-        )["stateMachineArn"]
+        sfn_arn = stand_in_state_machine()
         monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", sfn_arn)
         api_app.service.cache_clear()
         tasks._store.cache_clear()

@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from local_aws import stand_in_state_machine
 from moto import mock_aws
 
 from orchestrator.events import handler as event_handler
@@ -43,12 +44,7 @@ def aws(monkeypatch):
         boto3.client("ssm", region_name="us-east-1").put_parameter(
             Name="/edgeshift/plans/standard", Value=json.dumps(template), Type="String"
         )
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = sfn.create_state_machine(
-            name="edgeshift-rollout",
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-            definition=json.dumps({"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}),
-        )["stateMachineArn"]
+        arn = stand_in_state_machine()
         monkeypatch.setenv("EDGESHIFT_STATE_MACHINE_ARN", arn)
         event_handler._service.cache_clear()
         yield store
