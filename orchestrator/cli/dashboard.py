@@ -9,18 +9,13 @@ from urllib.parse import urlsplit
 import click
 
 from .aws import Target
+from .options import port_option
 
 LOCAL_API_PORT = 8081  # `rollout local up --api-port`'s default
 
 
 @click.command()
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8082,
-    show_default=True,
-    help="Port of the dashboard on 127.0.0.1 (0 = any free port).",
-)
+@port_option("--port", default=8082, help="Port of the dashboard on 127.0.0.1 (0 = any free port).")
 @click.option(
     "--api-url",
     default=None,
@@ -29,11 +24,10 @@ LOCAL_API_PORT = 8081  # `rollout local up --api-port`'s default
     "request is signed with your AWS credentials (SigV4, execute-api), so the API stays "
     "IAM-only. Without it: the local stack's API on 127.0.0.1 (`rollout local up`), unsigned.",
 )
-@click.option(
+@port_option(
     "--local-api-port",
-    type=click.IntRange(1, 65535),
     default=LOCAL_API_PORT,
-    show_default=True,
+    minimum=1,
     help="Without --api-url: the port of `rollout local up`'s REST API (its --api-port).",
 )
 @click.pass_obj

@@ -9,7 +9,7 @@ import time
 import click
 
 from .exits import EXIT_INVALID, fail
-from .options import Duration
+from .options import Duration, port_option
 
 _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port)."
 
@@ -30,9 +30,7 @@ _AWS_PORT_HELP = "Port of the local AWS endpoint on 127.0.0.1 (0 = any free port
     is_flag=True,
     help="Progress to stderr; stdout ends with the result as one JSON line.",
 )
-@click.option(
-    "--aws-port", type=click.IntRange(0, 65535), default=0, show_default=True, help=_AWS_PORT_HELP
-)
+@port_option("--aws-port", default=0, help=_AWS_PORT_HELP)
 @click.option(
     "--provider",
     type=click.Choice(["cloudwatch", "datadog"]),
@@ -83,20 +81,8 @@ def local() -> None:
 
 
 @local.command()
-@click.option(
-    "--aws-port",
-    type=click.IntRange(0, 65535),
-    default=4566,
-    show_default=True,
-    help=_AWS_PORT_HELP,
-)
-@click.option(
-    "--cdn-port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port of the CloudFront emulator on 127.0.0.1.",
-)
+@port_option("--aws-port", default=4566, help=_AWS_PORT_HELP)
+@port_option("--cdn-port", default=8080, help="Port of the CloudFront emulator on 127.0.0.1.")
 @click.option(
     "--canary-error-rate",
     type=click.FloatRange(0, 1),
@@ -111,12 +97,8 @@ def local() -> None:
     help="Drive simulated viewers (300 a second) through the emulator; their counts are "
     "what the analysis judges.",
 )
-@click.option(
-    "--api-port",
-    type=click.IntRange(0, 65535),
-    default=8081,
-    show_default=True,
-    help="Port of the REST API (API Gateway emulation) on 127.0.0.1.",
+@port_option(
+    "--api-port", default=8081, help="Port of the REST API (API Gateway emulation) on 127.0.0.1."
 )
 @click.option(
     "--seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -47,3 +48,14 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return "DURATION"
+
+
+def port_option(*decls: str, default: int, help: str, minimum: int = 0) -> Callable[[Any], Any]:
+    """A TCP port on 127.0.0.1; ``minimum`` 0 lets 0 mean any free port."""
+    return click.option(
+        *decls,
+        type=click.IntRange(minimum, 65535),
+        default=default,
+        show_default=True,
+        help=help,
+    )
