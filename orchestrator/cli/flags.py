@@ -15,14 +15,12 @@ local stack and for CI without an SDK key; in AWS the scheduled sync function
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from .aws import Target
-
-EXIT_INVALID, EXIT_CONFLICT = 2, 3
+from .exits import EXIT_CONFLICT, EXIT_INVALID, fail
 
 
 @click.group()
@@ -66,10 +64,10 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
     try:
         data = load_file(flags_file)
     except FlagDataError as exc:
-        _fail(f"{flags_file}: {exc}", EXIT_INVALID)
+        fail(f"{flags_file}: {exc}", EXIT_INVALID)
     too_big = size_problems(data)
     if too_big:
-        _fail(f"{flags_file}:\n  " + "\n  ".join(too_big), EXIT_INVALID)
+        fail(f"{flags_file}:\n  " + "\n  ".join(too_big), EXIT_INVALID)
     store = FlagStore(target.client("dynamodb"))
     # With --keep-missing the stored flags the file leaves out stay, and serve rules too.
     served = data
@@ -80,7 +78,7 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
         )
     problems = rule_problems(store.flag_routed_rules(), served)
     if problems:
-        _fail(
+        fail(
             f"{flags_file} cannot serve the flag-routed rules:\n  " + "\n  ".join(problems),
             EXIT_INVALID,
         )
@@ -92,7 +90,7 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
             prune=not keep_missing,
         )
     except StaleFlagError as exc:
-        _fail(str(exc), EXIT_CONFLICT)
+        fail(str(exc), EXIT_CONFLICT)
     click.echo(
         f"{len(data.flags)} flags, {len(data.segments)} segments: {len(result.written)} written, "
         f"{len(result.deleted)} deleted, {result.unchanged} unchanged"
@@ -155,8 +153,3 @@ def list_flags(target: Target, as_json: bool) -> None:
         )
     for row in rules:
         click.echo(f"rule {row['host']} {row['path_rule']} (flag {row['flag']}): {row['status']}")
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)

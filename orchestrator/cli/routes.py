@@ -14,18 +14,17 @@ transaction: all of them, or none.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .aws import Target
+from .exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, fail
 
 if TYPE_CHECKING:
     from orchestrator.models import RouteRule
 
-EXIT_INVALID, EXIT_CONFLICT, EXIT_NOT_FOUND = 2, 3, 4
 MAX_ROUTES_BYTES = 256 * 1024
 
 
@@ -34,11 +33,6 @@ class InvalidRoutes(ValueError):
         self.problems = problems
         listed = "\n".join(f"  {field}: {rule}" for field, rule in problems)
         super().__init__(f"invalid routes {source}:\n{listed}")
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
 
 
 def parse_routes(text: str, source: str = "<routes>") -> list[RouteRule]:
@@ -138,7 +132,7 @@ def get_routes(target: Target, host: str, as_json: bool) -> None:
     """Show HOST's rules, with each variant's version and weight."""
     rules = target.store().get_routes(host)
     if not rules:
-        _fail(f"no routes for {host}", EXIT_NOT_FOUND)
+        fail(f"no routes for {host}", EXIT_NOT_FOUND)
     if as_json:
         click.echo(json.dumps([rule.model_dump(mode="json", exclude_none=True) for rule in rules]))
         return
@@ -175,7 +169,7 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
     try:
         rules = load_routes(routes_file)
     except InvalidRoutes as exc:
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     store = target.store()
     current = {rule.path_rule: rule for rule in store.get_routes(rules[0].host)}
     for rule in rules:
@@ -183,7 +177,7 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
         at_revision = stored.revision if stored else 0
         if "revision" in rule.model_fields_set and rule.revision != at_revision:
             at = stored.revision if stored else "none (new rule)"
-            _fail(
+            fail(
                 f"{rule.host} {rule.path_rule}: the file is for revision {rule.revision}, "
                 f"the stored rule is at {at}; get it again and reapply your change",
                 EXIT_CONFLICT,
@@ -198,11 +192,11 @@ def put_routes(target: Target, routes_file: Path, actor: str | None, reason: str
         written = service.define_routes(rules[0].host, expected, who, reason or "routes put")
     except TargetLockedError as exc:
         held = f"active rollout {exc.holder}" if exc.holder else "an active rollout"
-        _fail(f"{exc.target} belongs to {held}; wait for it to end or abort it", EXIT_CONFLICT)
+        fail(f"{exc.target} belongs to {held}; wait for it to end or abort it", EXIT_CONFLICT)
     except StaleRouteError as exc:
-        _fail(str(exc), EXIT_CONFLICT)
+        fail(str(exc), EXIT_CONFLICT)
     except ValueError as exc:  # e.g. a flag-routed rule whose flag has no data
-        _fail(str(exc), EXIT_INVALID)
+        fail(str(exc), EXIT_INVALID)
     for rule in written:
         verb = "replaced" if rule.path_rule in current else "created"
         click.echo(f"{rule.host} {rule.path_rule}: {verb}, revision {rule.revision}")
