@@ -16,7 +16,10 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ldclient.feature_store import InMemoryFeatureStore
 
 # The fields LaunchDarkly's flag and segment JSON carry (the SDK's model, ldclient.impl.model).
 FLAG_FIELDS = frozenset(
@@ -58,6 +61,18 @@ class FlagData:
         return {value_key(value) for value in self.flags[flag].get("variations") or []}
 
 
+def from_store(store: InMemoryFeatureStore) -> FlagData:
+    """The flags and segments an SDK feature store holds, as their JSON objects."""
+    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
+
+    flags = store.all(FEATURES, lambda items: items)  # type: ignore[no-untyped-call]
+    segments = store.all(SEGMENTS, lambda items: items)  # type: ignore[no-untyped-call]
+    return FlagData(
+        flags={key: dict(item.to_json_dict()) for key, item in flags.items()},
+        segments={key: dict(item.to_json_dict()) for key, item in segments.items()},
+    )
+
+
 class _Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -72,7 +87,6 @@ def load_file(path: Path) -> FlagData:
     from ldclient import Config
     from ldclient.feature_store import InMemoryFeatureStore
     from ldclient.integrations import Files
-    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
 
     if not path.is_file():
         raise FlagDataError(f"{path}: no such file")
@@ -94,12 +108,7 @@ def load_file(path: Path) -> FlagData:
     if not source.initialized():
         reason = captured.messages[0] if captured.messages else "the SDK did not load it"
         raise FlagDataError(reason)
-    flags = store.all(FEATURES, lambda items: items)  # type: ignore[no-untyped-call]
-    segments = store.all(SEGMENTS, lambda items: items)  # type: ignore[no-untyped-call]
-    return FlagData(
-        flags={key: dict(item.to_json_dict()) for key, item in flags.items()},
-        segments={key: dict(item.to_json_dict()) for key, item in segments.items()},
-    )
+    return from_store(store)
 
 
 def _check_fields(path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 
-from .data import FlagData, rule_problems, size_problems
+from .data import FlagData, from_store, rule_problems, size_problems
 from .store import FlagStore
 
 SDK_KEY_SECRET_ENV = "EDGESHIFT_LAUNCHDARKLY_SDK_KEY_SECRET"
@@ -41,7 +41,6 @@ def fetch(sdk_key: str, *, start_wait: float = START_WAIT_SECONDS, **config: Any
     """
     from ldclient import Config, LDClient
     from ldclient.feature_store import InMemoryFeatureStore
-    from ldclient.versioned_data_kind import FEATURES, SEGMENTS
 
     store = InMemoryFeatureStore()  # type: ignore[no-untyped-call]
     client = LDClient(
@@ -51,14 +50,9 @@ def fetch(sdk_key: str, *, start_wait: float = START_WAIT_SECONDS, **config: Any
     try:
         if not client.is_initialized():
             raise RuntimeError("the SDK did not initialize: no flag data from LaunchDarkly")
-        flags = store.all(FEATURES, lambda items: items)  # type: ignore[no-untyped-call]
-        segments = store.all(SEGMENTS, lambda items: items)  # type: ignore[no-untyped-call]
+        return from_store(store)
     finally:
         client.close()  # type: ignore[no-untyped-call]
-    return FlagData(
-        flags={key: dict(item.to_json_dict()) for key, item in flags.items()},
-        segments={key: dict(item.to_json_dict()) for key, item in segments.items()},
-    )
 
 
 def sync_once(store: FlagStore, data: FlagData, *, source: str) -> dict[str, Any]:
