@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from urllib.parse import urlsplit
 
 import click
 
 from .aws import Target
+from .exits import EXIT_INVALID, EXIT_OTHER, fail
 from .options import port_option
 
 LOCAL_API_PORT = 8081  # `rollout local up --api-port`'s default
@@ -55,29 +55,23 @@ def dashboard(target: Target, port: int, api_url: str | None, local_api_port: in
         loopback = urlsplit(api_url).hostname in ("127.0.0.1", "localhost", "::1")
         if not rest or scheme not in ("https", "http") or (scheme == "http" and not loopback):
             # Signed calls and the rollouts they answer must not cross a network in clear.
-            click.echo(
-                "Error: --api-url: must start with https:// (plain http:// only to 127.0.0.1 "
+            fail(
+                "--api-url: must start with https:// (plain http:// only to 127.0.0.1 "
                 f"or localhost; got {api_url!r})",
-                err=True,
+                EXIT_INVALID,
             )
-            sys.exit(2)
         region = region_of(api_url) or target.region or _configured_region()
         if region is None:
-            click.echo(
-                "Error: --region: needed to sign for an API URL that names no region", err=True
-            )
-            sys.exit(2)
+            fail("--region: needed to sign for an API URL that names no region", EXIT_INVALID)
         try:
             upstream = Upstream(api_url, sigv4_signer(region))
         except MissingCredentials as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            fail(str(exc), EXIT_OTHER)
         where = f"{upstream.base_url} (signed for execute-api in {region})"
     try:
         server = DashboardServer(upstream, port=port)
     except OSError as exc:
-        click.echo(f"Error: --port: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
-        sys.exit(2)
+        fail(f"--port: cannot listen on 127.0.0.1:{port}: {exc.strerror}", EXIT_INVALID)
     click.echo(f"dashboard: {server.url}  (API: {where})")
     click.echo("Ctrl-C to stop.", err=True)
     server.start()
