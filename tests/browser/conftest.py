@@ -7,7 +7,7 @@ EDGESHIFT_REQUIRE_BROWSER=1 (CI sets it) a missing browser fails them instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +29,20 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Callable[[int, int], tuple[Any, Any]]:
+    """Opens a page ``height`` pixels tall in a context of its own, every step bounded by
+    ``step_ms``; returns the context (the caller closes it) and the page."""
+
+    def opened(height: int, step_ms: int) -> tuple[Any, Any]:
+        context = browser.new_context(viewport={"width": 1280, "height": height})
+        page = context.new_page()
+        page.set_default_timeout(step_ms)
+        return context, page
+
+    return opened
 
 
 @pytest.fixture(scope="module")

@@ -57,10 +57,8 @@ def rollout(stack: LocalStack) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(STEP_MS)
+def page(open_page: Any) -> Iterator[Any]:
+    context, opened = open_page(1000, STEP_MS)
     failed: list[str] = []
     opened.on("requestfailed", lambda request: failed.append(request.url))
     opened.on("pageerror", lambda error: failed.append(f"script error: {error}"))

@@ -118,10 +118,8 @@ def served() -> Iterator[tuple[FakeApi, LoopbackServer, DashboardServer]]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(STEP_MS)
+def page(open_page: Any) -> Iterator[Any]:
+    context, opened = open_page(900, STEP_MS)
     dialogs: list[str] = []
     opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     yield opened
