@@ -48,6 +48,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 STEER = documented(RolloutView, 400, 404, 409, 413)
 RolloutId = Annotated[str, Path(pattern=ROLLOUT_ID)]
 HostName = Annotated[str, Path(pattern=HOST_PATTERN, max_length=MAX_HOST)]
+SteeringBody = Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)]
 
 
 @per_process
@@ -170,7 +171,7 @@ def _steer(verb: str, rollout_id: str, body: Reason) -> RolloutView:
 )
 def pause(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
+    body: SteeringBody,
 ) -> RolloutView:
     return _steer("pause", rollout_id, body)
 
@@ -183,7 +184,7 @@ def pause(
 )
 def resume(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
+    body: SteeringBody,
 ) -> RolloutView:
     return _steer("resume", rollout_id, body)
 
@@ -196,7 +197,7 @@ def resume(
 )
 def abort(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
+    body: SteeringBody,
 ) -> RolloutView:
     return _steer("abort", rollout_id, body)
 
@@ -209,7 +210,7 @@ def abort(
 )
 def promote(
     rollout_id: RolloutId,
-    body: Annotated[Reason, Body(embed=False, openapi_examples=examples.REASON_EXAMPLES)],
+    body: SteeringBody,
 ) -> RolloutView:
     return _steer("promote", rollout_id, body)
 
