@@ -325,7 +325,7 @@ def next_steps(rollout: Rollout, command: str = "rollout") -> list[tuple[str, st
     pause = ("hold traffic at this weight", f"{command} pause {rid} --reason '...'")
     abort = ("roll back: stable for everyone", f"{command} abort {rid} --reason '...'")
     promote = ("skip the remaining stages", f"{command} promote {rid} --reason '...'")
-    resume = f"{command} resume {rid}"
+    resume = f"{command} resume {rid} --reason '...'"
     history = ("the audit trail", f"{command} history {rid}")
     status = rollout.status
     if status is _S.RUNNING and rollout.control is not None:

@@ -97,7 +97,7 @@ def test_resume_withdraws_a_pending_pause_and_says_so(
     rollout_id = _running(store, tmp_path, plan_doc)
     CliRunner().invoke(cli, ["pause", rollout_id, "--reason", "look"])
 
-    result = CliRunner().invoke(cli, ["resume", rollout_id])
+    result = CliRunner().invoke(cli, ["resume", rollout_id, "--reason", "false alarm"])
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"resumed: {rollout_id}: RUNNING")
@@ -121,6 +121,111 @@ def test_steering_json_keeps_the_summary_shape(
     assert summary == json.loads(status.stdout)
     assert summary["control"]["action"] == verb
     assert summary["control"]["reason"] == "why"
+
+
+STEERING_VERBS = ("pause", "resume", "abort", "promote", "recover")
+
+
+def _items(store: Store) -> list[Any]:
+    """Every item of both tables, in a stable order: what a refused command must not change."""
+    items = []
+    for table in (store.tables.rollouts, store.tables.routes):
+        items += store.client.scan(TableName=table)["Items"]
+    return sorted(items, key=json.dumps)
+
+
+@pytest.mark.parametrize("verb", STEERING_VERBS)
+@pytest.mark.parametrize(
+    "given",
+    [[], ["--reason", ""], ["--reason", "   "], ["--reason", "\t\n"], ["--reason", "\u3000"]],
+    ids=["missing", "empty", "spaces", "tab-newline", "ideographic-space"],
+)
+def test_steering_without_a_reason_is_refused_and_nothing_is_sent(
+    store: Store,
+    tmp_path: Path,
+    plan_doc: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    verb: str,
+    given: list[str],
+) -> None:
+    """GIVEN a running rollout WHEN any steering command comes without a reason, or with
+    one that is only whitespace THEN exit 2 with one `Error:` line naming --reason and the
+    rule, the service is never asked, and the store is exactly as it was."""
+    from orchestrator.service import RolloutService
+
+    rollout_id = _running(store, tmp_path, plan_doc)
+    asked: list[str] = []
+    monkeypatch.setattr(RolloutService, verb, lambda *args, **kwargs: asked.append(verb))
+    before = _items(store)
+
+    result = CliRunner().invoke(cli, [verb, rollout_id, *given, "--actor", "ana"])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"Error: --reason: required to {verb} a rollout (not empty, not only spaces): "
+        "the audit trail records who asked and why\n"
+    )
+    assert result.stdout == ""
+    assert asked == []
+    assert _items(store) == before
+
+
+def test_a_reason_longer_than_the_api_takes_is_refused_naming_the_limit(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a reason of 1001 characters (the API takes at most 1000) WHEN pausing THEN
+    exit 2 naming --reason and the limit, and nothing is written."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+    before = _items(store)
+
+    result = CliRunner().invoke(cli, ["pause", rollout_id, "--reason", "x" * 1001])
+
+    assert result.exit_code == 2, result.output
+    assert "Error: --reason: at most 1000 characters, got 1001" in result.stderr
+    assert _items(store) == before
+
+
+def test_a_second_promote_while_one_is_pending_says_so(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a promote asked for and not yet carried out WHEN the same promote is asked
+    again THEN exit 3 (a conflict) with a sentence naming the pending promote, who asked
+    it and when, not a bare conflict; the first request stands and nothing is written."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+    first = CliRunner().invoke(cli, ["promote", rollout_id, "--reason", "ship", "--actor", "ana"])
+    assert first.exit_code == 0, first.output
+    pending = store.get_rollout(rollout_id).control
+    assert pending is not None
+    before = _items(store)
+
+    again = CliRunner().invoke(cli, ["promote", rollout_id, "--reason", "ship", "--actor", "ana"])
+
+    assert again.exit_code == 3, again.output
+    assert again.stderr == (
+        f"Error: a promote is already pending for {rollout_id} (asked by ana at "
+        f"{pending.at:%Y-%m-%d %H:%M:%S} UTC: ship); the workflow carries it out at its "
+        "next decision point\n"
+    )
+    assert _items(store) == before
+
+
+def test_an_abort_refused_for_a_pending_pause_says_how_to_withdraw_it(
+    store: Store, tmp_path: Path, plan_doc: dict[str, Any]
+) -> None:
+    """GIVEN a pause asked for and not yet carried out WHEN an abort is asked THEN exit 3
+    naming the pending pause and the command that withdraws it; nothing is written."""
+    rollout_id = _running(store, tmp_path, plan_doc)
+    CliRunner().invoke(cli, ["pause", rollout_id, "--reason", "look", "--actor", "ana"])
+    before = _items(store)
+
+    result = CliRunner().invoke(cli, ["abort", rollout_id, "--reason", "errors up"])
+
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith(
+        f"Error: abort refused: a pause is pending for {rollout_id} (asked by ana at "
+    )
+    assert f"withdraw it first with `rollout resume {rollout_id} --reason ...`" in result.stderr
+    assert _items(store) == before
 
 
 def test_start_json_prints_the_summary(
@@ -167,7 +272,9 @@ def _error_cases(
     flags.write_text('{"flags": 3}')
     return [
         (["status", "r-nope"], 4),
-        (["pause", "r-nope"], 4),
+        (["pause", "r-nope", "--reason", "look"], 4),
+        (["pause", "r-nope"], 2),
+        (["abort", "r-nope", "--reason", " "], 2),
         (["history", "r-nope"], 4),
         (["start", str(tmp_path / "missing.yaml")], 2),
         (["status", "r-nope", "--interval", "2m"], 2),

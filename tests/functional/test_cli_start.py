@@ -168,14 +168,14 @@ def test_malformed_dimension_template_exits_2(
     assert "analysis.dimensions" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["abort", "promote", "recover"])
-def test_steering_that_needs_a_reason_refuses_without_one(aws: dict[str, Any], verb: str) -> None:
-    """GIVEN abort, promote or recover without --reason WHEN run THEN a usage error (exit 2)
-    naming the option, before anything is read or written."""
+@pytest.mark.parametrize("verb", ["pause", "resume", "abort", "promote", "recover"])
+def test_every_steering_command_refuses_without_a_reason(aws: dict[str, Any], verb: str) -> None:
+    """GIVEN any steering command without --reason WHEN run THEN exit 2 naming the option
+    and the rule, before anything is read (an unknown rollout would exit 4) or written."""
     result = CliRunner().invoke(cli, [verb, "r-20250101T000000Z-00000000"])
 
-    assert result.exit_code == 2
-    assert "Missing option '--reason'" in result.output
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"Error: --reason: required to {verb} a rollout"), result.stderr
     assert _items(aws["store"]) == []
 
 
@@ -195,7 +195,9 @@ def test_resume_publishes_its_event_through_a_client_made_like_the_clis_others(
 
     monkeypatch.setattr(service_module.RolloutService, "resume", resume)
 
-    result = CliRunner().invoke(cli, ["--region", "eu-west-1", "resume", "r-1"])
+    result = CliRunner().invoke(
+        cli, ["--region", "eu-west-1", "resume", "r-1", "--reason", "dashboards normal"]
+    )
 
     assert result.exit_code == 3
     assert seen["client"].meta.service_model.service_name == "events"

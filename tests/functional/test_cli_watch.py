@@ -252,8 +252,8 @@ def test_no_look_yet_says_when_the_first_comes(three_stages):
 @pytest.mark.parametrize(
     ("status", "expected", "absent"),
     [
-        (S.PAUSED, ["go on baking", "resume R", "abort R", "promote R"], ["pause R"]),
-        (S.AWAITING_APPROVAL, ["approve: go on", "resume R", "abort R"], ["pause R"]),
+        (S.PAUSED, ["go on baking", "resume R --reason", "abort R", "promote R"], ["pause R"]),
+        (S.AWAITING_APPROVAL, ["approve: go on", "resume R --reason", "abort R"], ["pause R"]),
         (S.PROMOTING, ["wait: promoting is in progress"], ["abort R"]),
         (S.FAILED, ["recover R --reason", "history R"], ["abort R"]),
         (S.PROMOTED, ["history R", "report R --out R.png"], ["abort R", "pause R"]),
@@ -276,7 +276,7 @@ def test_a_pending_pause_request_is_shown_and_can_be_withdrawn(three_stages):
     rollout = _running(three_stages, control=request, rollout_id="R")
     screen = _text(render(rollout, [], T0 + timedelta(seconds=420)))
     assert "pause requested by ana: dashboards (honoured at the next look)" in screen
-    assert "withdraw the pause request" in screen and "rollout resume R" in screen
+    assert "withdraw the pause request" in screen and "rollout resume R --reason '...'" in screen
 
 
 def test_final_screens_say_how_it_ended(three_stages):
