@@ -12,8 +12,15 @@ from click.testing import CliRunner
 from orchestrator.cli.main import cli
 from orchestrator.cli.reference import blocks, commands, reference, render_into, walk
 
-PAGE = Path(__file__).parents[2] / "docs" / "cli.md"
+ROOT = Path(__file__).parents[2]
+PAGE = ROOT / "docs" / "cli.md"
 REGENERATE = "python -m orchestrator.cli.reference docs/cli.md"
+# A steering command as the pages write it, in a block or inline: global options, the
+# verb, a rollout (ID, a shell variable or an id) and the rest of the command.
+STEERING_SHOWN = re.compile(
+    r"rollout (?:--[\w-]+ \S+ )*(pause|resume|abort|promote|recover) "
+    r"(?:ID|\"?\$\w+\"?|r-[\w-]+)(?P<rest>[^`\n]*)"
+)
 
 
 def test_docs_cli_md_is_what_the_help_renders_now() -> None:
@@ -88,3 +95,22 @@ def test_the_page_says_what_rollout_help_says() -> None:
         said = " ".join(line.split(maxsplit=1)[1].split()) if " " in line else ""
         words = said.split(" ", 1)[1] if said and said.split(" ")[0].isupper() else said
         assert words in page, line
+
+
+def test_every_steering_command_the_pages_show_gives_a_reason() -> None:
+    """GIVEN the README, docs/cli.md and the runbooks (their blocks and their prose) WHEN
+    they show a steering command THEN it carries --reason, which every one needs; the one
+    exception is a command shown being refused for the lack of it (its Error: follows)."""
+    pages = [ROOT / "README.md", PAGE, *sorted((ROOT / "runbooks").glob("*.md"))]
+    shown = 0
+    for page in pages:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            for found in STEERING_SHOWN.finditer(line):
+                shown += 1
+                refused = lines[number + 1 : number + 2] == [
+                    f"Error: --reason: required to {found[1]} a rollout (not empty, not only "
+                    "spaces): the audit trail records who asked and why"
+                ]
+                assert "--reason" in found["rest"] or refused, f"{page.name}:{number + 1}"
+    assert shown >= 20  # the pattern still finds the commands the pages show
