@@ -1,8 +1,11 @@
 """``rollout pause|resume|abort|promote|recover``: requests on a rollout.
 
-One shape and one service call each. The request is data on the rollout: the workflow
-carries it out at its next decision point (at once when parked), so the command says what
-was asked and where the rollout stands now; ``--json`` prints the rollout's summary.
+One shape and one service call each. Each needs ``--reason``, as the API and the
+dashboard do: every change is audited with who asked and why, so a missing or blank one is
+refused (exit 2) before anything is read or sent. The request is data on the rollout: the
+workflow carries it out at its next decision point (at once when parked), so the command
+says what was asked and where the rollout stands now; ``--json`` prints the rollout's
+summary.
 """
 
 from __future__ import annotations
