@@ -425,18 +425,25 @@ class RolloutService:
             )
 
     def _request(self, rollout: Rollout, action: ControlAction, actor: str, reason: str) -> Rollout:
-        if rollout.control is not None:
-            raise ControlRefused(
-                f"a {rollout.control.action} request by {rollout.control.actor} is pending"
-            )
+        pending = rollout.control
+        # An abort is always allowed: it takes the place of a pending pause or promote
+        # (stable for everyone is the safe side); any other request waits its turn.
+        superseded = pending is not None and action is ControlAction.ABORT
+        if pending is not None and (not superseded or pending.action is ControlAction.ABORT):
+            raise ControlRefused(f"a {pending.action} request by {pending.actor} is pending")
         request = ControlRequest(action=action, actor=actor, reason=reason, at=utcnow())
+        detail: dict[str, Any] = {"control": request.model_dump(mode="json")}
+        why = f"{action} requested by {actor}: {reason}"
+        if superseded and pending is not None:
+            detail["superseded"] = pending.model_dump(mode="json")
+            why += f" (in place of the {pending.action} {pending.actor} asked for)"
         return transitions.commit(
             self.store,
             rollout,
             "control_requested",
-            f"{action} requested by {actor}: {reason}",
+            why,
             actor=actor,
-            detail={"control": request.model_dump(mode="json")},
+            detail=detail,
             control=request,
         )
 

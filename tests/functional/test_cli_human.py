@@ -209,23 +209,23 @@ def test_a_second_promote_while_one_is_pending_says_so(
     assert _items(store) == before
 
 
-def test_an_abort_refused_for_a_pending_pause_says_how_to_withdraw_it(
+def test_an_abort_takes_the_place_of_a_pending_pause(
     store: Store, tmp_path: Path, plan_doc: dict[str, Any]
 ) -> None:
-    """GIVEN a pause asked for and not yet carried out WHEN an abort is asked THEN exit 3
-    naming the pending pause and the command that withdraws it; nothing is written."""
+    """GIVEN a pause asked for and not yet carried out WHEN an abort is asked THEN exit 0:
+    the abort is what is pending now, and the audit names the pause it replaced."""
     rollout_id = _running(store, tmp_path, plan_doc)
     CliRunner().invoke(cli, ["pause", rollout_id, "--reason", "look", "--actor", "ana"])
-    before = _items(store)
 
     result = CliRunner().invoke(cli, ["abort", rollout_id, "--reason", "errors up"])
 
-    assert result.exit_code == 3, result.output
-    assert result.stderr.startswith(
-        f"Error: abort refused: a pause is pending for {rollout_id} (asked by ana at "
-    )
-    assert f"withdraw it first with `rollout resume {rollout_id} --reason ...`" in result.stderr
-    assert _items(store) == before
+    assert result.exit_code == 0, result.output
+    pending = store.get_rollout(rollout_id).control
+    assert pending is not None and pending.action == "abort"
+    assert pending.reason == "errors up"
+    requested = [e for e in store.events(rollout_id) if e.kind == "control_requested"]
+    assert requested[-1].detail["superseded"]["action"] == "pause"
+    assert "in place of the pause ana asked for" in requested[-1].reason
 
 
 def test_start_json_prints_the_summary(
