@@ -43,7 +43,7 @@ from orchestrator.analysis.forecast import forecast, plan_with_bake
 from orchestrator.analysis.replay import Window, replay
 from orchestrator.analysis.sequential import z_quantile
 from orchestrator.models import RolloutPlan
-from orchestrator.models.analysis import Direction, Noise
+from orchestrator.models.analysis import SPLIT_VIEWERS, Direction, Noise
 
 SEED = 20240607
 ROLLOUTS = int(os.environ.get("EDGESHIFT_BENCH_ROLLOUTS", "2000"))
@@ -75,6 +75,7 @@ class Scenario:
     viewers: bool = False  # requests come from sticky viewers (VIEWER_MIX), not one by one
     served: float = 1.0  # the canary's served share over its weight (2: the edge serves 2x)
     persistent: bool = False  # the same viewers all stage long, not new ones every minute
+    by_viewers: bool = False  # the plan counts viewers for the split (analysis.split.viewers)
 
     @property
     def healthy(self) -> bool:
@@ -133,6 +134,25 @@ SCENARIOS = (
     # whole stage, a clustering no period-to-period spread shows.
     _error("split-correct-viewers-persistent", 1.0, viewers=True, persistent=True),
     _error("split-served-2x-viewers-persistent", 1.0, viewers=True, served=2.0, persistent=True),
+    # The same world, with the plan counting the viewers each variant served in a minute
+    # (analysis.split.viewers) instead of requests: a heavy client is one viewer.
+    _error(
+        "split-correct-viewers-persistent-counted",
+        1.0,
+        viewers=True,
+        persistent=True,
+        by_viewers=True,
+    ),
+    _error(
+        "split-served-2x-viewers-persistent-counted",
+        1.0,
+        viewers=True,
+        served=2.0,
+        persistent=True,
+        by_viewers=True,
+    ),
+    _error("split-correct-viewers-counted", 1.0, viewers=True, by_viewers=True),
+    _error("split-served-2x-viewers-counted", 1.0, viewers=True, served=2.0, by_viewers=True),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),
@@ -162,6 +182,7 @@ def plan_for(scenario: Scenario) -> RolloutPlan:
                 "metrics": [metric],
                 "initial_delay": scenario.initial_delay,
                 "segments": [{"by": "browser"}] if scenario.segments and scenario.declared else [],
+                **({"split": {"viewers": "Viewers"}} if scenario.by_viewers else {}),
             },
         }
     )
@@ -374,11 +395,15 @@ VIEWER_MIX = ((1, 0.35), (4, 0.30), (16, 0.20), (64, 0.10), (256, 0.05))
 class ViewerTraffic(Traffic):
     """Requests drawn viewer by viewer: each viewer of a minute is on the canary with the
     served share (``weight x served``), all its requests with it. ``persistent`` scenarios
-    keep a stage's viewers, and their variants, for the whole stage."""
+    keep a stage's viewers, and their variants, for the whole stage. ``by_viewers``
+    scenarios also count each variant's viewers of a minute (those that made a request in
+    it), as a distinct count or sessions metric would."""
 
     def __init__(self, scenario: Scenario, plan: RolloutPlan, rng: random.Random) -> None:
         super().__init__(scenario, plan, rng)
         self.viewers: dict[int, list[tuple[int, int, int]]] = {}  # stage: (rate, on, off)
+        self.counted: dict[tuple[int, int], tuple[int, int]] = {}  # (stage, look): viewers
+        self._fresh: list[tuple[int, int, int]] = []  # the last minute's viewers drawn
 
     def _population(self, served: float) -> list[tuple[int, int, int]]:
         rows = []
@@ -389,19 +414,40 @@ class ViewerTraffic(Traffic):
         return rows
 
     def _requests(self, served: float, stage: int | None = None) -> tuple[int, int]:
-        if stage is not None and self.scenario.persistent:
-            rows = self.viewers.setdefault(stage, self._population(served))
-        else:
-            rows = self._population(served)
+        rows = self._rows(served, stage)
         canary = sum(_poisson(self.rng, on * rate) for rate, on, _ in rows)
         stable = sum(_poisson(self.rng, off * rate) for rate, _, off in rows)
         return canary, stable
+
+    def _rows(self, served: float, stage: int | None) -> list[tuple[int, int, int]]:
+        if stage is not None and self.scenario.persistent:
+            return self.viewers.setdefault(stage, self._population(served))
+        self._fresh = self._population(served)
+        return self._fresh
+
+    def _seen(self, rows: list[tuple[int, int, int]]) -> tuple[int, int]:
+        """(canary, stable) viewers that made a request this minute: a viewer of rate r
+        makes none with chance exp(-r)."""
+        seen = [1 - math.exp(-rate) for rate, _, _ in rows]
+        canary = sum(binomial(self.rng, on, p) for (_, on, _), p in zip(rows, seen, strict=True))
+        stable = sum(binomial(self.rng, off, p) for (_, _, off), p in zip(rows, seen, strict=True))
+        return canary, stable
+
+    def source(self, window: Window) -> dict[str, dict[str, tuple[int, int]]]:
+        counts = dict(super().source(window))
+        if self.scenario.by_viewers:
+            canary, stable = self.counted[window.stage, window.look]
+            counts[SPLIT_VIEWERS] = {"canary": (0, canary), "baseline": (0, stable)}
+        return counts
 
     def pair(self, stage: int, look: int) -> tuple[Counts, Counts]:
         if (stage, look) not in self.drawn:
             weight = self.plan.stages[stage].weight / 100
             served = min(1.0, weight * self.scenario.served)
             canary_n, baseline_n = self._requests(served, stage)
+            if self.scenario.by_viewers:  # other scenarios keep their random stream
+                rows = self.viewers[stage] if self.scenario.persistent else self._fresh
+                self.counted[stage, look] = self._seen(rows)
             self.drawn[stage, look] = (
                 Counts(
                     binomial(self.rng, canary_n, self._rate(self.scenario.canary_rate)), canary_n
@@ -417,9 +463,10 @@ class ViewerTraffic(Traffic):
         rows = []
         for _ in range(HISTORY_MINUTES):
             _, n = self._requests(0.0)
-            rows.append(
-                {self.metric: (binomial(self.rng, n, self._rate(self.scenario.baseline_rate)), n)}
-            )
+            row = {self.metric: (binomial(self.rng, n, self._rate(self.scenario.baseline_rate)), n)}
+            if self.scenario.by_viewers:
+                row[SPLIT_VIEWERS] = (0, self._seen(self._fresh)[1])
+            rows.append(row)
         return rows
 
 

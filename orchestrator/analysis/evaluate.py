@@ -11,14 +11,20 @@ from functools import lru_cache
 from typing import Any
 
 from orchestrator.models import Rollout, StageTally, utcnow
-from orchestrator.models.analysis import AnalysisSpec, DatadogSource, Noise, RatioMetric
+from orchestrator.models.analysis import (
+    SPLIT_VIEWERS,
+    AnalysisSpec,
+    DatadogSource,
+    Noise,
+    RatioMetric,
+)
 
 from .aggregate import combine
 from .counts import Counts
 from .dispersion import history_noise, request_dispersion
 from .judge import MetricVerdict, Outcome, Verdict, judge_guard, judge_ratio, judge_threshold
 from .providers import MetricProvider, QueryContext, measure, metric_queries
-from .providers.base import Measurement, deadline_or_default
+from .providers.base import Measurement, deadline_or_default, viewer_queries
 from .providers.datadog import HOST_OVERRIDE as DATADOG_HOST_OVERRIDE
 from .schedule import in_warm_up, judged_from, look_at
 from .segments import judge_segments, metric_look
@@ -225,6 +231,9 @@ def preflight(
         for m, metric in enumerate(plan.analysis.judged_metrics())
         for query in metric_queries(metric, baseline, f"m{m}")
     ]
+    viewers = plan.analysis.split_viewers()
+    if viewers is not None:  # a viewer count the provider refuses is found here too
+        queries += viewer_queries(viewers, baseline, 0)
     problems: list[str] = []
     for attempt in range(PREFLIGHT_ATTEMPTS):
         try:
@@ -266,5 +275,17 @@ def stable_noise(rollout: Rollout, provider: MetricProvider, now: datetime) -> d
                 "requests_dispersion": bursty if bursty_df else None,
                 "requests_df": bursty_df,
             }
+        )
+    found = measured.get((SPLIT_VIEWERS, rollout.plan.stable.name))
+    if found is not None and found.series:
+        # The split check's prior when it counts viewers: how bursty their count is.
+        totals = [c.total for c in found.series.values()]
+        bursty, bursty_df = request_dispersion(totals)
+        minutes = len(totals) * spec.period / 60
+        noise[SPLIT_VIEWERS] = Noise(
+            source=f"stable fleet's viewers, last {spec.noise_history // 60} min",
+            requests_per_minute=sum(totals) / minutes if minutes else None,
+            requests_dispersion=bursty if bursty_df else None,
+            requests_df=bursty_df,
         )
     return noise

@@ -11,7 +11,9 @@ counts only: ``{metric: {"canary": (numerator, denominator), "baseline": (...)}}
 ``None`` when it has no more (``CountsEnded`` is raised, with the looks so far). For a
 plan with ``analysis.segments`` a metric's counts may carry its segments' beside the
 totals: ``"segments": {"browser=ie-11": {"canary": (n, d), "baseline": (n, d)}, ...}``
-(a value absent from a window had no traffic in it). What a
+(a value absent from a window had no traffic in it). A plan with
+``analysis.split.viewers`` takes each variant's viewers as ``"split-viewers": {"canary":
+(0, viewers), "baseline": (0, viewers)}``, in the windows and the history. What a
 source raises, and counts the replay cannot use (``ReplayError``), reach the caller. The
 optional ``history`` is the stable fleet's counts per interval before the first shift,
 ``[{metric: (numerator, denominator)}, ...]`` oldest first, which preflight would read.
@@ -25,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
-from orchestrator.models.analysis import Noise
+from orchestrator.models.analysis import SPLIT_VIEWERS, Noise
 
-from .providers.base import BaseProvider, Query, SegmentSeries, Series
+from .providers.base import VIEWERS_PREFIX, BaseProvider, Query, SegmentSeries, Series
 
 Pair = tuple[float, float]
 WindowCounts = Mapping[str, Mapping[str, Pair]]
@@ -150,12 +152,15 @@ class _Arms:
 
     def __init__(self, plan: RolloutPlan) -> None:
         self.names = [metric.name for metric in plan.analysis.judged_metrics()]
+        self.counted = self.names + ([SPLIT_VIEWERS] if plan.analysis.split_viewers() else [])
         self.canary = plan.canary.name
 
     def of(self, query: Query) -> tuple[str, str, int]:
         head, _, part = query.id.rpartition("_")
-        index = int(head[1:].split("v")[0])
         arm = "canary" if query.context.variant == self.canary else "baseline"
+        if head.startswith(VIEWERS_PREFIX):  # the split's viewer count: a denominator only
+            return SPLIT_VIEWERS, arm, 1
+        index = int(head[1:].split("v")[0])
         return self.names[index], arm, 0 if part == "num" else 1
 
 
@@ -274,7 +279,7 @@ class _HistoryProvider(BaseProvider):
 
 def _checked(counts: WindowCounts, window: Window, arms: _Arms) -> WindowCounts:
     for name, by_arm in counts.items():
-        if name not in arms.names:
+        if name not in arms.counted:
             raise ReplayError(f"window {window.start.isoformat()}: unknown metric {name!r}")
         _check_pairs(name, by_arm, window)
     return counts

@@ -42,6 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from orchestrator.models.analysis import SPLIT_VIEWERS
+
 from .counts import Counts
 from .dispersion import MAX_HISTORY_DF, MIN_DF, Dispersion, _chi2_quantile
 from .sequential import boundaries
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from .providers.base import Measurement
 
 SplitOutcome = Literal["ok", "mismatch", "unknown"]
+Unit = Literal["requests", "viewers"]
 STAGE_ALPHA = 0.001  # chance per stage of flagging a split that is right
 MIN_PERIODS = 4  # without a prior: three degrees of freedom for the dispersion (MIN_DF)
 MIN_REQUESTS = 200  # in the window, both variants together
@@ -74,6 +77,7 @@ class SplitCheck:
     dispersion: float | None = None
     statistic: float | None = None  # z of "outside the band", widened by the dispersion
     threshold: float | None = None  # the z it must cross at this look
+    unit: Unit = "requests"  # what was counted: the requests, or the viewers
 
     def as_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -102,6 +106,7 @@ def check_split(
     looks: int,
     extra: int = 0,
     prior: Noise | None = None,
+    unit: Unit = "requests",
 ) -> SplitCheck:
     """``periods``: (canary, baseline) requests per period, in time order; ``weight``: the
     canary's planned share (0..1); ``look`` (1-based) of the stage's ``looks`` planned ones
@@ -115,7 +120,16 @@ def check_split(
 
     def result(outcome: SplitOutcome, reason: str, **evidence: float) -> SplitCheck:
         return SplitCheck(
-            share, weight, low, high, outcome, reason, round(total), len(rows), **evidence
+            share,
+            weight,
+            low,
+            high,
+            outcome,
+            reason,
+            round(total),
+            len(rows),
+            **evidence,
+            unit=unit,
         )
 
     if not 0 < weight < 1:
@@ -129,13 +143,13 @@ def check_split(
     ):
         return result(
             "unknown",
-            f"split not known yet: {round(total)} requests in {len(rows)} periods "
-            f"(needs {MIN_REQUESTS} requests, {MIN_PERIODS} periods or a prior)",
+            f"split not known yet: {round(total)} {unit} in {len(rows)} periods "
+            f"(needs {MIN_REQUESTS} {unit}, {MIN_PERIODS} periods or a prior)",
         )
     spread = _dispersion(rows, share, prior_phi, prior_df)
     threshold = look_threshold(look, looks, extra)
     summary = (
-        f"canary served {share:.2%} of {round(total)} requests, weight {weight:.2%} "
+        f"canary served {share:.2%} of {round(total)} {unit}, weight {weight:.2%} "
         f"allows {low:.2%}-{high:.2%}"
         + (f", dispersion {spread.phi:.1f}" if spread.phi > 1 else "")
     )
@@ -191,17 +205,20 @@ def served_split(
     None when the plan turns it off or has no ratio metric to count requests with."""
     plan = rollout.plan
     spec, metric = plan.analysis.split, plan.analysis.split_metric()
-    if not spec.enabled or metric is None:
+    viewers = plan.analysis.split_viewers()
+    if not spec.enabled or (metric is None and viewers is None):
         return None
+    name = SPLIT_VIEWERS if viewers is not None else metric.name  # type: ignore[union-attr]
+    unit: Unit = "viewers" if viewers is not None else "requests"
     weight = rollout.canary_weight_bp / 10_000
     low, high = band(weight, spec.tolerance)
-    canary = measured.get((metric.name, plan.canary.name))
-    baseline = measured.get((metric.name, plan.stable.name))
+    canary = measured.get((name, plan.canary.name))
+    baseline = measured.get((name, plan.stable.name))
     for found in (canary, baseline):
         if found is None or found.error is not None:
             why = found.error if found is not None else "not measured"
-            reason = f"split not known: {metric.name}: {why}"
-            return SplitCheck(None, weight, low, high, "unknown", reason)
+            reason = f"split not known: {viewers or name}: {why}"
+            return SplitCheck(None, weight, low, high, "unknown", reason, unit=unit)
     assert canary is not None and baseline is not None
     ours, theirs = canary.series or {}, baseline.series or {}
     since = rollout.split_from
@@ -219,5 +236,6 @@ def served_split(
         look=rollout.tally.looks + 1,
         looks=looks,
         extra=stage.looks(plan.extension(stage)) - looks,
-        prior=rollout.noise.get(metric.name),
+        prior=rollout.noise.get(name),
+        unit=unit,
     )

@@ -285,15 +285,27 @@ class SegmentSpec(Strict):
         return self.tag or self.by
 
 
+# The counts ``analysis.split.viewers`` names are measured under this name, beside the
+# plan's metrics (in a look's measurements, the preflight noise and a replay's windows).
+SPLIT_VIEWERS = "split-viewers"
+
+
 class SplitSpec(Strict):
     """The served-split check at every look: the canary's share of the requests (the
-    denominators of ``metric``) against the stage's weight. See
-    ``orchestrator.analysis.split``."""
+    denominators of ``metric``), or of the viewers (``viewers``), against the stage's
+    weight. See ``orchestrator.analysis.split``."""
 
     metric: MetricName | None = Field(
         default=None,
         description="ratio metric whose denominators are the requests (default: the first "
         "ratio metric)",
+    )
+    viewers: Template | None = Field(
+        default=None,
+        description="CloudWatch metric name or Datadog query counting, per variant and "
+        "period, the viewers each served (distinct viewers, sessions started, sticky ids "
+        "minted): the check then compares viewer shares, which a few heavy clients cannot "
+        "skew as they skew request shares",
     )
     tolerance: float = Field(
         default=0.25,
@@ -428,11 +440,25 @@ class AnalysisSpec(Strict):
     def _check_split(self) -> None:
         ratios = [m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)]
         name = self.split.metric
+        if self.split.viewers is not None and name is not None:
+            raise ValueError(
+                "analysis.split.viewers: counts the viewers itself; name either "
+                "analysis.split.metric or analysis.split.viewers, not both"
+            )
+        if any(m.name == SPLIT_VIEWERS for m in self.metrics):
+            raise ValueError(
+                f"analysis.metrics: the name {SPLIT_VIEWERS!r} is reserved for the counts "
+                "of analysis.split.viewers"
+            )
         if name is not None and name not in ratios:
             raise ValueError(
                 f"analysis.split.metric: {name!r} is not a ratio metric of this plan "
                 f"(ratio metrics: {', '.join(ratios) or 'none'})"
             )
+
+    def split_viewers(self) -> str | None:
+        """The query counting each variant's viewers for the served-split check, if any."""
+        return self.split.viewers if self.split.enabled else None
 
     def split_metric(self) -> RatioMetric | None:
         """The ratio metric whose denominators count the requests of each variant."""

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from orchestrator.analysis.counts import Counts
 from orchestrator.models.analysis import (
+    SPLIT_VIEWERS,
     AnalysisSpec,
     RatioMetric,
     ThresholdMetric,
@@ -33,6 +34,7 @@ from orchestrator.models.analysis import (
 CHECK_WINDOW = timedelta(minutes=10)
 MAX_COUNT = 1e15  # events in one period beyond any real fleet: a unit or query mistake
 LOOK_BUDGET = 20.0  # seconds a look may spend fetching: well under Analyze's 60 s timeout
+VIEWERS_PREFIX = "sv"  # query ids of the split's viewer counts: sv<variant>_den
 
 
 class ProviderError(Exception):
@@ -238,6 +240,12 @@ def metric_queries(
     ]
 
 
+def viewer_queries(viewers: str, context: QueryContext, variant: int) -> list[Query]:
+    """The one query counting a variant's viewers (``analysis.split.viewers``): a
+    denominator with no numerator."""
+    return [Query(f"{VIEWERS_PREFIX}{variant}_den", context.fill(viewers), context)]
+
+
 def measure(
     provider: MetricProvider,
     spec: AnalysisSpec,
@@ -259,6 +267,11 @@ def measure(
             plan[metric.name, variant] = metric_queries(metric, context, f"m{m}v{v}")
             if isinstance(metric, RatioMetric):
                 ratios.add((metric.name, variant))
+    viewers = spec.split_viewers()
+    for v, (variant, context) in enumerate(contexts.items()):
+        if viewers is not None:  # a count of its own, in the same batch as the ratios
+            plan[SPLIT_VIEWERS, variant] = viewer_queries(viewers, context, v)
+            ratios.add((SPLIT_VIEWERS, variant))
     found: dict[tuple[str, str], Measurement] = {}
     counted = {key: batch for key, batch in plan.items() if key in ratios}
     valued = {key: batch for key, batch in plan.items() if key not in ratios}
@@ -303,6 +316,14 @@ def _counted(batch: list[Query], answers: Mapping[str, object]) -> Measurement:
     """A ratio's counts per period and in all, from its numerator's and denominator's
     series. Totals are checked as a whole (numerator at most denominator); a period whose
     numerator landed before its denominator is kept out of the per-period counts only."""
+    if len(batch) == 1:  # a count with no numerator (the split's viewers): none are bad
+        (only,) = batch
+        found = answers.get(only.id)
+        zeros = dict.fromkeys(found, 0.0) if isinstance(found, Mapping) else found
+        return _counted(
+            [Query(f"{only.id}_zero", only.text, only.context), only],
+            {f"{only.id}_zero": zeros, only.id: found},
+        )
     numerator_query, denominator_query = batch
     numerators = answers.get(numerator_query.id)
     denominators = answers.get(denominator_query.id)
