@@ -603,6 +603,50 @@ def run(rollouts: int = ROLLOUTS, names: tuple[str, ...] = ONLY) -> Iterator[dic
             results = [outcome[name] for outcome in outcomes]
             yield _record(name, scenario, plan, results)
         yield _forecast_record(scenario, plan)
+    if not names or LIMIT_ROW in names:
+        yield _request_share_limit(rollouts)
+
+
+LIMIT_ROW = "split-persistent-best-threshold"
+
+
+def _request_share_limit(rollouts: int, looks: int = 3) -> dict[str, object]:
+    """What any test of the request share could do in the ``-persistent`` world, knowing
+    the truth: the stage-1 share after ``looks`` looks of rollouts serving the weight and
+    twice it, and the threshold that flags 0.5% of the right ones. The counted viewers'
+    share beside it, by the same rule."""
+    correct, doubled = (
+        next(s for s in SCENARIOS if s.name == f"split-{kind}-viewers-persistent-counted")
+        for kind in ("correct", "served-2x")
+    )
+    rng = random.Random(f"{SEED}:{LIMIT_ROW}")
+    shares: dict[str, dict[str, list[float]]] = {"requests": {}, "viewers": {}}
+    for scenario in (correct, doubled):
+        plan = plan_for(scenario)
+        for unit in shares:
+            shares[unit][scenario.name] = []
+        for _ in range(rollouts):
+            traffic = ViewerTraffic(scenario, plan, rng)
+            pairs = [traffic.pair(0, look) for look in range(looks)]
+            seen = [traffic.counted[0, look] for look in range(looks)]
+            for unit, canary, total in (
+                (
+                    "requests",
+                    sum(c.total for c, _ in pairs),
+                    sum(c.total + b.total for c, b in pairs),
+                ),
+                ("viewers", sum(c for c, _ in seen), sum(c + b for c, b in seen)),
+            ):
+                shares[unit][scenario.name].append(canary / total)
+    record: dict[str, object] = {"judge": "best-threshold", "scenario": LIMIT_ROW, "looks": looks}
+    for unit, by_scenario in shares.items():
+        right = sorted(by_scenario[correct.name])
+        threshold = right[min(len(right) - 1, math.ceil(0.995 * len(right)))]
+        caught = sum(x > threshold for x in by_scenario[doubled.name]) / rollouts
+        record[f"{unit}_threshold_flagging_0.5pct_of_right_splits"] = round(threshold, 5)
+        record[f"{unit}_twice_the_weight_caught_rate"] = round(caught, 4)
+    record["rollouts"] = rollouts
+    return record
 
 
 def _split_record(scenario: Scenario, results: list[Result]) -> dict[str, object]:

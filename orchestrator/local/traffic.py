@@ -5,7 +5,8 @@ users and its segment labels (browser, device, country) see a realistic mix. Cou
 the viewers saw, keyed by the variant the origin says it served and the segment the edge
 labelled the request with (the origin echoes both, the way an application tags its metrics).
 They go to CloudWatch as high-resolution ``Requests`` and ``Errors`` sums every second, per
-``{Host, Variant}`` and per ``{Host, Variant, <dimension>}`` for each segment dimension, and,
+``{Host, Variant}`` and per ``{Host, Variant, <dimension>}`` for each segment dimension,
+with ``Viewers`` (each variant's distinct viewers of that second) per ``{Host, Variant}``, and,
 when a local Datadog endpoint runs, to it as ``edgeshift.demo.requests`` /
 ``edgeshift.demo.errors`` tagged ``host``, ``variant``, ``browser``, ``device``, ``country``.
 """
@@ -29,6 +30,10 @@ from .origins import SEGMENT_HEADER, VARIANT_HEADER
 NAMESPACE = "EdgeShift/Demo"
 DATADOG_REQUESTS = "edgeshift.demo.requests"
 DATADOG_ERRORS = "edgeshift.demo.errors"
+# Distinct viewers of each variant in each published second, as an application counting
+# its sessions would: a plan's ``analysis.split.viewers`` may name it (``Viewers``).
+VIEWERS_METRIC = "Viewers"
+DATADOG_VIEWERS = "edgeshift.demo.viewers"
 SEGMENT_DIMENSIONS = ("browser", "device", "country")
 # PutMetricData takes at most 1,000 metrics and 1 MB per call.
 MAX_METRICS_PER_CALL = 1000
@@ -132,11 +137,16 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     segment_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     segment_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    viewers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, variant: str, failed: bool, segment: str | None = None) -> None:
+    def add(
+        self, variant: str, failed: bool, segment: str | None = None, viewer: str | None = None
+    ) -> None:
         with self.lock:
             self.requests[variant] += 1
+            if viewer is not None:
+                self.viewers[variant].add(viewer)
             if failed:
                 self.errors[variant] += 1
             if segment:
@@ -152,7 +162,9 @@ class Tally:
                 self.errors.copy(),
                 self.segment_requests.copy(),
                 self.segment_errors.copy(),
+                self.viewers,
             )
+            self.viewers = defaultdict(set)
             for counter in (
                 self.requests,
                 self.errors,
@@ -230,9 +242,10 @@ class TrafficGenerator:
         connection = http.client.HTTPConnection(LOOPBACK, self.edge_port, timeout=10)
         while not self._stop.is_set() and time.monotonic() < deadline and self._claim():
             started = time.monotonic()
-            variant, failed, segment = self._request(connection, rng.choice(viewers))
+            viewer = rng.choice(viewers)
+            variant, failed, segment = self._request(connection, viewer)
             self.totals.add(variant, failed, segment)
-            self._pending.add(variant, failed, segment)
+            self._pending.add(variant, failed, segment, f"{viewer.ip}|{viewer.user_agent}")
             time.sleep(max(0.0, pause - (time.monotonic() - started)))
         connection.close()
 
@@ -277,6 +290,10 @@ def tally_data(
     data = []
     for variant, count in tally.requests.items():
         data.extend(count_data(host, variant, count, tally.errors[variant], at))
+        if tally.viewers.get(variant):
+            data.append(
+                _count(VIEWERS_METRIC, _dimensions(host, variant), at, len(tally.viewers[variant]))
+            )
         for dimension in dimensions:
             for value, (n, e) in tally.by_dimension(variant, dimension).items():
                 data.extend(count_data(host, variant, n, e, at, segment=(dimension, value)))
@@ -287,6 +304,9 @@ def datadog_points(store: PointStore, host: str, tally: Tally, second: int) -> N
     """One point per variant and segment, tagged with every dimension, as an application
     tags its own: a query without ``by`` sums them back to the variant's total."""
     for variant, count in tally.requests.items():
+        if tally.viewers.get(variant):
+            tags = {"host": host, "variant": variant}
+            store.add(DATADOG_VIEWERS, tags, second, float(len(tally.viewers[variant])))
         labelled = errors = 0
         for (name, segment), n in tally.segment_requests.items():
             if name != variant:
@@ -313,20 +333,29 @@ def count_data(
 ) -> list[dict[str, Any]]:
     """CloudWatch MetricData for one variant's request and error counts (1 s resolution),
     under ``{Host, Variant}``, or ``{Host, Variant, <dimension>}`` for one segment value."""
-    dimensions = [{"Name": "Host", "Value": host}, {"Name": "Variant", "Value": variant}]
+    dimensions = _dimensions(host, variant)
     if segment is not None:
         dimensions.append({"Name": segment[0], "Value": segment[1]})
     return [
-        {
-            "MetricName": name,
-            "Dimensions": dimensions,
-            "Timestamp": at,
-            "Value": float(value),
-            "Unit": "Count",
-            "StorageResolution": 1,
-        }
+        _count(name, dimensions, at, value)
         for name, value in (("Requests", total), ("Errors", errors))
     ]
+
+
+def _dimensions(host: str, variant: str) -> list[dict[str, str]]:
+    return [{"Name": "Host", "Value": host}, {"Name": "Variant", "Value": variant}]
+
+
+def _count(name: str, dimensions: list[dict[str, str]], at: float, value: int) -> dict[str, Any]:
+    """One high-resolution count (1 s) for PutMetricData."""
+    return {
+        "MetricName": name,
+        "Dimensions": dimensions,
+        "Timestamp": at,
+        "Value": float(value),
+        "Unit": "Count",
+        "StorageResolution": 1,
+    }
 
 
 def put_counts(cloudwatch: Any, data: Sequence[dict[str, Any]]) -> int:
