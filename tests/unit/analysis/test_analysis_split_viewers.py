@@ -155,6 +155,7 @@ def test_the_viewer_share_is_judged_not_the_request_share() -> None:
 
     skewed = served_split(_rollout(plan), _measured(requests_share=0.2, viewers_share=0.1))
     assert skewed is not None and skewed.outcome == "ok" and skewed.unit == "viewers"
+    assert skewed.weight == 0.1
     assert "of 12000 viewers" in skewed.reason
 
     served_2x = served_split(_rollout(plan), _measured(requests_share=0.1, viewers_share=0.2))
