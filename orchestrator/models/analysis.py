@@ -303,8 +303,8 @@ class SplitSpec(Strict):
     viewers: Template | None = Field(
         default=None,
         description="CloudWatch metric name or Datadog query counting, per variant and "
-        "period, the viewers each served (distinct viewers, sessions started, sticky ids "
-        "minted): the check then compares viewer shares, which a few heavy clients cannot "
+        "period, the viewers each served (distinct viewers or sticky ids, sessions "
+        "started): the check then compares viewer shares, which a few heavy clients cannot "
         "skew as they skew request shares",
     )
     tolerance: float = Field(
