@@ -163,7 +163,7 @@ def _verdict(look: Look) -> dict[str, Any]:
 
 
 def split(trail: Sequence[AuditEvent]) -> list[dict[str, Any]]:
-    """The served split each look measured: the canary's share of requests against the
+    """The served split each look measured: the canary's share of requests (or viewers) against the
     band its weight allows (``verdict.split`` of the analysis events), oldest first."""
     checks = []
     for event in trail:
@@ -186,6 +186,8 @@ def split(trail: Sequence[AuditEvent]) -> list[dict[str, Any]]:
                 "outcome": str(found.get("outcome") or "unknown"),
                 "reason": str(found.get("reason") or ""),
                 "requests": found.get("requests") if _is_number(found.get("requests")) else None,
+                # What was counted: requests, or viewers for a plan with split.viewers.
+                "unit": "viewers" if found.get("unit") == "viewers" else "requests",
             }
         )
     return checks

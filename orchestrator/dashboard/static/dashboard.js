@@ -449,7 +449,7 @@ function splitHtml(m) {
     <text x="${W - pad}" y="45" font-size="9" text-anchor="end" fill="${COLORS.muted}">${pct(top, 0)}</text></svg>`;
   return `${scale}
     <div id="split-summary"><span class="outcome ${outcome}">${esc(last.outcome)}</span>
-      canary served <b>${pct(last.share)}</b> of ${last.requests == null ? "the" : esc(last.requests.toLocaleString("en"))} requests;
+      canary served <b>${pct(last.share)}</b> of ${last.requests == null ? "the" : esc(last.requests.toLocaleString("en"))} ${esc(last.unit || "requests")};
       its weight allows ${pct(last.low)} – ${pct(last.high)}</div>
     ${last.outcome === "ok" ? "" : `<div class="details">${esc(last.reason)}</div>`}
     ${splitTrend(m.split)}`;

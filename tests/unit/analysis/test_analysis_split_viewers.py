@@ -302,3 +302,20 @@ def test_a_query_id_of_the_viewer_counts_never_reads_as_a_metric() -> None:
     viewers: list[Query] = viewer_queries("Viewers", context, 0)
     assert ids.isdisjoint({q.id for q in viewers}) and viewers[0].id == "sv0_den"
     assert Noise().requests_dispersion is None
+
+
+def test_the_dashboard_says_what_the_split_counted() -> None:
+    """GIVEN looks whose split counted viewers, requests, or an unknown unit WHEN the
+    dashboard's split view is built THEN each says viewers or requests (never anything else)."""
+    from orchestrator.dashboard.views import split
+    from orchestrator.models import AuditEvent
+
+    def look(seq: int, unit: object) -> AuditEvent:
+        found = {"weight": 0.1, "low": 0.075, "high": 0.125, "share": 0.1, "outcome": "ok"}
+        verdict = {"split": found | ({} if unit is None else {"unit": unit})}
+        return AuditEvent(
+            rollout_id="r", seq=seq, at=T0, actor="a", kind="analysis", detail={"verdict": verdict}
+        )
+
+    units = [row["unit"] for row in split([look(1, "viewers"), look(2, None), look(3, "<b>")])]
+    assert units == ["viewers", "requests", "requests"]
