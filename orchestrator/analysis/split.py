@@ -219,6 +219,12 @@ def served_split(
             why = found.error if found is not None else "not measured"
             reason = f"split not known: {viewers or name}: {why}"
             return SplitCheck(None, weight, low, high, "unknown", reason, unit=unit)
+        if viewers is not None and found.missing is not None:
+            # A viewer count is a metric of its own, which one variant's build may not
+            # publish (yet): no data is not zero viewers. (A variant served no requests at
+            # all still reads as 0% when the split counts requests.)
+            reason = f"split not known: {viewers}: {found.missing}"
+            return SplitCheck(None, weight, low, high, "unknown", reason, unit=unit)
     assert canary is not None and baseline is not None
     ours, theirs = canary.series or {}, baseline.series or {}
     since = rollout.split_from
