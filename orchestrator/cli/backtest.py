@@ -194,16 +194,20 @@ class CsvCounts:
 class RecordedCounts:
     """A past rollout's counts per look: the differences between successive looks of a
     stage (its audit trail records the stage's counts so far). Look k of the plan's stage i
-    gets the k-th recorded look of recorded stage i."""
+    gets the k-th recorded look of recorded stage i. A plan whose split counts viewers
+    (``analysis.split.viewers``) gets them from each look's recorded split check (its share
+    of the stage's viewers so far), as no metric's denominators count them."""
 
     def __init__(self, events: Iterable[AuditEvent], plan: RolloutPlan) -> None:
         from .evidence import OVERALL, metric_evidence
 
         names = ratio_names(plan)
+        viewers = plan.analysis.split_viewers() is not None
         self.looks: dict[int, list[Counts]] = {}
         self.start: datetime | None = None
         self.noise: dict[str, Any] = {}  # what preflight measured, from the "started" event
         totals: dict[int, tuple[str, Counts]] = {}  # stage -> (window start, counts so far)
+        seen: dict[int, Counts] = {}  # stage -> its viewers so far (their own window)
         for event in events:
             if event.kind == "started" and isinstance(event.detail.get("noise"), dict):
                 self.noise = event.detail["noise"]
@@ -225,12 +229,34 @@ class RecordedCounts:
                     so_far[name] = {"canary": metric.canary, "baseline": metric.baseline}
             previous = totals.get(stage)
             before = previous[1] if previous and previous[0] == opened else {}
-            self.looks.setdefault(stage, []).append(_increments(so_far, before))
+            added = _increments(so_far, before)
+            counted = _viewers(verdict.get("split")) if isinstance(verdict, dict) else {}
+            if viewers and counted:
+                added |= _increments(counted, seen.get(stage, {}))
+                seen[stage] = counted
+            self.looks.setdefault(stage, []).append(added)
             totals[stage] = (opened, {**before, **so_far})
 
     def __call__(self, window: Window) -> Counts | None:
         looks = self.looks.get(window.stage, [])
         return looks[window.look] if window.look < len(looks) else None
+
+
+def _viewers(split: object) -> Counts:
+    """The viewers so far of each arm a look's split check counted, or {} (it counted
+    requests, or too little to say)."""
+    from orchestrator.models.analysis import SPLIT_VIEWERS
+
+    if not isinstance(split, dict) or split.get("unit") != "viewers":
+        return {}
+    share, total = split.get("share"), split.get("requests")
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (share, total)):
+        return {}
+    assert isinstance(share, int | float) and isinstance(total, int | float)
+    if not (0 <= share <= 1 and total > 0 and math.isfinite(total)):
+        return {}
+    canary = float(round(share * total))
+    return {SPLIT_VIEWERS: {"canary": (0.0, canary), "baseline": (0.0, total - canary)}}
 
 
 def _increments(so_far: Counts, before: Counts) -> Counts:

@@ -1,5 +1,5 @@
-"""The served-split check counting viewers where its counts are partial: one variant's
-viewer count absent."""
+"""The served-split check counting viewers where its counts are partial or recorded: one
+variant's viewer count absent, and a past rollout's viewer split replayed by a backtest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from orchestrator.analysis import Counts
 from orchestrator.analysis.providers.base import Measurement
 from orchestrator.analysis.split import served_split
-from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
 from orchestrator.models.analysis import SPLIT_VIEWERS
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -82,3 +82,77 @@ def test_no_viewer_data_on_either_side_is_unknown() -> None:
     }
     check = served_split(_rollout(plan), measured)
     assert check is not None and check.outcome == "unknown"
+
+
+# -- backtest --rollout -------------------------------------------------------------------------
+
+
+def _trail(plan: RolloutPlan, looks: int, viewer_share: float) -> list[AuditEvent]:
+    """A past rollout's analysis events: 10% of the requests on the canary each minute, and
+    ``viewer_share`` of the 1,000 viewers a minute, recorded as the split check records
+    them (the stage's viewers so far)."""
+    events = []
+    for look in range(1, looks + 1):
+        viewers = 1_000 * look
+        metric = {
+            "metric": "error-rate",
+            "outcome": "inconclusive",
+            "canary": {"errors": 20 * look, "total": 2_000 * look},
+            "baseline": {"errors": 180 * look, "total": 18_000 * look},
+        }
+        split = {
+            "share": viewer_share,
+            "weight": 0.1,
+            "low": 0.075,
+            "high": 0.125,
+            "outcome": "mismatch",
+            "reason": "recorded",
+            "requests": viewers,
+            "periods": look,
+            "unit": "viewers",
+        }
+        window = [T0.isoformat(), (T0 + timedelta(minutes=look)).isoformat()]
+        events.append(
+            AuditEvent(
+                rollout_id="r-1",
+                seq=look,
+                at=T0 + timedelta(minutes=look),
+                actor="workflow",
+                kind="analysis",
+                detail={
+                    "stage": 0,
+                    "weight": 10.0,
+                    "window": window,
+                    "verdict": {"outcome": "inconclusive", "metrics": [metric], "split": split},
+                    "decision": {"action": "bake", "stage": 0},
+                },
+            )
+        )
+    return events
+
+
+def test_a_past_rollouts_viewer_split_is_replayed() -> None:
+    """GIVEN a past rollout whose edge served the canary 25% of the viewers at a 10%
+    weight (its requests at 10%) WHEN backtested from its trail THEN the replay's split
+    check counts those viewers and flags the mismatch, as the rollout did, instead of
+    reporting the split unknown at every look and promoting."""
+    from orchestrator.cli.backtest import RecordedCounts, run
+
+    plan = _plan()
+    recorded = RecordedCounts(_trail(plan, looks=5, viewer_share=0.25), plan)
+    result = run(plan, recorded, T0)
+    splits = [step["verdict"].get("split", {}) for step in result.steps]
+    assert any(s.get("outcome") == "mismatch" for s in splits), splits
+    assert result.outcome == "PAUSED", result.reason
+
+
+def test_a_past_rollouts_viewers_served_at_the_weight_are_ok() -> None:
+    """GIVEN the same trail with 10% of the viewers on the canary WHEN backtested THEN the
+    replayed split is ok once it has the periods, and nothing pauses."""
+    from orchestrator.cli.backtest import RecordedCounts, run
+
+    plan = _plan()
+    result = run(plan, RecordedCounts(_trail(plan, looks=5, viewer_share=0.1), plan), T0)
+    last = result.steps[-1]["verdict"]["split"]
+    assert (last["outcome"], last["unit"], last["requests"]) == ("ok", "viewers", 5_000)
+    assert result.outcome == "UNDECIDED"
