@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import functools
 import json
 import shutil
@@ -66,6 +67,21 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def vendored_layer_built() -> Path:
+    """The vendored layer's zip, built by one process at a time.
+
+    `make test` runs the suite in several worker processes, and each one's first synth
+    builds the zip when the cache lacks it (a fresh CI machine): they would all write the
+    same partial file at once. Under the lock, the first builds it and the rest find it.
+    """
+    from stacks.assets import VENDORED, vendored_layer_zip
+
+    lock_path = Path(tempfile.gettempdir()) / "edgeshift-vendored-layer.lock"
+    with lock_path.open("a") as lock:  # closing it lets the next process in
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return vendored_layer_zip(VENDORED)
+
+
 @functools.cache
 def synthesize() -> Synthesized:
     """The whole app as `make synth` builds it, once per process (infra tests and the local
@@ -75,6 +91,7 @@ def synthesize() -> Synthesized:
     outdir = Path(tempfile.mkdtemp(prefix="edgeshift-cdk-"))
     atexit.register(shutil.rmtree, outdir, ignore_errors=True)
     started = time.perf_counter()
+    vendored_layer_built()
     app = build_app(default_context(), outdir=str(outdir))
     stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
     assembly = app.synth()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from .cfn import Synthesized, synthesize
+from .cfn import Synthesized, synthesize, vendored_layer_built
+
+
+@pytest.fixture(scope="session", autouse=True)
+def vendored_layer() -> None:
+    """Infra tests that build an app of their own find the layer's zip already made."""
+    vendored_layer_built()
 
 
 @pytest.fixture(scope="session")
