@@ -259,7 +259,8 @@ def measure(
     """Every metric for every variant, keyed by (metric, variant): ratio metrics from one
     ``fetch_series`` batch (their counts per period and in all), threshold metrics from
     one ``fetch``; with ``segments``, each ratio metric's counts per declared segment value
-    too, from one ``fetch_segment_series`` batch per segment."""
+    too, from one ``fetch_segment_series`` batch per segment; the split's viewer counts
+    (``analysis.split.viewers``) from a ``fetch_series`` batch of their own."""
     plan: dict[tuple[str, str], list[Query]] = {}
     ratios: set[tuple[str, str]] = set()
     for m, metric in enumerate(spec.judged_metrics()):
@@ -267,25 +268,11 @@ def measure(
             plan[metric.name, variant] = metric_queries(metric, context, f"m{m}v{v}")
             if isinstance(metric, RatioMetric):
                 ratios.add((metric.name, variant))
-    viewers = spec.split_viewers()
-    for v, (variant, context) in enumerate(contexts.items()):
-        if viewers is not None:  # a count of its own, in the same batch as the ratios
-            plan[SPLIT_VIEWERS, variant] = viewer_queries(viewers, context, v)
-            ratios.add((SPLIT_VIEWERS, variant))
     found: dict[tuple[str, str], Measurement] = {}
     counted = {key: batch for key, batch in plan.items() if key in ratios}
     valued = {key: batch for key, batch in plan.items() if key not in ratios}
     if counted:
-        series = _guarded(
-            lambda queries: provider.fetch_series(
-                queries, start, end, spec.period, deadline=deadline
-            ),
-            counted,
-        )
-        if isinstance(series, dict):
-            found |= {key: _counted(batch, series) for key, batch in counted.items()}
-        else:
-            found |= dict.fromkeys(counted, series)
+        found |= _counted_batch(provider, spec, counted, start, end, deadline)
         if segments and spec.segments:
             found |= _segmented(provider, spec, counted, found, start, end, deadline)
     if valued:
@@ -296,7 +283,35 @@ def measure(
             found |= {key: _measurement(batch, answers) for key, batch in valued.items()}
         else:
             found |= dict.fromkeys(valued, answers)
+    viewers = spec.split_viewers()
+    if viewers is not None:
+        # Last, in a batch of their own: the metrics' counts come first in the look's
+        # budget, and as a batch fails as a whole, a count only the split check reads must
+        # never make the metrics inconclusive or an error (which ends in a rollback).
+        seen = {
+            (SPLIT_VIEWERS, variant): viewer_queries(viewers, context, v)
+            for v, (variant, context) in enumerate(contexts.items())
+        }
+        found |= _counted_batch(provider, spec, seen, start, end, deadline)
     return found
+
+
+def _counted_batch(
+    provider: MetricProvider,
+    spec: AnalysisSpec,
+    plan: Mapping[tuple[str, str], list[Query]],
+    start: datetime,
+    end: datetime,
+    deadline: float | None,
+) -> dict[tuple[str, str], Measurement]:
+    """Counts per period and in all of every key of ``plan``, from one ``fetch_series``."""
+    series = _guarded(
+        lambda queries: provider.fetch_series(queries, start, end, spec.period, deadline=deadline),
+        plan,
+    )
+    if isinstance(series, dict):
+        return {key: _counted(batch, series) for key, batch in plan.items()}
+    return dict.fromkeys(plan, series)
 
 
 def _guarded(call: Any, plan: Mapping[tuple[str, str], list[Query]]) -> Any:

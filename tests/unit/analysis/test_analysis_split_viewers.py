@@ -100,7 +100,7 @@ def test_a_viewers_query_out_of_bounds_is_refused(bad: str) -> None:
 
 def test_measure_counts_each_variants_viewers_beside_the_metrics() -> None:
     """GIVEN a plan counting viewers WHEN measured THEN each variant's viewers are counted
-    from their one query, in the same batch as the ratio metrics."""
+    from their one query, in a batch after the ratio metrics' (its failure is its own)."""
     plan = _plan()
     rollout = _rollout(plan)
     provider = FakeProvider(
@@ -120,8 +120,9 @@ def test_measure_counts_each_variants_viewers_beside_the_metrics() -> None:
     assert found[SPLIT_VIEWERS, "canary"].counts == Counts(0, 120)
     assert found[SPLIT_VIEWERS, "stable"].counts == Counts(0, 1100)
     assert found["error-rate", "canary"].counts == Counts(5, 1000)
-    assert len(provider.calls) == 1  # one batch: the viewer counts cost no extra round trip
-    viewers = [q for q in provider.calls[0] if q.text == "Viewers"]
+    assert len(provider.calls) == 2  # the metrics' batch, then the viewer counts'
+    assert all(q.text != "Viewers" for q in provider.calls[0])
+    viewers = provider.calls[1]
     assert [q.context.variant for q in viewers] == ["canary", "stable"]
 
 

@@ -6,8 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from orchestrator.analysis import Counts
-from orchestrator.analysis.providers.base import Measurement
+from orchestrator.analysis.evaluate import contexts
+from orchestrator.analysis.providers.base import (
+    BaseProvider,
+    IncompleteData,
+    Measurement,
+    ProviderError,
+    measure,
+)
 from orchestrator.analysis.split import served_split
 from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
 from orchestrator.models.analysis import SPLIT_VIEWERS
@@ -156,3 +165,56 @@ def test_a_past_rollouts_viewers_served_at_the_weight_are_ok() -> None:
     last = result.steps[-1]["verdict"]["split"]
     assert (last["outcome"], last["unit"], last["requests"]) == ("ok", "viewers", 5_000)
     assert result.outcome == "UNDECIDED"
+
+
+# -- the viewer count beside the metrics ------------------------------------------------------
+
+
+class _ViewersFail(BaseProvider):
+    """Counts for the metrics; the viewer count's metric fails the way it is told to (as
+    CloudWatch reports PartialData, or Datadog a rate limit or a rejected query, for the
+    whole batch a query was sent in)."""
+
+    def __init__(self, failure: ProviderError) -> None:
+        self.failure = failure
+
+    def fetch_series(
+        self, queries: Any, start: Any, end: Any, period: Any, *, deadline: Any = None
+    ) -> Any:
+        if any(q.text == "Viewers" for q in queries):
+            raise self.failure
+        table = {"Requests": {"canary": 1_000.0, "stable": 9_000.0}, "Errors": {}}
+        return {
+            q.id: {
+                start + timedelta(minutes=m): table[q.text].get(q.context.variant, 0.0) / 6
+                for m in range(6)
+            }
+            for q in queries
+        }
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        IncompleteData("CloudWatch data not complete (Viewers: PartialData)"),
+        ProviderError("Datadog v2 timeseries: 400 bad query", transient=False),
+    ],
+)
+def test_a_failing_viewer_count_leaves_the_metrics_judged(failure: ProviderError) -> None:
+    """GIVEN the metrics' counts answered and only the viewer count failing WHEN a look
+    measures them THEN the metrics are measured as without split.viewers and only the split
+    is unknown: a count the split check alone reads never makes a look inconclusive or an
+    error (which the stage's limits turn into a rollback)."""
+    plan = _plan()
+    found = measure(
+        _ViewersFail(failure),
+        plan.analysis,
+        contexts(_rollout(plan)),
+        T0,
+        T0 + timedelta(minutes=6),
+    )
+    assert found["error-rate", "canary"].ok and found["error-rate", "stable"].ok
+    assert found["error-rate", "canary"].counts == Counts(0, 1_000)
+    assert not found[SPLIT_VIEWERS, "canary"].ok
+    check = served_split(_rollout(plan), found)
+    assert check is not None and check.outcome == "unknown"
