@@ -1,7 +1,8 @@
 """The served-split check: does the edge send the canary the share of requests its weight says?
 
 The counts are the denominators of ``analysis.split.metric`` (default: the first ratio
-metric), per variant and per period, as ``evaluate`` already fetched them for the look.
+metric), per variant and per period, as ``evaluate`` already fetched them for the look; or,
+for a plan with ``analysis.split.viewers``, each variant's viewers (``unit`` "viewers").
 The canary's share of the requests is compared with the stage's weight; a share credibly
 outside ``weight * (1 +- tolerance)`` is a mismatch (CloudFront sending everything to the
 primary under load, sticky cookies that drift, an edge reading stale weights).
@@ -202,7 +203,8 @@ def served_split(
     rollout: Rollout, measured: Mapping[tuple[str, str], Measurement]
 ) -> SplitCheck | None:
     """The look's split check from the counts ``evaluate`` measured (no query of its own);
-    None when the plan turns it off or has no ratio metric to count requests with."""
+    None when the plan turns it off, or counts no viewers and has no ratio metric to count
+    requests with."""
     plan = rollout.plan
     spec, metric = plan.analysis.split, plan.analysis.split_metric()
     viewers = plan.analysis.split_viewers()
