@@ -387,8 +387,9 @@ class AnalysisSpec(Strict):
 
     split: SplitSpec = Field(
         default_factory=SplitSpec,
-        description="compare the canary's served share of requests with the stage's weight "
-        "at every look (policies.on_split_mismatch acts on a mismatch)",
+        description="compare the canary's served share of requests (or of viewers, with "
+        "split.viewers) with the stage's weight at every look (policies.on_split_mismatch "
+        "acts on a mismatch)",
     )
 
     @field_validator("dimensions")
