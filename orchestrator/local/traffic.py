@@ -6,9 +6,11 @@ the viewers saw, keyed by the variant the origin says it served and the segment 
 labelled the request with (the origin echoes both, the way an application tags its metrics).
 They go to CloudWatch as high-resolution ``Requests`` and ``Errors`` sums every second, per
 ``{Host, Variant}`` and per ``{Host, Variant, <dimension>}`` for each segment dimension,
-with ``Viewers`` (each variant's distinct viewers of that second) per ``{Host, Variant}``, and,
-when a local Datadog endpoint runs, to it as ``edgeshift.demo.requests`` /
-``edgeshift.demo.errors`` tagged ``host``, ``variant``, ``browser``, ``device``, ``country``.
+with ``Viewers`` per ``{Host, Variant}`` (each variant's viewers first seen in that minute:
+a minute's points sum to its distinct viewers), and, when a local Datadog endpoint runs, to
+it as ``edgeshift.demo.requests`` / ``edgeshift.demo.errors`` tagged ``host``, ``variant``,
+``browser``, ``device``, ``country`` (and ``edgeshift.demo.viewers``, ``host`` and
+``variant``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from .origins import SEGMENT_HEADER, VARIANT_HEADER
 NAMESPACE = "EdgeShift/Demo"
 DATADOG_REQUESTS = "edgeshift.demo.requests"
 DATADOG_ERRORS = "edgeshift.demo.errors"
-# Distinct viewers of each variant in each published second, as an application counting
-# its sessions would: a plan's ``analysis.split.viewers`` may name it (``Viewers``).
+# Distinct viewers of each variant per minute (published each second as the viewers first
+# seen in the minute), as an application counting its viewers would: a plan's
+# ``analysis.split.viewers`` may name it (``Viewers``) with 60-second periods.
 VIEWERS_METRIC = "Viewers"
 DATADOG_VIEWERS = "edgeshift.demo.viewers"
 SEGMENT_DIMENSIONS = ("browser", "device", "country")
@@ -209,6 +212,10 @@ class TrafficGenerator:
     _threads: list[threading.Thread] = field(default_factory=list)
     _sent: int = 0
     _sent_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The viewers of each variant already published this minute (epoch minute, variant ->
+    # ids): a viewer counts once a minute however many seconds it makes requests in.
+    _minute: int = -1
+    _published_viewers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def start(self) -> TrafficGenerator:
         viewers = population(self.users, self.seed)
@@ -278,9 +285,19 @@ class TrafficGenerator:
         if not taken.requests:
             return
         now = time.time()
+        self._first_of_minute(taken, int(now) // 60)
         if self.datadog is not None:
             datadog_points(self.datadog, self.host, taken, int(now))
         put_counts(self.cloudwatch, tally_data(self.host, taken, now, self.segment_dimensions))
+
+    def _first_of_minute(self, taken: Tally, minute: int) -> None:
+        """Keep in ``taken`` only the viewers not published yet this minute, so a minute's
+        per-second ``Viewers`` sum to its distinct viewers."""
+        if minute != self._minute:
+            self._minute, self._published_viewers = minute, defaultdict(set)
+        for variant, viewers in taken.viewers.items():
+            viewers -= self._published_viewers[variant]
+            self._published_viewers[variant] |= viewers
 
 
 def tally_data(
