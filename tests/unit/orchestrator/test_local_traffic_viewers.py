@@ -21,7 +21,7 @@ class _CloudWatch:
 
 def _viewers(cloudwatch: _CloudWatch, variant: str) -> float:
     return sum(
-        d["Value"]
+        float(d["Value"])
         for d in cloudwatch.data
         if d["MetricName"] == traffic.VIEWERS_METRIC
         and {"Name": "Variant", "Value": variant} in d["Dimensions"]
@@ -41,7 +41,9 @@ def test_a_viewer_active_every_second_is_one_viewer_of_the_minute(
     )
     start = 1_700_000_040.0  # a minute's first second
     for second in range(120):
-        monkeypatch.setattr(traffic.time, "time", lambda s=second: start + s + 0.5)
+        monkeypatch.setattr(
+            "orchestrator.local.traffic.time.time", lambda s=second: start + s + 0.5
+        )
         generator._pending.add("canary", False, viewer="10.0.0.1|crawler")
         generator._pending.add("stable", False, viewer=f"10.2.0.{second % 60}|browser")
         generator._flush()
