@@ -153,6 +153,28 @@ SCENARIOS = (
     ),
     _error("split-correct-viewers-counted", 1.0, viewers=True, by_viewers=True),
     _error("split-served-2x-viewers-counted", 1.0, viewers=True, served=2.0, by_viewers=True),
+    # A tenth of the traffic, the same viewers all stage: few viewers, each counted again
+    # every minute, in requests and in viewers.
+    _error(
+        "split-correct-viewers-persistent-2k", 1.0, per_minute=2_000, viewers=True, persistent=True
+    ),
+    _error(
+        "split-correct-viewers-persistent-counted-2k",
+        1.0,
+        per_minute=2_000,
+        viewers=True,
+        persistent=True,
+        by_viewers=True,
+    ),
+    _error(
+        "split-served-2x-viewers-persistent-counted-2k",
+        1.0,
+        per_minute=2_000,
+        viewers=True,
+        served=2.0,
+        persistent=True,
+        by_viewers=True,
+    ),
     _error("low-traffic", 1.0, per_minute=2_000),
     _error("low-traffic-regression-2x", 2.0, per_minute=2_000),
     Scenario("zero-error-baseline", 0.0, 0.005),

@@ -32,8 +32,12 @@ before ``MIN_PERIODS``.
 
 What the periods cannot show: clustering that lasts longer than the window (a few heavy
 viewers present in every period, all on one variant) shifts every period alike, so it
-looks like a real offset. The tolerance absorbs it; a mismatch pauses for a person by
-default (``policies.on_split_mismatch``), it does not roll back.
+looks like a real offset. In requests the tolerance is all that absorbs it. In viewers
+it has a bound: a viewer counts at most once a period, so over k periods the share varies
+at most k times as much as binomial on the summed counts (``_counted_once``), whether the
+same viewers return every period or new ones arrive; the check never assumes less. A
+mismatch pauses for a person by default (``policies.on_split_mismatch``), it does not roll
+back.
 """
 
 from __future__ import annotations
@@ -148,6 +152,8 @@ def check_split(
             f"(needs {MIN_REQUESTS} {unit}, {MIN_PERIODS} periods or a prior)",
         )
     spread = _dispersion(rows, share, prior_phi, prior_df)
+    if unit == "viewers" and len(rows) > spread.phi:
+        spread = _counted_once(len(rows))
     threshold = look_threshold(look, looks, extra)
     summary = (
         f"canary served {share:.2%} of {round(total)} {unit}, weight {weight:.2%} "
@@ -167,6 +173,19 @@ def check_split(
         )
     why = f"{summary}: outside as measured, not credibly (z {statistic:.2f} <= {threshold:.2f})"
     return result("ok", why, **evidence)
+
+
+def _counted_once(periods: int) -> Dispersion:
+    """The widest the viewer share can vary over ``periods`` periods at a right edge.
+
+    A viewer counts at most once a period and is assigned once, by its own hash, so with
+    ``m_i`` the periods viewer ``i`` was seen in (at most ``periods``), the canary count's
+    variance is ``w(1 - w) sum m_i²`` <= ``w(1 - w) periods sum m_i``: at most ``periods``
+    times binomial on the counts summed, whether the same viewers come back every period
+    (heavy clients, a NAT) or new ones arrive. A bound, not an estimate: no degrees of
+    freedom to lose, and the period-to-period spread (which cannot see returning viewers)
+    only takes over when it is wider still."""
+    return Dispersion(float(periods), math.inf, f"each viewer counted once a period, {periods}")
 
 
 def _prior(prior: Noise | None) -> tuple[float, float]:

@@ -320,3 +320,20 @@ def test_the_dashboard_says_what_the_split_counted() -> None:
 
     units = [row["unit"] for row in split([look(1, "viewers"), look(2, None), look(3, "<b>")])]
     assert units == ["viewers", "requests", "requests"]
+
+
+def test_returning_viewers_widen_the_viewer_share_by_the_periods_counted() -> None:
+    """GIVEN ten periods of the same 2,000 viewers, 14% of them on the canary at a 10%
+    weight (band up to 12.5%) WHEN checked in viewers THEN ok: the same viewers counted ten
+    times are 2,000 draws, not 20,000 (the dispersion is the ten periods); counted in
+    requests the very same counts are a mismatch; twice the weight is one in viewers too."""
+    from orchestrator.analysis.split import check_split
+
+    same = [(280, 1720)] * 10
+    viewers = check_split(same, 0.1, 0.25, look=10, looks=10, unit="viewers")
+    assert viewers.outcome == "ok" and viewers.dispersion == 10.0, viewers.reason
+    assert "dispersion 10.0" in viewers.reason
+    requests = check_split(same, 0.1, 0.25, look=10, looks=10, unit="requests")
+    assert requests.outcome == "mismatch"
+    doubled = check_split([(400, 1600)] * 10, 0.1, 0.25, look=10, looks=10, unit="viewers")
+    assert doubled.outcome == "mismatch", doubled.reason
