@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator.models import Rollout, RolloutPlan
+from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.models.analysis import Noise
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -72,3 +72,11 @@ def replay_plan(*, critical: bool, **analysis: Any) -> dict[str, Any]:
         "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in (5, 25, 50)],
         "analysis": {"namespace": "Shop", "metrics": [metric]} | analysis,
     }
+
+
+def in_first_stage(plan: RolloutPlan, started: datetime) -> Rollout:
+    """A RUNNING rollout whose first stage (its weight applied) began at ``started``."""
+    rollout = Rollout.start(plan, "t", now=started - timedelta(hours=1))
+    return rollout.model_copy(
+        update={"status": RolloutStatus.RUNNING, "stage_index": 0, "stage_started_at": started}
+    )

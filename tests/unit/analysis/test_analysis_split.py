@@ -19,9 +19,10 @@ from orchestrator.analysis.providers.base import Measurement
 from orchestrator.analysis.schedule import DEFAULT_EDGE_TTL, judged_from
 from orchestrator.analysis.sequential import z_quantile
 from orchestrator.analysis.split import STAGE_ALPHA, check_split, look_threshold, served_split
-from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models import Rollout, RolloutPlan
 from orchestrator.models.analysis import Noise
 from orchestrator.workflow.decide import Action, decide
+from tests.unit.analysis.analysis_plans import in_first_stage
 
 T0 = datetime(2024, 5, 1, 12, 0, 17, tzinfo=UTC)  # a write in the middle of a minute
 EDGE_CONFIG = Path(__file__).resolve().parents[3] / "edge" / "config.json"
@@ -119,16 +120,8 @@ def test_a_split_on_the_band_edge_spends_no_more_than_the_stage_budget() -> None
     assert all(look_threshold(k, 10, 60) < bonferroni - 0.3 for k in range(1, 11))
 
 
-def _rollout(plan: RolloutPlan, weight_bp: int = 1_000) -> Rollout:
-    rollout = Rollout.start(plan, "t", now=T0 - timedelta(hours=1))
-    return rollout.model_copy(
-        update={
-            "status": RolloutStatus.RUNNING,
-            "stage_index": 0,
-            "stage_started_at": T0,
-            "canary_weight_bp": weight_bp,
-        }
-    )
+def _rollout(plan: RolloutPlan) -> Rollout:
+    return in_first_stage(plan, T0)
 
 
 def _measured(plan: RolloutPlan, share: float) -> dict[tuple[str, str], Measurement]:

@@ -16,8 +16,9 @@ from orchestrator.analysis.providers.base import BaseProvider, Measurement, Quer
 from orchestrator.analysis.providers.fake import FakeProvider
 from orchestrator.analysis.replay import ReplayError, Window, replay
 from orchestrator.analysis.split import served_split
-from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models import Rollout, RolloutPlan
 from orchestrator.models.analysis import SPLIT_VIEWERS, Noise
+from tests.unit.analysis.analysis_plans import in_first_stage
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -40,16 +41,8 @@ def _plan(split: dict[str, Any] | None = None, **analysis: Any) -> RolloutPlan:
     )
 
 
-def _rollout(plan: RolloutPlan, weight_bp: int = 1_000) -> Rollout:
-    rollout = Rollout.start(plan, "t", now=T0 - timedelta(hours=1))
-    return rollout.model_copy(
-        update={
-            "status": RolloutStatus.RUNNING,
-            "stage_index": 0,
-            "stage_started_at": T0,
-            "canary_weight_bp": weight_bp,
-        }
-    )
+def _rollout(plan: RolloutPlan) -> Rollout:
+    return in_first_stage(plan, T0)
 
 
 def _series(per_period: int, share: float, side: str) -> dict[datetime, Counts]:

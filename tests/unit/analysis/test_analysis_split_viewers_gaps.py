@@ -18,8 +18,9 @@ from orchestrator.analysis.providers.base import (
     measure,
 )
 from orchestrator.analysis.split import served_split
-from orchestrator.models import AuditEvent, Rollout, RolloutPlan, RolloutStatus
+from orchestrator.models import AuditEvent, Rollout, RolloutPlan
 from orchestrator.models.analysis import SPLIT_VIEWERS
+from tests.unit.analysis.analysis_plans import in_first_stage
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -49,15 +50,7 @@ def _plan(**split: Any) -> RolloutPlan:
 
 
 def _rollout(plan: RolloutPlan) -> Rollout:
-    rollout = Rollout.start(plan, "t", now=T0 - timedelta(hours=1))
-    return rollout.model_copy(
-        update={
-            "status": RolloutStatus.RUNNING,
-            "stage_index": 0,
-            "stage_started_at": T0,
-            "canary_weight_bp": 1_000,
-        }
-    )
+    return in_first_stage(plan, T0)
 
 
 def _counted(per_period: int) -> Measurement:
