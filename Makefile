@@ -23,8 +23,13 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/rollout demo --scenario all
 
+# The suite in TEST_WORKERS processes, a test file at a time each (a file's local stack
+# starts once), in the order tests/conftest.py gives: the long files first. Many tests wait
+# on clocks, servers and subprocesses, so three workers keep two cores busy; tests marked
+# `alone` still run with nothing beside them.
+TEST_WORKERS ?= 3
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks

@@ -200,6 +200,7 @@ def test_the_readme_walkthrough_runs_twice(tmp_path: Path) -> None:
                 assert _served(shell, curl) == "v2"
 
 
+@pytest.mark.alone  # local up's viewers must reach their rate for the verdict in its bake
 def test_examples_plan_as_written_promotes_on_local_ups_own_viewers(tmp_path: Path) -> None:
     """GIVEN `rollout local up` with its simulated viewers WHEN the README's commands start
     examples/plan.yaml as it is THEN preflight lets it run, it is PROMOTED (exit 0) and

@@ -50,7 +50,7 @@ from orchestrator.models import RolloutStatus, RouteRule
 from orchestrator.service import RolloutService
 from orchestrator.store import Store, codec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 
 @pytest.fixture(scope="module")

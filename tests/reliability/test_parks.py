@@ -26,7 +26,7 @@ from orchestrator.local.stack import LocalStack
 from orchestrator.models import Rollout, RolloutPlan, RolloutStatus
 from orchestrator.service import ControlRefused, RolloutService, WakeFailed
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 RECHECK = 2  # seconds between a parked execution's re-reads of its record
 GOOD = constant(0.005)
