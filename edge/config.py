@@ -144,6 +144,12 @@ def parse(raw: Any) -> EdgeConfig:
     """Build a config from decoded JSON, applying defaults for absent keys."""
     if not isinstance(raw, dict):
         raise ConfigError("config must be a JSON object")
+    # A misspelt or renamed key would otherwise leave its default in force unnoticed (the
+    # bundle build parses the config it writes, so this fails at synth, not at the edge).
+    unknown = sorted(str(key) for key in raw if key not in EdgeConfig.__slots__)
+    if unknown:
+        known = ", ".join(EdgeConfig.__slots__)
+        raise ConfigError(f"unknown key {unknown[0]!r} (known keys: {known})")
     defaults = EdgeConfig()
     regions = raw.get("regions", list(defaults.regions))
     if (

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edge.config import parse as edge_config_parse
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EDGE_DIR = REPO_ROOT / "edge"
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -92,6 +94,7 @@ def stage(target: Path, config: Mapping[str, Any], *, flags: bool = False) -> Pa
 
     ``flags`` adds the SDK's distributions beside it (the flag-routing bundle).
     """
+    edge_config_parse(dict(config))  # a bad or misspelt setting fails the build, not every request
     package = target / "edge"
     shutil.copytree(EDGE_DIR, package, ignore=shutil.ignore_patterns(*_SKIP), dirs_exist_ok=True)
     (package / "config.json").write_text(json.dumps(dict(config), indent=2) + "\n")

@@ -224,7 +224,10 @@ class LocalStack:
                     "regions": [REGION],
                     "ttl_seconds": self.edge_ttl_seconds,
                     "endpoint_url": self.endpoint_url,
-                    "timeout_seconds": 2.0,
+                    # moto on a shared, loaded machine answers far slower than DynamoDB
+                    # in-region; at the deployed 250 ms the edge would serve stale rules
+                    # for seconds after a write. Still far under the trigger's 5 s.
+                    "deadline_seconds": 1.0,
                 }
             )
         )

@@ -94,6 +94,19 @@ def test_malformed_values_are_rejected(raw: object) -> None:
         config.parse(raw)
 
 
+def test_an_unknown_key_is_refused_by_name() -> None:
+    """GIVEN a config with a key the edge does not read (a renamed ``timeout_seconds``) WHEN
+    parsing THEN ConfigError names it, so its intended value cannot silently go unused."""
+    with pytest.raises(config.ConfigError, match="unknown key 'timeout_seconds'"):
+        config.parse({"table": "routes", "timeout_seconds": 2.0})
+
+
+def test_the_bundled_config_parses() -> None:
+    """GIVEN edge/config.json as shipped WHEN parsing it THEN every key is one the edge reads."""
+    raw = json.loads((Path(config.__file__).parent / "config.json").read_text(encoding="utf-8"))
+    assert config.parse(raw).table == raw["table"]
+
+
 def test_unreadable_file_raises_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
