@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,7 +83,8 @@ def cli(
     "--wait",
     is_flag=True,
     help="Follow the rollout until it ends, showing its stage, weight and last verdict, and "
-    "exit with its outcome.",
+    "exit with its outcome once every edge serves the final route (the plan's "
+    "analysis.edge_settle, or the edge's routes cache TTL: 5 s deployed).",
 )
 @_interval("--wait")
 @click.option(
@@ -151,6 +153,7 @@ def start(
         click.echo(rollout.rollout_id)
     try:
         ended = follow_rollout(target, rollout.rollout_id, as_json=as_json, interval=interval)
+        await_edge(ended, quiet=as_json)
     except KeyboardInterrupt:
         # Ctrl-C stops the watching, not the rollout: say so, or it reads as an abort.
         rid = rollout.rollout_id
@@ -161,6 +164,33 @@ def start(
         )
         sys.exit(EXIT_OTHER)
     sys.exit(outcome_status(ended))
+
+
+def await_edge(rollout: Rollout, *, quiet: bool) -> None:
+    """Hold `start --wait` until every edge serves the route the rollout ended on.
+
+    Each edge container reads the routes table once per its cache TTL, so for that long
+    after the final write some viewers still get the last stage's weights: a `curl` right
+    after "PROMOTED" could still be answered by the old release, and after a rollback the
+    canary could still be served. Exiting once the TTL has passed makes the exit status
+    true of what viewers get."""
+    from orchestrator.analysis.schedule import edge_settle
+    from orchestrator.models import RolloutStatus
+    from orchestrator.models.rollout import utcnow
+
+    if rollout.status not in (RolloutStatus.PROMOTED, RolloutStatus.ROLLED_BACK):
+        return  # FAILED: the route may not be what the status says; the runbook says how
+    settle = edge_settle(rollout.plan.analysis)
+    left = min(settle, settle - (utcnow() - rollout.updated_at).total_seconds())
+    if left <= 0:
+        return
+    if not quiet:
+        click.echo(
+            f"waiting {left:.1f} s until every edge serves the final route "
+            f"({settle:g} s after its write: the edge's routes cache)",
+            err=True,
+        )
+    time.sleep(left)
 
 
 def outcome_status(rollout: Rollout) -> int:

@@ -386,3 +386,53 @@ def test_a_duration_out_of_range_names_the_rule(store: Store) -> None:
 
     assert result.exit_code == 2
     assert "'2m' is 120 seconds; it must be between 0.2 and 60 seconds" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "ended_ago", "exit_code", "waits"),
+    [
+        (RolloutStatus.PROMOTED, 1.0, 0, True),
+        (RolloutStatus.ROLLED_BACK, 1.0, 1, True),
+        (RolloutStatus.PROMOTED, 600.0, 0, False),
+        (RolloutStatus.FAILED, 1.0, 1, False),
+    ],
+)
+def test_start_wait_exits_once_every_edge_serves_the_final_route(
+    store: Store,
+    tmp_path: Path,
+    plan_doc: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    status: RolloutStatus,
+    ended_ago: float,
+    exit_code: int,
+    waits: bool,
+) -> None:
+    """GIVEN `start --wait` on a plan whose edge settles in 4 s WHEN the rollout ends
+    PROMOTED or ROLLED_BACK a second ago THEN the exit waits out the rest of the settle
+    (about 3 s) and says why; ended long ago, or FAILED (its route is not what the status
+    says), it exits at once."""
+    from datetime import timedelta
+
+    from orchestrator.models.rollout import utcnow
+
+    def ended(target: Any, rollout_id: str, **kwargs: Any) -> Any:
+        rollout = store.get_rollout(rollout_id)
+        return rollout.model_copy(
+            update={"status": status, "updated_at": utcnow() - timedelta(seconds=ended_ago)}
+        )
+
+    slept: list[float] = []
+    monkeypatch.setattr(cli_main, "follow_rollout", ended)
+    monkeypatch.setattr(cli_main.time, "sleep", slept.append)
+    doc = {**plan_doc, "analysis": {**plan_doc["analysis"], "edge_settle": 4}}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+
+    result = CliRunner().invoke(cli, ["start", str(path), "--wait"])
+
+    assert result.exit_code == exit_code, result.output
+    if waits:
+        assert len(slept) == 1 and 2.0 < slept[0] <= 3.0, slept
+        assert "until every edge serves the final route" in result.stderr
+    else:
+        assert slept == [] and "every edge" not in result.stderr

@@ -70,6 +70,7 @@ def _local_up(*options: str) -> Iterator[dict[str, str]]:
     ).start()
     urls: dict[str, str] = {}
     seen: list[str] = []
+    _LOGS[id(urls)] = lines
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while "state machine" not in urls:
@@ -88,6 +89,19 @@ def _local_up(*options: str) -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_LOGS: dict[int, queue.Queue[str]] = {}
+
+
+def _printed(urls: dict[str, str]) -> str:
+    """What that `rollout local up` printed since it started (its edge's warnings among it),
+    for a failure message."""
+    lines = _LOGS[id(urls)]
+    printed = []
+    while not lines.empty():
+        printed.append(lines.get_nowait())
+    return "".join(printed[-40:])
 
 
 class Shell:
@@ -219,4 +233,5 @@ def test_examples_plan_as_written_promotes_on_local_ups_own_viewers(tmp_path: Pa
             if "<rollout-id>" not in line:
                 shell.run(line)
         curl = next(line for line in walkthrough if line.startswith("curl"))
-        assert _served(shell, curl) == "v2"
+        served = _served(shell, curl)
+        assert served == "v2", _printed(urls)
