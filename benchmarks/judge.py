@@ -201,6 +201,7 @@ def plan_for(scenario: Scenario) -> RolloutPlan:
             "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in STAGES],
             "analysis": {
                 "namespace": "Bench",
+                "dimensions": {"Variant": "{variant}"},
                 "metrics": [metric],
                 "initial_delay": scenario.initial_delay,
                 "segments": [{"by": "browser"}] if scenario.segments and scenario.declared else [],

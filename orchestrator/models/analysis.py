@@ -64,6 +64,12 @@ def check_template(template: str) -> str:
     return template
 
 
+def _per_variant(template: str) -> bool:
+    """Whether ``template`` reads one variant's counts (it names ``{variant}`` or
+    ``{version}``, which differ between the canary and the baseline)."""
+    return any(m.group(1) in ("variant", "version") for m in _PLACEHOLDER.finditer(template))
+
+
 def fill_template(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
@@ -421,7 +427,41 @@ class AnalysisSpec(Strict):
             raise ValueError("provider datadog needs a datadog section with the key secrets")
         self._check_segments()
         self._check_split()
+        self._check_per_variant()
         return self
+
+    def _check_per_variant(self) -> None:
+        """Every count must be read per variant: a query that names neither ``{variant}``
+        nor ``{version}`` (in the query, or for CloudWatch in a dimension) returns the same
+        numbers for the canary and the baseline, and a broken canary would pass."""
+        if self.provider == "cloudwatch" and any(map(_per_variant, self.dimensions.values())):
+            return
+        queries: list[tuple[str, str]] = []
+        for index, metric in enumerate(self.judged_metrics()):
+            where = f"analysis.metrics.{index}" if self.metrics else "analysis"
+            if isinstance(metric, RatioMetric):
+                numerator = "numerator" if self.metrics else "errors_metric"
+                denominator = "denominator" if self.metrics else "requests_metric"
+                queries += [
+                    (f"{where}.{numerator}", metric.numerator),
+                    (f"{where}.{denominator}", metric.denominator),
+                ]
+            else:
+                queries.append((f"{where}.query", metric.query))
+        if self.split.viewers is not None:
+            queries.append(("analysis.split.viewers", self.split.viewers))
+        for field, template in queries:
+            if not _per_variant(template):
+                scope = (
+                    " and no analysis.dimensions value does either"
+                    if self.provider == "cloudwatch"
+                    else ""
+                )
+                raise ValueError(
+                    f"{field}: {template!r} names neither {{variant}} nor {{version}}"
+                    f"{scope}, so it would read the same counts for the canary and the "
+                    "baseline"
+                )
 
     def _check_segments(self) -> None:
         ratios = {m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)}

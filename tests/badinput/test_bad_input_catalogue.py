@@ -199,6 +199,30 @@ RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
         ["analysis.split.metric", "'latency'", "error-rate"],
     ),
     (
+        "cloudwatch-counts-not-per-variant",
+        "analysis.dimensions",
+        {"Host": "{host}"},
+        "analysis",
+        ["analysis.metrics.0.numerator", "'Errors'", "{variant}", "{version}", "the same counts"],
+    ),
+    (
+        "datadog-query-not-per-variant",
+        "analysis",
+        {
+            "provider": "datadog",
+            "datadog": {"api_key_secret": "edgeshift/datadog/api", "app_key_secret": "k/app"},
+            "metrics": [
+                {
+                    "name": "error-rate",
+                    "numerator": "sum:web.errors{variant:{variant}}.as_count()",
+                    "denominator": "sum:web.requests{host:{host}}.as_count()",
+                }
+            ],
+        },
+        "analysis",
+        ["analysis.metrics.0.denominator", "names neither {variant} nor {version}"],
+    ),
+    (
         "old-failure-limit",
         "analysis.limits",
         {"failure_limit": 1},
@@ -242,6 +266,30 @@ def test_bad_plan_is_refused_with_a_message_naming_the_fields(
     messages = [rule for f, rule in refused.value.problems if f == field]
     assert messages, (case, refused.value.problems)
     assert all(word in messages[0] for word in words), (case, messages[0])
+
+
+@pytest.mark.parametrize(
+    "analysis",
+    [
+        {"dimensions": {"Release": "{version}"}},
+        {
+            "dimensions": {},
+            "requests_metric": "Requests-{variant}",
+            "errors_metric": "Errors-{variant}",
+        },
+    ],
+)
+def test_counts_read_per_version_or_per_metric_name_are_accepted(analysis: dict[str, Any]) -> None:
+    """GIVEN CloudWatch counts kept apart by a {version} dimension, or by metric names that
+    name the variant WHEN parsed THEN the plan is valid: each variant reads its own counts."""
+    document = _plan()
+    document["analysis"] = {
+        "namespace": "Shop",
+        "requests_metric": "Requests",
+        "errors_metric": "Errors",
+        **analysis,
+    }
+    assert parse_plan(json.dumps(document)).analysis.dimensions == analysis["dimensions"]
 
 
 def test_an_initial_delay_shorter_than_every_bake_is_accepted() -> None:

@@ -53,6 +53,7 @@ def plan_doc() -> dict[str, Any]:
         ],
         "analysis": {
             "namespace": "Shop/Edge",
+            "dimensions": {"Variant": "{variant}"},
             "requests_metric": "Requests",
             "errors_metric": "Errors",
         },

@@ -25,6 +25,7 @@ stages:
   - {weight: 50, bake: 10m, interval: 1m}
 analysis:
   namespace: Shop
+  dimensions: {Variant: "{variant}"}
   metrics:
     - name: conversion
       numerator: Orders

@@ -182,6 +182,7 @@ def reported(plan_doc: dict[str, Any]) -> tuple[Rollout, list[AuditEvent], Any]:
     """A plan whose error-rate has a tolerance and a limit, its trail, and the figure."""
     plan_doc["analysis"] = {
         "namespace": "Shop/Edge",
+        "dimensions": {"Variant": "{variant}"},
         "metrics": [
             {
                 "name": "error-rate",
@@ -268,7 +269,11 @@ def test_a_higher_is_better_metric_has_its_tolerance_below_and_interval_around_i
         "direction": "higher",
         "tolerance": {"relative": 0.1},
     }
-    plan_doc["analysis"] = {"namespace": "Shop/Edge", "metrics": [conversion]}
+    plan_doc["analysis"] = {
+        "namespace": "Shop/Edge",
+        "dimensions": {"Variant": "{variant}"},
+        "metrics": [conversion],
+    }
     rollout = _promoted(RolloutPlan.model_validate(plan_doc))
     spec = rollout.plan.analysis.judged_metrics()[0]
     assert isinstance(spec, RatioMetric)

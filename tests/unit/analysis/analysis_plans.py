@@ -70,7 +70,12 @@ def replay_plan(*, critical: bool, **analysis: Any) -> dict[str, Any]:
         "stable": {"name": "stable", "version": "v1"},
         "canary": {"name": "canary", "version": "v2"},
         "stages": [{"weight": w, "bake": "10m", "interval": "1m"} for w in (5, 25, 50)],
-        "analysis": {"namespace": "Shop", "metrics": [metric]} | analysis,
+        "analysis": {
+            "namespace": "Shop",
+            "dimensions": {"Variant": "{variant}"},
+            "metrics": [metric],
+        }
+        | analysis,
     }
 
 

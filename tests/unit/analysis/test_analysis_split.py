@@ -36,7 +36,13 @@ def _plan(**analysis: Any) -> RolloutPlan:
             "stable": {"name": "stable", "version": "v1"},
             "canary": {"name": "canary", "version": "v2"},
             "stages": [{"weight": w, "bake": 600, "interval": 60} for w in (10, 50)],
-            "analysis": {"namespace": "N", "requests_metric": "R", "errors_metric": "E"} | analysis,
+            "analysis": {
+                "namespace": "N",
+                "dimensions": {"Variant": "{variant}"},
+                "requests_metric": "R",
+                "errors_metric": "E",
+            }
+            | analysis,
             "policies": policies,
         }
     )

@@ -32,6 +32,7 @@ def _plan(split: dict[str, Any] | None = None, **analysis: Any) -> RolloutPlan:
             "stages": [{"weight": w, "bake": 600, "interval": 60} for w in (10, 50)],
             "analysis": {
                 "namespace": "N",
+                "dimensions": {"Variant": "{variant}"},
                 "requests_metric": "Requests",
                 "errors_metric": "Errors",
                 "split": {"viewers": "Viewers"} if split is None else split,

@@ -34,6 +34,7 @@ def _plan(**split: Any) -> RolloutPlan:
             "stages": [{"weight": w, "bake": 300, "interval": 60} for w in (10, 50)],
             "analysis": {
                 "namespace": "N",
+                "dimensions": {"Variant": "{variant}"},
                 "metrics": [
                     {
                         "name": "error-rate",

@@ -34,7 +34,12 @@ def _plan(
             "stable": {"name": "stable", "version": "v1"},
             "canary": {"name": "canary", "version": "v2"},
             "stages": [{"weight": w, "bake": bake, "interval": interval} for w in weights],
-            "analysis": {"namespace": "N", "requests_metric": "R", "errors_metric": "E"},
+            "analysis": {
+                "namespace": "N",
+                "dimensions": {"Variant": "{variant}"},
+                "requests_metric": "R",
+                "errors_metric": "E",
+            },
             "policies": {"on_inconclusive": on_inconclusive, "max_extension": max_extension},
         }
     )
