@@ -241,8 +241,9 @@ class RolloutService:
     # -- steering -----------------------------------------------------------------------------
 
     @transitions.on_a_fresh_read
-    def pause(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
+    def pause(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Hold traffic where it is at the next decision point, until resume or abort."""
+        self._check_reason(reason, "pause")  # bad input is refused before anything is read
         rollout = self.get(rollout_id)
         if rollout.status is not RolloutStatus.RUNNING:
             raise ControlRefused(f"only a RUNNING rollout can be paused; it is {rollout.status}")
@@ -250,8 +251,9 @@ class RolloutService:
         return self._request(rollout, ControlAction.PAUSE, actor, reason)
 
     @transitions.on_a_fresh_read
-    def resume(self, rollout_id: str, actor: str, reason: str = "") -> Rollout:
+    def resume(self, rollout_id: str, actor: str, reason: str) -> Rollout:
         """Go on after a pause or an approval gate (or cancel a pause not yet honoured)."""
+        self._check_reason(reason, "resume")  # bad input is refused before anything is read
         rollout = self.get(rollout_id)
         resent = self._resend_wake(rollout)
         if resent is not None:
@@ -265,7 +267,7 @@ class RolloutService:
                 self.store,
                 rollout,
                 "control_cancelled",
-                reason or "pause withdrawn",
+                reason,
                 actor=actor,
                 control=None,
             )
@@ -284,11 +286,11 @@ class RolloutService:
         self._refuse_without_execution(rollout, "resume")
         # The pause's reason ("paused by ...") would otherwise stay on a running rollout
         # until it ends, and read as "still paused" in every status view.
-        resumed = f"resumed by {actor}: {reason}" if reason.strip() else f"resumed by {actor}"
+        resumed = f"resumed by {actor}: {reason}"
         return self._release_hold(
             rollout,
             "resumed",
-            reason or f"resumed by {actor}",
+            reason,
             actor,
             RolloutStatus.RUNNING,
             output=step.as_payload(),

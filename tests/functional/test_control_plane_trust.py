@@ -214,12 +214,17 @@ def test_after_pause_then_resume_the_reason_says_it_resumed(aws, lambda_context)
     assert "paused" not in view["reason"]
 
 
-def test_resume_without_a_reason_still_clears_the_pause_reason(aws, lambda_context):
-    """GIVEN a PAUSED rollout WHEN the CLI resumes it without --reason THEN the reason says
-    "resumed by ...", not "paused by ..."."""
+@pytest.mark.parametrize("verb", ["pause", "resume"])
+def test_the_service_refuses_a_blank_reason_before_reading(aws, lambda_context, verb):
+    """GIVEN a PAUSED rollout WHEN the service is asked to pause or resume it with a blank
+    reason (any caller, not only the CLI and the API) THEN ValueError names `reason` and the
+    rollout is unchanged."""
     rollout_id = _paused(aws, lambda_context)
     service = RolloutService(aws["store"], _AcceptingSfn(), "arn")  # type: ignore[arg-type]
-    assert service.resume(rollout_id, "cli:ana", "").reason == "resumed by cli:ana"
+    before = aws["store"].get_rollout(rollout_id)
+    with pytest.raises(ValueError, match=f"reason: required to {verb} a rollout"):
+        getattr(service, verb)(rollout_id, "cli:ana", " \t")
+    assert aws["store"].get_rollout(rollout_id) == before
 
 
 # -- lifecycle events -------------------------------------------------------------------------
@@ -383,11 +388,12 @@ def test_status_json_after_resume_reads_resumed(aws, lambda_context):
     reason says it resumed (what the watch header and plain status print too)."""
     rollout_id = _paused(aws, lambda_context)
     service = RolloutService(aws["store"], _AcceptingSfn(), "arn")  # type: ignore[arg-type]
-    service.resume(rollout_id, "cli:root", "")
+    service.resume(rollout_id, "cli:root", "error rate is back")
     result = CliRunner().invoke(cli, ["status", rollout_id, "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout.splitlines()[0])
-    assert shown["status"] == "RUNNING" and shown["reason"] == "resumed by cli:root"
+    assert shown["status"] == "RUNNING"
+    assert shown["reason"] == "resumed by cli:root: error rate is back"
 
 
 def test_cli_start_of_a_canary_of_the_stable_version_exits_2_naming_the_field(aws, tmp_path):

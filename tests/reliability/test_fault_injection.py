@@ -294,7 +294,7 @@ def test_a_lost_wake_is_resent_by_the_next_request(stack, monkeypatch):
     service = RolloutService(stack.store(), sfn, stack.state_machine_arn)
     rollout_id = _paused(stack, service, "lost-wake.rel.edgeshift.test")
     with pytest.raises(WakeFailed):
-        service.resume(rollout_id, "oncall")
+        service.resume(rollout_id, "oncall", "dashboards are fine")
     stranded = service.get(rollout_id)
     assert stranded.status is RolloutStatus.RUNNING
     assert stranded.task_token, "the token is kept until the wake is accepted"
@@ -302,7 +302,7 @@ def test_a_lost_wake_is_resent_by_the_next_request(stack, monkeypatch):
         executionArn=stranded.execution_arn
     )
     assert execution["status"] == "RUNNING"
-    service.resume(rollout_id, "oncall")
+    service.resume(rollout_id, "oncall", "dashboards are fine")
     final = _wait(service, rollout_id, lambda r: r.status.is_final)
     assert final.status.is_final, final.status
     kinds = [e.kind for e in service.events(rollout_id)]
@@ -319,7 +319,7 @@ def test_an_abort_after_a_lost_wake_is_honoured(stack, monkeypatch):
     service = RolloutService(stack.store(), sfn, stack.state_machine_arn)
     rollout_id = _paused(stack, service, "lost-wake-abort.rel.edgeshift.test")
     with pytest.raises(WakeFailed):
-        service.resume(rollout_id, "oncall")
+        service.resume(rollout_id, "oncall", "dashboards are fine")
     service.abort(rollout_id, "oncall", "changed my mind")
     final = _wait(service, rollout_id, lambda r: r.status.is_final)
     assert final.status is RolloutStatus.ROLLED_BACK, final.reason
