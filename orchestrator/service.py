@@ -202,10 +202,9 @@ class RolloutService:
                 raise ValueError(f"rules.{index}.host: must be {host}, the host of the write")
         from orchestrator.flags import FlagStore  # a flag-routed rule needs its flag's data
 
-        unserved = FlagStore(self.store.client, self.store.tables).unserved([r for r, _ in rules])
-        if unserved:
-            raise ValueError("; ".join(unserved) + " (load it first: rollout flags sync)")
-        return self.store.put_routes(rules, actor=actor, reason=reason)
+        flags = FlagStore(self.store.client, self.store.tables)
+        guards = flags.pinned_for([r for r, _ in rules], actor=actor, reason=reason)
+        return self.store.put_routes(rules, actor=actor, reason=reason, guards=guards)
 
     # -- reading ------------------------------------------------------------------------------
 

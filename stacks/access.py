@@ -6,7 +6,8 @@ TransactWriteItems of Puts (the rollout and its audit event, and the route when 
 moves); IAM authorizes a transaction item by item, so a Put needs dynamodb:PutItem, the
 Delete that frees a target's lock when a rollout ends needs dynamodb:DeleteItem, and the
 ConditionCheck on the lock that a route definition carries needs
-dynamodb:ConditionCheckItem. Nothing scans, batches or reads streams. The local stack runs
+dynamodb:ConditionCheckItem (and the Update that pins a flag-routed rule's flag,
+dynamodb:UpdateItem). Nothing scans, batches or reads streams. The local stack runs
 every function under these grants (orchestrator/local/iam.py), so a call missing here
 fails the integration tests.
 """
@@ -19,6 +20,7 @@ GET = "dynamodb:GetItem"
 PUT = "dynamodb:PutItem"
 CONDITION_CHECK = "dynamodb:ConditionCheckItem"
 DELETE = "dynamodb:DeleteItem"
+UPDATE = "dynamodb:UpdateItem"
 QUERY = "dynamodb:Query"
 SCAN = "dynamodb:Scan"
 
@@ -59,11 +61,13 @@ TASK_ACCESS: dict[str, TableAccess] = {
 # events behind a resent wake-up call, listings through the by-kind and by-target indexes,
 # recover (which ends a rollout and moves traffic, and frees the lock: DeleteItem), and
 # route definitions (PUT /routes: Puts on both tables, with a ConditionCheck on the
-# target's lock in the rollouts table; GET reads a host's rules with one Query).
+# target's lock in the rollouts table, and for a flag-routed rule an Update moving its
+# flag item to the next revision, so a concurrent flag sync cannot delete it under the rule;
+# GET reads a host's rules with one Query).
 API_ACCESS = TableAccess(
     rollouts=(GET, PUT, DELETE, QUERY, CONDITION_CHECK),
     rollout_indexes=(QUERY,),
-    routes=(GET, QUERY, PUT),
+    routes=(GET, QUERY, PUT, UPDATE),
 )
 
 # A release starts a rollout like POST /rollouts, with the event id as the store's own

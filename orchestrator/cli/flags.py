@@ -52,12 +52,11 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
     import getpass
 
     from orchestrator.flags import (
-        FlagData,
         FlagDataError,
         FlagStore,
         StaleFlagError,
+        UnservedRules,
         load_file,
-        rule_problems,
         size_problems,
     )
 
@@ -69,25 +68,17 @@ def sync(target: Target, flags_file: Path, keep_missing: bool, actor: str | None
     if too_big:
         fail(f"{flags_file}:\n  " + "\n  ".join(too_big), EXIT_INVALID)
     store = FlagStore(target.client("dynamodb"))
-    # With --keep-missing the stored flags the file leaves out stay, and serve rules too.
-    served = data
-    if keep_missing:
-        kept = store.data()
-        served = FlagData(
-            flags={**kept.flags, **data.flags}, segments={**kept.segments, **data.segments}
-        )
-    problems = rule_problems(store.flag_routed_rules(), served)
-    if problems:
-        fail(
-            f"{flags_file} cannot serve the flag-routed rules:\n  " + "\n  ".join(problems),
-            EXIT_INVALID,
-        )
-    try:
+    try:  # with --keep-missing the stored flags the file leaves out stay, and serve rules too
         result = store.sync(
             data,
             actor=actor or f"cli:{getpass.getuser()}",
             source=f"file {flags_file.name}",
             prune=not keep_missing,
+        )
+    except UnservedRules as exc:
+        fail(
+            f"{flags_file} cannot serve the flag-routed rules:\n  " + "\n  ".join(exc.problems),
+            EXIT_INVALID,
         )
     except StaleFlagError as exc:
         fail(str(exc), EXIT_CONFLICT)

@@ -3,7 +3,7 @@ use it, and written where the edge reads it (``edge.flags``); ``sync`` is the sc
 Lambda that takes it from LaunchDarkly."""
 
 from .data import FlagData, FlagDataError, load_file, rule_problems, size_problems
-from .store import FlagStore, StaleFlagError, SyncResult
+from .store import FlagStore, StaleFlagError, SyncResult, UnservedRules
 
 __all__ = [
     "FlagData",
@@ -11,6 +11,7 @@ __all__ = [
     "FlagStore",
     "StaleFlagError",
     "SyncResult",
+    "UnservedRules",
     "load_file",
     "rule_problems",
     "size_problems",

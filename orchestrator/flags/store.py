@@ -40,6 +40,15 @@ class StaleFlagError(RuntimeError):
     written."""
 
 
+class UnservedRules(ValueError):
+    """The flag data to be stored cannot serve the stored flag-routed rules; nothing was
+    written. ``problems`` names each rule and what it lacks."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class SyncResult:
     written: list[str] = field(default_factory=list)
@@ -84,24 +93,64 @@ class FlagStore:
     def data(self) -> FlagData:
         """The stored flag data, as ``FlagData`` (what the edge's snapshot holds: an item
         whose ``data`` is not a JSON object is left out, as the edge leaves it out)."""
-        stored = self.stored()
+        return _as_data(self.stored())
 
-        def section(prefix: str) -> dict[str, dict[str, Any]]:
-            found = {}
-            for name, item in stored.items():
-                data = readable(item)
-                if name.startswith(prefix) and data is not None:
-                    found[name[len(prefix) :]] = data
-            return found
+    def pinned_for(self, rules: list[Any], *, actor: str, reason: str) -> list[dict[str, Any]]:
+        """The transaction items that keep the flag data serving ``rules`` while they are
+        written (``Store.put_routes(..., guards=...)``); none for weighted rules.
 
-        return FlagData(flags=section(FLAG_PREFIX), segments=section(SEGMENT_PREFIX))
-
-    def unserved(self, rules: list[Any]) -> list[str]:
-        """Why the stored flag data cannot serve these rules (``RouteRule``): a flag it
-        lacks, a value it cannot take. Weighted rules need nothing, and no read."""
-        if not any(getattr(rule, "assignment", None) is not None for rule in rules):
+        Each flag a rule names moves to its next revision, conditional on the revision
+        this check read, with an audit event. A sync that lands between the check and the
+        route write fails the route write (nothing written); a sync that read the flags
+        before the route write fails its own conditional write instead of deleting or
+        changing the flag under the new rule, and the next sync sees the rule. Raises
+        ``ValueError`` naming what the stored data cannot serve."""
+        routed = [rule for rule in rules if getattr(rule, "assignment", None) is not None]
+        if not routed:
             return []
-        return rule_problems(rules, self.data())
+        stored = self.stored()
+        problems = rule_problems(routed, _as_data(stored))
+        if problems:
+            raise ValueError("; ".join(problems) + " (load it first: rollout flags sync)")
+        now = utcnow().isoformat()
+        ops: list[dict[str, Any]] = []
+        for name in sorted({FLAG_PREFIX + rule.assignment.flag for rule in routed}):
+            old = stored[name]
+            revision = int(old["revision"])
+            users = ", ".join(
+                f"{r.host} {r.path_rule}" for r in routed if FLAG_PREFIX + r.assignment.flag == name
+            )
+            update = {
+                "Update": {
+                    "TableName": self.tables.routes,
+                    "Key": codec.to_attributes({"host": FLAGS_PARTITION, "path_rule": name}),
+                    "UpdateExpression": "SET revision = :next",
+                    "ConditionExpression": "revision = :rev",
+                    "ExpressionAttributeValues": codec.to_attributes(
+                        {":rev": revision, ":next": revision + 1}
+                    ),
+                }
+            }
+            audit = {
+                "pk": f"FLAGS#{name}",
+                "sk": f"EVENT#{now}#{revision + 1:08d}",
+                "kind": "flag_event",
+                "actor": actor,
+                "reason": f"routed by {users}: {reason}" if reason else f"routed by {users}",
+                "at": now,
+                "doc": old.get("data", ""),
+            }
+            ops += [update, self._audit_put(audit)]
+        return ops
+
+    def _audit_put(self, audit: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.tables.rollouts,
+                "Item": codec.to_attributes(audit),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
 
     def flag_routed_rules(self) -> list[Any]:
         """Every route rule with an ``assignment`` (``RouteRule``), which the data must serve.
@@ -124,14 +173,28 @@ class FlagStore:
 
     def sync(self, data: FlagData, *, actor: str, source: str, prune: bool = True) -> SyncResult:
         """Make the stored flag data equal ``data``; items no longer in it are deleted
-        when ``prune``. Raises ``StaleFlagError`` if another writer got there first, and
-        ``FlagDataError`` (before writing anything) for an item too big for the table."""
+        when ``prune``. Before writing anything, raises ``FlagDataError`` for an item too
+        big for the table and ``UnservedRules`` when what would be stored cannot serve a
+        flag-routed rule; ``StaleFlagError`` if another writer got there first.
+
+        The items are read before the rules: a rule written after that read pins its flag
+        at a new revision (``pinned_for``), so this sync's conditional write of that flag
+        fails instead of deleting or changing it under the rule it has not seen."""
         too_big = size_problems(data)
         if too_big:
             raise FlagDataError("; ".join(too_big))
         wanted = {FLAG_PREFIX + k: v for k, v in data.flags.items()}
         wanted |= {SEGMENT_PREFIX + k: v for k, v in data.segments.items()}
         stored = self.stored()
+        served = data
+        if not prune:  # the stored items the data leaves out stay, and serve rules too
+            kept = _as_data(stored)
+            served = FlagData(
+                flags={**kept.flags, **data.flags}, segments={**kept.segments, **data.segments}
+            )
+        unserved = rule_problems(self.flag_routed_rules(), served)
+        if unserved:
+            raise UnservedRules(unserved)
         now = utcnow().isoformat()
         changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
         for name, item in sorted(wanted.items()):
@@ -210,16 +273,19 @@ class FlagStore:
             "at": now,
             "doc": encode(item) if item is not None else "",
         }
-        return [
-            change,
-            {
-                "Put": {
-                    "TableName": self.tables.rollouts,
-                    "Item": codec.to_attributes(audit),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
+        return [change, self._audit_put(audit)]
+
+
+def _as_data(stored: dict[str, dict[str, Any]]) -> FlagData:
+    def section(prefix: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for name, item in stored.items():
+            data = readable(item)
+            if name.startswith(prefix) and data is not None:
+                found[name[len(prefix) :]] = data
+        return found
+
+    return FlagData(flags=section(FLAG_PREFIX), segments=section(SEGMENT_PREFIX))
 
 
 def _batches(

@@ -19,8 +19,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 
-from .data import FlagData, from_store, rule_problems, size_problems
-from .store import FlagStore
+from .data import FlagData, FlagDataError, from_store
+from .store import FlagStore, UnservedRules
 
 SDK_KEY_SECRET_ENV = "EDGESHIFT_LAUNCHDARKLY_SDK_KEY_SECRET"
 # How long the SDK may take for its first full data set; the function's timeout is longer.
@@ -57,10 +57,10 @@ def fetch(sdk_key: str, *, start_wait: float = START_WAIT_SECONDS, **config: Any
 
 def sync_once(store: FlagStore, data: FlagData, *, source: str) -> dict[str, Any]:
     """Check ``data`` against the flag-routed rules, then write what changed."""
-    problems = size_problems(data) + rule_problems(store.flag_routed_rules(), data)
-    if problems:
-        raise FlagSyncRefused("; ".join(problems))
-    result = store.sync(data, actor="flag-sync", source=source)
+    try:
+        result = store.sync(data, actor="flag-sync", source=source)
+    except (FlagDataError, UnservedRules) as exc:
+        raise FlagSyncRefused(str(exc)) from exc
     return {
         "flags": len(data.flags),
         "segments": len(data.segments),

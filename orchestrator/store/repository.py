@@ -118,6 +118,7 @@ class Store:
         *,
         actor: str = "system",
         reason: str = "",
+        guards: list[dict[str, Any]] | None = None,
     ) -> list[RouteRule]:
         """Write several rules all or nothing, each conditional on the revision it was read
         at (None: must not exist yet) and on no rollout holding its target, each with an
@@ -129,8 +130,12 @@ class Store:
         route, and runbooks/rollback-failed.md repairs the route before ``recover``); the
         write is then conditional on that rollout still holding the lock and being FAILED.
 
-        Raises ``TargetLockedError`` naming the rollout, or ``StaleRouteError``; nothing
-        is written then."""
+        ``guards`` are more items of the same transaction, conditional writes that pin
+        what the rules depend on (the flag data of flag-routed rules, from
+        ``FlagStore.pinned_for``).
+
+        Raises ``TargetLockedError`` naming the rollout, or ``StaleRouteError`` (a rule or
+        a guarded item changed since it was read); nothing is written then."""
         if not 1 <= len(rules) <= MAX_RULES_PER_WRITE:
             raise ValueError(
                 f"rules: between 1 and {MAX_RULES_PER_WRITE} per write (DynamoDB's 100-item "
@@ -167,7 +172,7 @@ class Store:
                 [write, self._put(audit, "attribute_not_exists(pk)"), *self._unheld(rule)]
             )
             stored.append(new)
-        ops = [op for group in groups for op in group]
+        ops = [op for group in groups for op in group] + list(guards or ())
         if len(ops) > 100:
             raise ValueError("rules: too many for one DynamoDB transaction; write fewer at once")
         try:
@@ -178,6 +183,7 @@ class Store:
                     [rule for rule, _ in rules],
                     [len(group) for group in groups],
                     [r.get("Code") for r in exc.response.get("CancellationReasons", [])],
+                    guards or [],
                 ) from exc
             raise
         return stored
@@ -219,12 +225,21 @@ class Store:
         return {"ConditionCheck": check}
 
     def _route_refusal(
-        self, rules: list[RouteRule], sizes: list[int], reasons: list[str | None]
+        self,
+        rules: list[RouteRule],
+        sizes: list[int],
+        reasons: list[str | None],
+        guards: list[dict[str, Any]],
     ) -> StoreError:
         """Which rule's which condition failed: a held lock first (it says whom to wait
-        for), then a revision that moved on. Each rule's items are its route, its audit
-        event, then the lock conditions."""
+        for), then a revision that moved on, then a guarded item. Each rule's items are its
+        route, its audit event, then the lock conditions; the guards come last."""
         failed = [code == "ConditionalCheckFailed" for code in reasons]
+        guarded = [
+            op["Update"]["Key"]["path_rule"]["S"]
+            for op, lost in zip(guards, failed[sum(sizes) :], strict=False)
+            if lost and "Update" in op
+        ]
         per_rule, at = [], 0
         for size in sizes:
             per_rule.append(failed[at : at + size])
@@ -238,6 +253,11 @@ class Store:
             for rule, checks in zip(rules, per_rule, strict=True)
             if checks and checks[0]
         ]
+        if guarded and not stale:
+            return StaleRouteError(
+                f"flag data changed while the routes were written: {', '.join(guarded)}; "
+                "nothing was written, check the flags and write again"
+            )
         return StaleRouteError(f"route changed since it was read: {', '.join(stale) or 'unknown'}")
 
     # -- rollouts ---------------------------------------------------------------------------

@@ -76,13 +76,16 @@ def test_control_functions_start_rollouts_and_only_the_api_defines_routes(
     synthesized: Synthesized,
 ) -> None:
     """Both start executions; only the API writes routes (PUT /routes, as Puts in a
-    transaction); events never do."""
+    transaction, with an Update pinning a flag-routed rule's flag item); events never do."""
     for handler in (API_HANDLER, EVENTS_HANDLER):
         statements = _statements(synthesized, handler)
         actions = _actions(statements)
         assert "states:StartExecution" in actions
         assert "states:StopExecution" not in actions
-    assert _route_writes(_statements(synthesized, API_HANDLER)) == {"dynamodb:PutItem"}
+    assert _route_writes(_statements(synthesized, API_HANDLER)) == {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
     assert not _route_writes(_statements(synthesized, EVENTS_HANDLER))
     for handler in (API_HANDLER, EVENTS_HANDLER):
         fn = _function(synthesized, handler)

@@ -52,7 +52,8 @@ EXPECTED_TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         ROLLOUTS: {"GetItem", "PutItem", "ConditionCheckItem", "DeleteItem", "Query"},
         INDEXES[0]: {"Query"},
         INDEXES[1]: {"Query"},
-        ROUTES: {"GetItem", "PutItem", "Query"},
+        # UpdateItem: a flag-routed rule's write pins its flag item's revision.
+        ROUTES: {"GetItem", "PutItem", "Query", "UpdateItem"},
     },
     EVENTS: {ROLLOUTS: {"GetItem", "PutItem", "DeleteItem"}, ROUTES: {"GetItem"}},
 }

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from orchestrator.flags import FlagStore, load_file
 from orchestrator.local.apigw import API_HANDLER, LocalApi
 from orchestrator.local.demo import demo_plan, demo_route
 from orchestrator.local.dispatch import InvocationContext
@@ -30,6 +32,7 @@ from orchestrator.models import Rollout, RolloutStatus
 pytestmark = pytest.mark.integration
 
 EVENTS_HANDLER = "orchestrator.events.handler.handler"
+FLAGS = Path(__file__).resolve().parents[2] / "examples" / "flags.json"
 OPERATOR = {"Content-Type": "application/json"}
 
 
@@ -128,6 +131,21 @@ def _list_and_define_routes(stack: LocalStack, operator: Operator) -> None:
     rules[0]["variants"][0]["version"] = "v3"
     status, body = operator("PUT", f"/routes/{host}", {"rules": rules, "reason": "new canary"})
     assert status == 200, body
+    # A flag-routed rule: its write pins the flag item (UpdateItem) in the same transaction.
+    FlagStore(stack.client("dynamodb")).sync(load_file(FLAGS), actor="test", source="example")
+    routed = {
+        **{k: v for k, v in rules[0].items() if k not in ("revision", "path_rule")},
+        "path_rule": "prefix:/checkout",
+        "assignment": {
+            "provider": "launchdarkly",
+            "flag": "new-checkout",
+            "context": {"key_from": "cookie:ld_uid"},
+            "variations": {"true": rules[0]["variants"][0]["name"]},
+            "fallback": rules[0]["variants"][1]["name"],
+        },
+    }
+    status, body = operator("PUT", f"/routes/{host}", {"rules": [routed], "reason": "flag"})
+    assert status == 200, body
 
 
 def _release_event(event_id: str, host: str) -> dict[str, Any]:
@@ -208,6 +226,7 @@ def recorded(stack: LocalStack, deployed_iam: DeployedIam) -> set[tuple[str, str
     ("handler", "action"),
     [
         (API_HANDLER, "dynamodb:ConditionCheckItem"),  # PUT /routes checks the target's lock
+        (API_HANDLER, "dynamodb:UpdateItem"),  # ... and pins a flag-routed rule's flag
         (API_HANDLER, "dynamodb:DeleteItem"),  # the lock, when abort recovers the rollout
         (API_HANDLER, "dynamodb:Query:index"),  # listing through a secondary index
         (API_HANDLER, "states:StartExecution"),
