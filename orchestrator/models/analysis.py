@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -37,6 +38,11 @@ DATADOG_SITES = (
     "ddog-gov.com",
 )
 MAX_METRICS = 20
+# Validation context key (``{STORED: True}``) for a plan read back with its stored rollout:
+# rules added since a rollout started are checked when a plan is submitted, never when it
+# is read back, or a rollout running across an upgrade could not be loaded by its own
+# tasks, its status, steering or recover.
+STORED = "stored"
 # Chosen by `make bench`: a canary must be worse by half its tolerance before it fails.
 DEFAULT_FAIL_MARGIN = 0.5
 
@@ -409,7 +415,7 @@ class AnalysisSpec(Strict):
         return value
 
     @model_validator(mode="after")
-    def _source_and_metrics(self) -> AnalysisSpec:
+    def _source_and_metrics(self, info: ValidationInfo) -> AnalysisSpec:
         short = (self.requests_metric, self.errors_metric)
         if self.metrics and any(short):
             raise ValueError("use either requests_metric/errors_metric or metrics, not both")
@@ -427,7 +433,8 @@ class AnalysisSpec(Strict):
             raise ValueError("provider datadog needs a datadog section with the key secrets")
         self._check_segments()
         self._check_split()
-        self._check_per_variant()
+        if not (info.context or {}).get(STORED):
+            self._check_per_variant()
         return self
 
     def _check_per_variant(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from orchestrator.models import AuditEvent, Rollout, RouteRule
+from orchestrator.models.analysis import STORED
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -79,7 +80,8 @@ def rollout_item(rollout: Rollout) -> dict[str, Any]:
 
 
 def rollout_from_item(item: dict[str, Any]) -> Rollout:
-    return Rollout.model_validate_json(item["doc"]["S"])
+    # The plan was valid when it started; rules added since must not make it unreadable.
+    return Rollout.model_validate_json(item["doc"]["S"], context={STORED: True})
 
 
 def encode_cursor(key: dict[str, Any]) -> str:
