@@ -22,6 +22,7 @@ import hashlib
 import importlib.metadata as metadata
 import os
 import shutil
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -123,12 +124,17 @@ def vendored_layer_zip(names: tuple[str, ...], cache_dir: Path | None = None) ->
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     zip_path = (cache_dir or _cache_dir()) / f"vendored-{digest.hexdigest()[:24]}.zip"
     if not zip_path.is_file():
-        # Each process writes its own partial file: two synths at once (a test run beside
-        # `make synth`) must not write one file together. The rename is atomic, and both
-        # zips are the same bytes, so whichever lands last is right.
-        partial = zip_path.with_name(f"{zip_path.stem}.{os.getpid()}.partial")
-        bundle.zip_files(entries, partial)
-        partial.replace(zip_path)
+        # Each process (and thread) writes its own partial file: two synths at once (a
+        # test run beside `make synth`) must not write one file together. The rename is
+        # atomic, and both zips are the same bytes, so whichever lands last is right.
+        partial = zip_path.with_name(
+            f"{zip_path.stem}.{os.getpid()}.{threading.get_ident()}.partial"
+        )
+        try:
+            bundle.zip_files(entries, partial)
+            partial.replace(zip_path)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed zip leaves nothing behind
     return zip_path
 
 

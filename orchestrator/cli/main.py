@@ -84,7 +84,7 @@ def cli(
     is_flag=True,
     help="Follow the rollout until it ends, showing its stage, weight and last verdict, and "
     "exit with its outcome once every edge serves the final route (the plan's "
-    "analysis.edge_settle, or the edge's routes cache TTL: 5 s deployed).",
+    "analysis.edge_settle, or the edge's routes cache TTL: 5 s deployed; with --json too).",
 )
 @_interval("--wait")
 @click.option(
@@ -153,7 +153,6 @@ def start(
         click.echo(rollout.rollout_id)
     try:
         ended = follow_rollout(target, rollout.rollout_id, as_json=as_json, interval=interval)
-        await_edge(ended, quiet=as_json)
     except KeyboardInterrupt:
         # Ctrl-C stops the watching, not the rollout: say so, or it reads as an abort.
         rid = rollout.rollout_id
@@ -163,10 +162,21 @@ def start(
             err=True,
         )
         sys.exit(EXIT_OTHER)
+    try:
+        await_edge(ended, interval=interval, quiet=as_json)
+    except KeyboardInterrupt:  # the rollout has ended: only the wait for the edge is cut
+        click.echo(
+            "\nnot waiting for the edge: some viewers may get the last stage's weights for "
+            "a few seconds more",
+            err=True,
+        )
     sys.exit(outcome_status(ended))
 
 
-def await_edge(rollout: Rollout, *, quiet: bool) -> None:
+LONG_AGO_SETTLES = 10
+
+
+def await_edge(rollout: Rollout, *, interval: float, quiet: bool) -> None:
     """Hold `start --wait` until every edge serves the route the rollout ended on.
 
     Each edge container reads the routes table once per its cache TTL, so for that long
@@ -181,7 +191,14 @@ def await_edge(rollout: Rollout, *, quiet: bool) -> None:
     if rollout.status not in (RolloutStatus.PROMOTED, RolloutStatus.ROLLED_BACK):
         return  # FAILED: the route may not be what the status says; the runbook says how
     settle = edge_settle(rollout.plan.analysis)
-    left = min(settle, settle - (utcnow() - rollout.updated_at).total_seconds())
+    # Following saw the rollout still going at most one interval before it saw it ended,
+    # so the final write is at most that old: a clock ahead of the server's cannot skip
+    # the wait, nor one behind lengthen it.
+    # One that ended long before (an idempotent start of a finished rollout) needs none.
+    since = (utcnow() - rollout.updated_at).total_seconds()
+    if since >= LONG_AGO_SETTLES * settle:
+        return
+    left = settle - min(max(0.0, since), interval)
     if left <= 0:
         return
     if not quiet:

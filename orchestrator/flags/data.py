@@ -191,7 +191,18 @@ def _dangling(flag: str, data: FlagData) -> list[str]:
     """The prerequisite flags and matched segments ``flag`` needs (its own and its
     prerequisites', transitively) that ``data`` lacks: the SDK would serve the off
     variation for a missing prerequisite, and never match a missing segment, silently."""
+    return _walk(flag, data)[0]
+
+
+def needed_items(flag: str, data: FlagData) -> set[tuple[str, str]]:
+    """Every item serving ``flag`` takes, as ``("flag" | "segment", key)``: the flag, its
+    prerequisites transitively, and the segments any of them match (those ``data`` holds)."""
+    return _walk(flag, data)[1]
+
+
+def _walk(flag: str, data: FlagData) -> tuple[list[str], set[tuple[str, str]]]:
     problems: list[str] = []
+    needed: set[tuple[str, str]] = set()
     seen: set[str] = set()
     pending = [flag]
     while pending:
@@ -202,19 +213,24 @@ def _dangling(flag: str, data: FlagData) -> list[str]:
         item = data.flags.get(key)
         if item is None:
             continue
+        needed.add(("flag", key))
         for prerequisite in item.get("prerequisites") or []:
-            needed = prerequisite.get("key") if isinstance(prerequisite, dict) else None
-            if isinstance(needed, str) and needed not in data.flags:
-                problems.append(f"flag {key!r} needs prerequisite flag {needed!r}, not in the data")
-            elif isinstance(needed, str):
-                pending.append(needed)
+            wanted = prerequisite.get("key") if isinstance(prerequisite, dict) else None
+            if isinstance(wanted, str) and wanted not in data.flags:
+                problems.append(f"flag {key!r} needs prerequisite flag {wanted!r}, not in the data")
+            elif isinstance(wanted, str):
+                pending.append(wanted)
         for rule in item.get("rules") or []:
             for clause in (rule.get("clauses") or []) if isinstance(rule, dict) else []:
                 if not isinstance(clause, dict) or clause.get("op") != "segmentMatch":
                     continue
                 for segment in clause.get("values") or []:
-                    if isinstance(segment, str) and segment not in data.segments:
+                    if not isinstance(segment, str):
+                        continue
+                    if segment in data.segments:
+                        needed.add(("segment", segment))
+                    else:
                         problems.append(
                             f"flag {key!r} matches segment {segment!r}, not in the data"
                         )
-    return problems
+    return problems, needed

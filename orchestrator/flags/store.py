@@ -25,7 +25,7 @@ from orchestrator.models import utcnow
 from orchestrator.store import codec
 from orchestrator.store.tables import TableNames
 
-from .data import FlagData, FlagDataError, rule_problems, size_problems
+from .data import FlagData, FlagDataError, needed_items, rule_problems, size_problems
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,8 +99,9 @@ class FlagStore:
         """The transaction items that keep the flag data serving ``rules`` while they are
         written (``Store.put_routes(..., guards=...)``); none for weighted rules.
 
-        Each flag a rule names moves to its next revision, conditional on the revision
-        this check read, with an audit event. A sync that lands between the check and the
+        Each item a rule's flag needs (the flag, its prerequisites, the segments they
+        match) moves to its next revision, conditional on the revision this check read,
+        with an audit event. A sync that lands between the check and the
         route write fails the route write (nothing written); a sync that read the flags
         before the route write fails its own conditional write instead of deleting or
         changing the flag under the new rule, and the next sync sees the rule. Raises
@@ -113,13 +114,17 @@ class FlagStore:
         if problems:
             raise ValueError("; ".join(problems) + " (load it first: rollout flags sync)")
         now = utcnow().isoformat()
+        data = _as_data(stored)
+        prefixes = {"flag": FLAG_PREFIX, "segment": SEGMENT_PREFIX}
+        users: dict[str, list[str]] = {}  # item -> the rules whose flag needs it
+        for rule in routed:
+            for kind, key in needed_items(rule.assignment.flag, data):
+                users.setdefault(prefixes[kind] + key, []).append(f"{rule.host} {rule.path_rule}")
         ops: list[dict[str, Any]] = []
-        for name in sorted({FLAG_PREFIX + rule.assignment.flag for rule in routed}):
+        for name in sorted(users):
             old = stored[name]
             revision = int(old["revision"])
-            users = ", ".join(
-                f"{r.host} {r.path_rule}" for r in routed if FLAG_PREFIX + r.assignment.flag == name
-            )
+            by = ", ".join(sorted(set(users[name])))
             update = {
                 "Update": {
                     "TableName": self.tables.routes,
@@ -136,7 +141,7 @@ class FlagStore:
                 "sk": f"EVENT#{now}#{revision + 1:08d}",
                 "kind": "flag_event",
                 "actor": actor,
-                "reason": f"routed by {users}: {reason}" if reason else f"routed by {users}",
+                "reason": f"routed by {by}: {reason}" if reason else f"routed by {by}",
                 "at": now,
                 "doc": old.get("data", ""),
             }

@@ -160,3 +160,42 @@ def test_the_next_sync_after_the_race_is_refused_naming_the_rule(
     assert result.exit_code == 2, result.output
     assert "shop.example.com default: assignment.flag: flag 'new-checkout'" in result.output
     assert FLAG in _flag_items(store)
+
+
+@pytest.mark.parametrize(
+    ("dropped", "item"),
+    [("prerequisite", "flag:checkout-enabled"), ("segment", "segment:staff")],
+)
+def test_a_sync_cannot_drop_what_the_new_rules_flag_needs(
+    store: Store, synced: FlagStore, monkeypatch: pytest.MonkeyPatch, dropped: str, item: str
+) -> None:
+    """GIVEN a sync that keeps new-checkout but drops its prerequisite checkout-enabled, or
+    the segment staff its rules match WHEN a rule routed by new-checkout is written after
+    the sync's rules scan THEN the sync fails as stale, writes nothing, and the item the
+    flag needs stays (the route write pinned it too)."""
+    service = RolloutService(store, None, "")  # type: ignore[arg-type]
+    data = load_file(EXAMPLE)
+    wanted = (
+        FlagData(
+            flags={k: v for k, v in data.flags.items() if k != "checkout-enabled"},
+            segments=data.segments,
+        )
+        if dropped == "prerequisite"
+        else FlagData(flags=data.flags, segments={})
+    )
+    original = FlagStore.flag_routed_rules
+    calls: list[int] = []
+
+    def route_lands_after_the_scan(self: FlagStore) -> Any:
+        answer = original(self)
+        if not calls:
+            calls.append(1)
+            service.define_routes("shop.example.com", [(_rule(), None)], "cli:ana", "new checkout")
+        return answer
+
+    monkeypatch.setattr(FlagStore, "flag_routed_rules", route_lands_after_the_scan)
+
+    with pytest.raises(StaleFlagError):
+        synced.sync(wanted, actor="flag-sync", source="launchdarkly")
+
+    assert item in _flag_items(store)
