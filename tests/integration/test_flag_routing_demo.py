@@ -9,6 +9,7 @@ import json
 import pytest
 
 from edge import flags
+from orchestrator.flags import FlagStore
 from orchestrator.local.demo import DEMO_SCENARIOS, SCENARIOS, run_scenario
 from orchestrator.local.flag_demo import AGREED, FlagScenario
 from orchestrator.local.stack import LocalStack
@@ -34,9 +35,13 @@ def test_every_viewer_is_served_as_the_sdk_evaluates(stack: LocalStack) -> None:
     assert result["edge_function_errors"] == 0
 
 
-def test_without_flag_data_every_viewer_gets_the_fallback(stack: LocalStack, tmp_path) -> None:
-    """GIVEN a flag file without new-checkout (the route still names it) WHEN the viewers
-    pass THEN every one is served the fallback (stable), so the SDK comparison fails."""
+def test_without_flag_data_every_viewer_gets_the_fallback(
+    stack: LocalStack, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIVEN flag data without new-checkout while the route still names it (stored as if by
+    a sync that never saw the rule: a sync that does see it refuses) WHEN the viewers pass
+    THEN every one is served the fallback (stable), so the SDK comparison fails."""
+    monkeypatch.setattr(FlagStore, "flag_routed_rules", lambda self: [])
     document = json.loads(FlagScenario().flag_file.read_text())
     del document["flags"]["new-checkout"]
     other = tmp_path / "flags.json"
