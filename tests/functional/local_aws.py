@@ -1,5 +1,6 @@
 """Moto set-ups the functional tests share: a moto server, a one-key DynamoDB table, a route
-seeded on v1, a stand-in state machine and a queue that captures edgeshift events."""
+seeded on v1, a flag-routed rule, a stand-in state machine and a queue that captures
+edgeshift events."""
 
 from __future__ import annotations
 
@@ -52,6 +53,28 @@ def seed_v1_route(store: Store, host: str) -> None:
             }
         ),
         expected_revision=None,
+    )
+
+
+def flag_rule(
+    flag: str, variations: dict[str, str], *, key_from: str = "cookie:ld_uid"
+) -> RouteRule:
+    """shop.example.com's default rule, its variant taken from LaunchDarkly flag ``flag``."""
+    return RouteRule.model_validate(
+        {
+            "host": "shop.example.com",
+            "variants": [
+                {"name": "canary", "version": "v2", "weight": 0},
+                {"name": "stable", "version": "v1", "weight": 10_000},
+            ],
+            "assignment": {
+                "provider": "launchdarkly",
+                "flag": flag,
+                "context": {"key_from": key_from},
+                "variations": variations,
+                "fallback": "stable",
+            },
+        }
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from local_aws import flag_rule
 
 from edge import flags
 from edge.dynamo import deserialize_item
@@ -28,22 +29,7 @@ FLAG = "flag:new-checkout"
 
 
 def _rule() -> RouteRule:
-    return RouteRule.model_validate(
-        {
-            "host": "shop.example.com",
-            "variants": [
-                {"name": "canary", "version": "v2", "weight": 0},
-                {"name": "stable", "version": "v1", "weight": 10_000},
-            ],
-            "assignment": {
-                "provider": "launchdarkly",
-                "flag": "new-checkout",
-                "context": {"key_from": "cookie:ld_uid"},
-                "variations": {"true": "canary"},
-                "fallback": "stable",
-            },
-        }
-    )
+    return flag_rule("new-checkout", {"true": "canary"})
 
 
 def _without_new_checkout() -> FlagData:

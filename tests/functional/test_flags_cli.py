@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from local_aws import flag_rule
 
 from edge import flags
 from edge.dynamo import deserialize_item
 from orchestrator.cli.main import cli
-from orchestrator.models import RouteRule
 from orchestrator.store import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flags.json"
@@ -36,25 +36,6 @@ def _flag_items(store: Store) -> list[dict[str, Any]]:
 def _audit(store: Store) -> list[dict[str, Any]]:
     items = store.client.scan(TableName=store.tables.rollouts)["Items"]
     return [i for i in items if i["pk"]["S"].startswith("FLAGS#")]
-
-
-def _flag_rule(flag: str, variations: dict[str, str]) -> RouteRule:
-    return RouteRule.model_validate(
-        {
-            "host": "shop.example.com",
-            "variants": [
-                {"name": "canary", "version": "v2", "weight": 0},
-                {"name": "stable", "version": "v1", "weight": 10_000},
-            ],
-            "assignment": {
-                "provider": "launchdarkly",
-                "flag": flag,
-                "context": {"key_from": "cookie:ld_uid"},
-                "variations": variations,
-                "fallback": "stable",
-            },
-        }
-    )
 
 
 def test_sync_writes_flags_where_the_edge_reads_them(store: Store) -> None:
@@ -133,7 +114,7 @@ def test_unknown_flag_fields_are_refused_by_name(store: Store, tmp_path: Path) -
 def test_data_without_a_routed_flag_is_refused(store: Store, tmp_path: Path) -> None:
     """GIVEN a stored rule routed by flag new-checkout WHEN a file without it is synced
     THEN exit 2 naming the rule and the flag, and nothing is written."""
-    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    store.put_route(flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
     document = json.loads(EXAMPLE.read_text())
     del document["flags"]["new-checkout"]
     other = tmp_path / "other.json"
@@ -150,7 +131,7 @@ def test_variations_the_flag_cannot_serve_are_refused(store: Store) -> None:
     """GIVEN a rule mapping the value "beta" of a boolean flag WHEN the flag is synced THEN
     exit 2 naming the value."""
     store.put_route(
-        _flag_rule("new-checkout", {"true": "canary", "beta": "canary"}), expected_revision=None
+        flag_rule("new-checkout", {"true": "canary", "beta": "canary"}), expected_revision=None
     )
 
     result = _sync(EXAMPLE)
@@ -164,8 +145,8 @@ def test_list_shows_the_items_and_which_rules_they_serve(store: Store, tmp_path:
     """GIVEN a synced file and two flag-routed rules, one naming a flag it lacks WHEN listed
     THEN every item with its revision, the served rule ok, the other named with the reason."""
     assert _sync(EXAMPLE).exit_code == 0
-    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
-    missing = _flag_rule("old-checkout", {"true": "canary"}).model_copy(
+    store.put_route(flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    missing = flag_rule("old-checkout", {"true": "canary"}).model_copy(
         update={"path_rule": "prefix:/old"}
     )
     store.put_route(missing, expected_revision=None)
@@ -276,7 +257,7 @@ def test_keep_missing_checks_the_rules_against_what_will_be_stored(
     flag is synced with --keep-missing THEN exit 0 (new-checkout is kept, so the rule is
     still served) and both flags are stored; without --keep-missing it is refused."""
     assert _sync(EXAMPLE).exit_code == 0
-    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    store.put_route(flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"flagValues": {"other": True}}))
 
@@ -295,7 +276,7 @@ def test_a_routed_flag_whose_prerequisite_or_segment_is_missing_is_refused(
     prerequisite flag, or matches a segment, that the file lacks THEN exit 2 naming the
     missing flag or segment (the SDK would silently serve the off variation, or never match
     the segment), and nothing is written."""
-    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    store.put_route(flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
     for section, key in (("flags", "checkout-enabled"), ("segments", "staff")):
         document = json.loads(EXAMPLE.read_text())
         del document[section][key]
@@ -314,7 +295,7 @@ def test_an_unreadable_stored_item_is_reported_not_a_crash(store: Store) -> None
     the flags are listed THEN exit 0, the item marked unreadable and the rules' status
     still computed from the readable items."""
     assert _sync(EXAMPLE).exit_code == 0
-    store.put_route(_flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
+    store.put_route(flag_rule("new-checkout", {"true": "canary"}), expected_revision=None)
     store.client.put_item(
         TableName=store.tables.routes,
         Item={

@@ -13,11 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
+from local_aws import flag_rule
 
 from edge import flags
 from orchestrator.flags import FlagStore
 from orchestrator.flags import sync as flag_sync
-from orchestrator.models import RouteRule
 from orchestrator.store import Store
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "examples" / "flags.json").read_text())
@@ -99,22 +99,7 @@ def test_data_that_cannot_serve_a_rule_is_refused(
 ) -> None:
     """GIVEN a rule routed by a flag LaunchDarkly does not have WHEN synced THEN refused,
     naming the flag, and nothing written."""
-    rule = RouteRule.model_validate(
-        {
-            "host": "shop.example.com",
-            "variants": [
-                {"name": "canary", "version": "v2", "weight": 0},
-                {"name": "stable", "version": "v1", "weight": 10_000},
-            ],
-            "assignment": {
-                "provider": "launchdarkly",
-                "flag": "old-checkout",
-                "context": {"key_from": "ip_ua"},
-                "variations": {"true": "canary"},
-                "fallback": "stable",
-            },
-        }
-    )
+    rule = flag_rule("old-checkout", {"true": "canary"}, key_from="ip_ua")
     store.put_route(rule, expected_revision=None)
     flag_store = FlagStore(store.client, store.tables)
     data = flag_sync.fetch(SDK_KEY, start_wait=5, base_uri=launchdarkly["uri"], stream=False)
