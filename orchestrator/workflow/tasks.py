@@ -289,8 +289,11 @@ def promote(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def rollback(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rollout = _load(event)
     if rollout.status.is_final:
-        logger.warning("rollback of a finished rollout ignored")
-        return Decision(Action.ROLLBACK, rollout.stage_index, 0, rollout.reason).as_payload()
+        logger.warning("rollback of a finished rollout ignored", status=rollout.status.value)
+        # Promote committed but its answer was lost: the state machine's Ended state sends
+        # a "promote" answer to Promoted, so the execution ends as what viewers get.
+        action = Action.PROMOTE if rollout.status is RolloutStatus.PROMOTED else Action.ROLLBACK
+        return Decision(action, rollout.stage_index, 0, rollout.reason).as_payload()
     reason = transitions.rollback_reason(rollout, event)
     if rollout.status is not RolloutStatus.ROLLING_BACK:  # visible while the route is written
         rollout = transitions.commit(

@@ -555,6 +555,12 @@ ROWS += [
             ),
         ]
     ],
+    (
+        "exhausted",
+        "promote TransactWrite: done, answer lost every try (the execution's end)",
+        "Rollback finds PROMOTED; execution ends in Promoted",
+        [f"{CF}::test_a_promote_whose_answer_is_lost_every_time_ends_the_execution_as_promoted"],
+    ),
 ]
 
 

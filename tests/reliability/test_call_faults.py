@@ -293,6 +293,29 @@ def test_a_call_failing_past_its_retries_takes_the_task_error_path(
     _check(outcomes, name, faults, service, stack)
 
 
+def test_a_promote_whose_answer_is_lost_every_time_ends_the_execution_as_promoted(
+    outcomes, faults, service, stack
+):
+    """GIVEN Promote's commit landing while its answer is lost on every attempt WHEN the
+    state machine catches the error into Rollback THEN the record stays PROMOTED and the
+    execution's last state is Promoted, not RolledBack: what the console shows is what
+    viewers get."""
+    case = _check(
+        outcomes, "promote-TransactWriteItems1-timeout-after-every-try", faults, service, stack
+    )
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{case.rollout_id}"
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + 30
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.2)
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in history if "StateEntered" in e["type"]
+    ]
+    assert "Rollback" in entered and entered[-1] == "Promoted", entered[-4:]
+
+
 @pytest.mark.parametrize("name", sorted(SKEWS))
 def test_the_task_clock_two_minutes_off(outcomes, faults, service, stack, name):
     """GIVEN the tasks' clock two minutes ahead of or behind the stored timestamps (the

@@ -123,11 +123,18 @@ def test_catches_keep_the_input_and_record_the_error(states: dict[str, dict[str,
 
 
 def test_choice_defaults_to_rollback(states: dict[str, dict[str, Any]]) -> None:
-    """GIVEN the Decide choice WHEN no action matches THEN its Default is Rollback."""
-    choices = [s for s in states.values() if s["Type"] == "Choice"]
+    """GIVEN the Decide choice WHEN no action matches THEN its Default is Rollback; the only
+    other choice, Ended (after Rollback), ends as Promoted only for a rollout Rollback found
+    PROMOTED, else as RolledBack."""
+    choices = {name: s for name, s in states.items() if s["Type"] == "Choice"}
 
-    assert len(choices) == 1
-    assert choices[0]["Default"] == "Rollback"
+    assert sorted(choices) == ["Decide", "Ended"]
+    assert choices["Decide"]["Default"] == "Rollback"
+    assert choices["Ended"]["Default"] == "RolledBack"
+    assert choices["Ended"]["Choices"] == [
+        {"Variable": "$.step.action", "StringEquals": "promote", "Next": "Promoted"}
+    ]
+    assert states["Rollback"]["Next"] == "Ended"
 
 
 def test_choice_covers_every_decision_action(states: dict[str, dict[str, Any]]) -> None:
