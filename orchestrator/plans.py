@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -27,7 +28,18 @@ def field_path(location: tuple[int | str, ...]) -> str:
 
 
 def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
-    return [(field_path(e["loc"]), e["msg"]) for e in error.errors(include_url=False)]
+    return [(field_path(e["loc"]), _message(e)) for e in error.errors(include_url=False)]
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, without its "Value error, " prefix for a rule's own words, and
+    saying which stage a ``stages.N`` path means: people count stages from 1, as status,
+    history and the live view do."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = error["loc"]
+    if len(location) >= 2 and location[0] == "stages" and isinstance(location[1], int):
+        message += f" (stage {location[1] + 1})"
+    return message
 
 
 def parse_plan(text: str, source: str = "<plan>") -> RolloutPlan:

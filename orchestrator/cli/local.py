@@ -82,7 +82,11 @@ def local() -> None:
 
 @local.command()
 @port_option("--aws-port", default=4566, help=_AWS_PORT_HELP)
-@port_option("--cdn-port", default=8080, help="Port of the CloudFront emulator on 127.0.0.1.")
+@port_option(
+    "--cdn-port",
+    default=8080,
+    help="Port of the CloudFront emulator on 127.0.0.1 (0 = any free port).",
+)
 @click.option(
     "--canary-error-rate",
     type=click.FloatRange(0, 1),
@@ -98,7 +102,9 @@ def local() -> None:
     "what the analysis judges.",
 )
 @port_option(
-    "--api-port", default=8081, help="Port of the REST API (API Gateway emulation) on 127.0.0.1."
+    "--api-port",
+    default=8081,
+    help="Port of the REST API (API Gateway emulation) on 127.0.0.1 (0 = any free port).",
 )
 @click.option(
     "--seconds",

@@ -457,18 +457,21 @@ class AnalysisSpec(Strict):
                 queries.append((f"{where}.query", metric.query))
         if self.split.viewers is not None:
             queries.append(("analysis.split.viewers", self.split.viewers))
-        for field, template in queries:
-            if not _per_variant(template):
-                scope = (
-                    " and no analysis.dimensions value does either"
-                    if self.provider == "cloudwatch"
-                    else ""
-                )
-                raise ValueError(
-                    f"{field}: {template!r} names neither {{variant}} nor {{version}}"
-                    f"{scope}, so it would read the same counts for the canary and the "
-                    "baseline"
-                )
+        shared = [
+            f"{field}: {template!r}" for field, template in queries if not _per_variant(template)
+        ]
+        if shared:
+            scope = (
+                " and no analysis.dimensions value does either"
+                if self.provider == "cloudwatch"
+                else ""
+            )
+            many = len(shared) > 1
+            raise ValueError(
+                f"{'; '.join(shared)} {'name' if many else 'names'} neither {{variant}} nor "
+                f"{{version}}{scope}, so {'they' if many else 'it'} would read the same counts "
+                "for the canary and the baseline"
+            )
 
     def _check_segments(self) -> None:
         ratios = {m.name for m in self.judged_metrics() if isinstance(m, RatioMetric)}

@@ -203,7 +203,13 @@ RULES_ACROSS_FIELDS: list[tuple[str, str, Any, str, list[str]]] = [
         "analysis.dimensions",
         {"Host": "{host}"},
         "analysis",
-        ["analysis.metrics.0.numerator", "'Errors'", "{variant}", "{version}", "the same counts"],
+        [
+            "analysis.metrics.0.numerator: 'Errors'",
+            "analysis.metrics.0.denominator: 'Requests'",
+            "{variant}",
+            "{version}",
+            "the same counts",
+        ],
     ),
     (
         "datadog-query-not-per-variant",
@@ -290,6 +296,19 @@ def test_counts_read_per_version_or_per_metric_name_are_accepted(analysis: dict[
         **analysis,
     }
     assert parse_plan(json.dumps(document)).analysis.dimensions == analysis["dimensions"]
+
+
+def test_a_stage_is_named_as_people_count_it_and_rules_read_as_written() -> None:
+    """GIVEN a plan whose second stage weighs 150 and whose counts are not per variant WHEN
+    parsed THEN the weight's problem says "(stage 2)" beside its path ``stages.1.weight``,
+    and the rule's message is its own words, without pydantic's "Value error," prefix."""
+    document = _set(_plan(), "stages.1.weight", 150)
+    document["analysis"]["dimensions"] = {}
+    with pytest.raises(InvalidPlan) as refused:
+        parse_plan(json.dumps(document))
+    problems = dict(refused.value.problems)
+    assert problems["stages.1.weight"].endswith("(stage 2)"), problems
+    assert problems["analysis"].startswith("analysis.metrics.0.numerator: "), problems
 
 
 def test_an_initial_delay_shorter_than_every_bake_is_accepted() -> None:

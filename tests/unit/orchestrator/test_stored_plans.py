@@ -45,5 +45,8 @@ def test_a_stored_rollout_from_before_the_per_variant_rule_is_read_back() -> Non
 def test_the_same_plan_submitted_now_is_refused() -> None:
     """GIVEN that plan submitted afresh WHEN validated THEN the per-variant rule refuses it."""
     document = {**PLAN, "analysis": {**PLAN["analysis"], "dimensions": {}}}
-    with pytest.raises(ValidationError, match=r"names neither \{variant\} nor \{version\}"):
+    with pytest.raises(
+        ValidationError,
+        match=r"errors_metric: .Errors.; analysis.requests_metric: .Requests. name neither",
+    ):
         RolloutPlan.model_validate(document)
