@@ -19,7 +19,7 @@ from .aws import StateMachineNotFound, Target
 from .exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_OTHER, fail
 from .options import Duration
 from .steering import actor_or_user, steering_commands
-from .summary import follow_rollout, stage_text, status_lines
+from .summary import ENDPOINT_ENV, follow_rollout, stage_text, status_lines
 
 if TYPE_CHECKING:
     from orchestrator.models import Rollout
@@ -41,7 +41,7 @@ def _interval(flag: str) -> Callable[[FC], FC]:
 @click.version_option(package_name="edgeshift", prog_name="rollout")
 @click.option(
     "--endpoint-url",
-    envvar="EDGESHIFT_ENDPOINT_URL",
+    envvar=ENDPOINT_ENV,
     show_envvar=True,
     default=None,
     help="Send every AWS call here, e.g. http://127.0.0.1:4566 for `rollout local up` "

@@ -137,7 +137,7 @@ def get_routes(target: Target, host: str, as_json: bool) -> None:
         click.echo(json.dumps([rule.model_dump(mode="json", exclude_none=True) for rule in rules]))
         return
     for rule in rules:
-        owner = f", rollout {rule.rollout_id}" if rule.rollout_id else ""
+        owner = f", last written by rollout {rule.rollout_id}" if rule.rollout_id else ""
         click.echo(f"{rule.host} {rule.path_rule}  (revision {rule.revision}{owner})")
         if (flag := rule.assignment) is not None:  # the flag chooses; the weights are unused
             click.echo(f"  routed by flag {flag.flag}: {flag.variations}, else {flag.fallback}")

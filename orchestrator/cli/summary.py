@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ def stage_text(stage: int, stages: int) -> str:
 def status_lines(summary: dict[str, Any]) -> list[str]:
     """``ID: STATUS, stage i/n, canary w%  reason``, and the pending request if any."""
     where = stage_text(summary["stage"], summary["stages"])
+    if summary["status"] in ("PROMOTED", "ROLLED_BACK", "FAILED"):
+        # The stage it ended in, not one it is at: a promote from stage 2 of 3 has no 3rd.
+        where = f"ended in {where}"
     lines = [
         f"{summary['rollout_id']}: {summary['status']}, {where}, "
         f"canary {summary['canary_weight']:g}%  {summary['reason']}".rstrip()
@@ -34,6 +38,9 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
             "(carried out at the next decision point)"
         )
     return lines
+
+
+ENDPOINT_ENV = "EDGESHIFT_ENDPOINT_URL"  # the root command's --endpoint-url envvar
 
 
 def follow_rollout(target: Target, rollout_id: str, *, as_json: bool, interval: float) -> Rollout:
@@ -56,7 +63,9 @@ def follow_rollout(target: Target, rollout_id: str, *, as_json: bool, interval: 
             if rollout.status.is_final:
                 return rollout
             time.sleep(interval)
-    command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if target.endpoint_url else "")
+    # The next commands it suggests need --endpoint-url only when the environment lacks it.
+    named = target.endpoint_url and target.endpoint_url != os.environ.get(ENDPOINT_ENV)
+    command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if named else "")
     return follow(
         lambda: (store.get_rollout(rollout_id), store.events(rollout_id)),
         Console(),

@@ -389,7 +389,9 @@ def test_status_watch_of_a_finished_rollout_prints_its_final_screen(store, three
     assert "PROMOTED" in result.output and "stage_applied" in result.output
     assert f"rollout history {rollout.rollout_id}" in result.output
     assert json.loads(as_json.output)["status"] == "PROMOTED"
-    assert plain.output.startswith(f"{rollout.rollout_id}: PROMOTED, stage 1/3, canary 100%")
+    assert plain.output.startswith(
+        f"{rollout.rollout_id}: PROMOTED, ended in stage 1/3, canary 100%"
+    )
 
 
 def test_status_watch_of_an_unknown_rollout_exits_4(store):
