@@ -41,6 +41,7 @@ def status_lines(summary: dict[str, Any]) -> list[str]:
 
 
 ENDPOINT_ENV = "EDGESHIFT_ENDPOINT_URL"  # the root command's --endpoint-url envvar
+LOG_WIDTH = 140
 
 
 def follow_rollout(target: Target, rollout_id: str, *, as_json: bool, interval: float) -> Rollout:
@@ -66,9 +67,14 @@ def follow_rollout(target: Target, rollout_id: str, *, as_json: bool, interval: 
     # The next commands it suggests need --endpoint-url only when the environment lacks it.
     named = target.endpoint_url and target.endpoint_url != os.environ.get(ENDPOINT_ENV)
     command = "rollout" + (f" --endpoint-url {target.endpoint_url}" if named else "")
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # A pipe or a CI log has no width to keep to, and rich's 80 columns cut the
+        # metric table's columns short.
+        console = Console(width=LOG_WIDTH)
     return follow(
         lambda: (store.get_rollout(rollout_id), store.events(rollout_id)),
-        Console(),
+        console,
         interval=interval,
         command=command,
     )

@@ -440,3 +440,38 @@ def test_start_wait_exits_once_every_edge_serves_the_final_route(
         assert "until every edge serves the final route" in result.stderr
     else:
         assert slept == [] and "every edge" not in result.stderr
+
+
+@pytest.mark.parametrize(("columns", "width"), [(None, 140), ("100", 100)])
+def test_following_into_a_log_is_not_cut_at_80_columns(
+    store: Store,
+    tmp_path: Path,
+    plan_doc: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: str | None,
+    width: int,
+) -> None:
+    """GIVEN `start --wait` writing to a pipe (not a terminal) WHEN it follows the rollout
+    THEN its screen is drawn 140 columns wide, not rich's 80 that cut the metric table,
+    unless COLUMNS says otherwise."""
+    from orchestrator.cli import watch
+
+    seen: list[int] = []
+
+    def follow(fetch: Any, console: Any, **kwargs: Any) -> Any:
+        seen.append(console.width)
+        rollout, _ = fetch()
+        return rollout.model_copy(update={"status": RolloutStatus.FAILED})
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr(watch, "follow", follow)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan_doc))
+
+    result = CliRunner().invoke(cli, ["start", str(path), "--wait"])
+
+    assert result.exit_code == 1, result.output
+    assert seen == [width]
