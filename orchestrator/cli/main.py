@@ -325,7 +325,7 @@ def list_rollouts(
         click.echo(
             f"{row['rollout_id']}  {row['status']:<17} {row['host']} {row['path_rule']}  "
             f"{row['canary_version']} at {row['canary_weight']:g}% "
-            f"({stage_text(row['stage'], row['stages'])})  {row['reason']}".rstrip()
+            f"({stage_text(row['stage'], row['stages'], row['status'])})  {row['reason']}".rstrip()
         )
 
 

@@ -15,18 +15,21 @@ if TYPE_CHECKING:
     from .aws import Target
 
 
-def stage_text(stage: int, stages: int) -> str:
+_ENDED = ("PROMOTED", "ROLLED_BACK", "FAILED")
+
+
+def stage_text(stage: int, stages: int, status: str | None = None) -> str:
     """``stage i/n``; a rollout whose first stage is not applied yet (stage 0 in the JSON
-    summary) is ``before stage 1/n``, not a stage 0 no plan has."""
-    return f"stage {stage}/{stages}" if stage >= 1 else f"before stage 1/{stages}"
+    summary) is ``before stage 1/n``, not a stage 0 no plan has; an ended one ``ended in
+    stage i/n``: the stage it ended in, not one it is at (a promote from stage 2 of 3 has
+    no 3rd)."""
+    where = f"stage {stage}/{stages}" if stage >= 1 else f"before stage 1/{stages}"
+    return f"ended in {where}" if status in _ENDED else where
 
 
 def status_lines(summary: dict[str, Any]) -> list[str]:
     """``ID: STATUS, stage i/n, canary w%  reason``, and the pending request if any."""
-    where = stage_text(summary["stage"], summary["stages"])
-    if summary["status"] in ("PROMOTED", "ROLLED_BACK", "FAILED"):
-        # The stage it ended in, not one it is at: a promote from stage 2 of 3 has no 3rd.
-        where = f"ended in {where}"
+    where = stage_text(summary["stage"], summary["stages"], summary["status"])
     lines = [
         f"{summary['rollout_id']}: {summary['status']}, {where}, "
         f"canary {summary['canary_weight']:g}%  {summary['reason']}".rstrip()

@@ -475,3 +475,22 @@ def test_following_into_a_log_is_not_cut_at_80_columns(
 
     assert result.exit_code == 1, result.output
     assert seen == [width]
+
+
+@pytest.mark.parametrize(
+    ("stage", "status", "said"),
+    [
+        (0, "PENDING", "before stage 1/3"),
+        (2, "RUNNING", "stage 2/3"),
+        (2, "PROMOTED", "ended in stage 2/3"),
+        (1, "ROLLED_BACK", "ended in stage 1/3"),
+    ],
+)
+def test_status_and_list_say_where_a_rollout_is_or_ended(
+    stage: int, status: str, said: str
+) -> None:
+    """GIVEN a rollout's stage and status WHEN `status` and `list` name its stage THEN an
+    ended one says the stage it ended in (a promote from stage 2 of 3 has no 3rd)."""
+    from orchestrator.cli.summary import stage_text
+
+    assert stage_text(stage, 3, status) == said
