@@ -223,9 +223,11 @@ def _can_compare(look) -> bool:
 
 
 def test_bad_canary_rolls_back_within_an_interval_of_the_first_look(outcomes, service):
-    """A canary bad from the start is rolled back at the first or second look that saw its
+    """A canary bad from the start is rolled back within the first three looks that saw its
     traffic and could compare it (or earlier, by the metric's 5% limit), and no look before
-    that passed it."""
+    that passed it. Usually the first or second; on a loaded machine the feeder's counts
+    arrive in bursts, the judge measures that as overdispersion (3.3 seen in CI) and widens
+    its test, which can take one look more."""
     scenario = outcomes["bad"]
     assert scenario.final.status is RolloutStatus.ROLLED_BACK
     looks = [e for e in _events(service, scenario) if e.kind == "analysis"]
@@ -233,7 +235,7 @@ def test_bad_canary_rolls_back_within_an_interval_of_the_first_look(outcomes, se
     outcomes_seen = [e.detail["verdict"]["outcome"] for e in looks]
     judging = [e for e in looks if _can_compare(e)]
     by_limit = "limit" in looks[-1].detail["verdict"]["reason"]
-    assert len(judging) <= 2 and (judging or by_limit), outcomes_seen
+    assert len(judging) <= 3 and (judging or by_limit), outcomes_seen
     assert "pass" not in outcomes_seen, outcomes_seen
 
 
