@@ -28,17 +28,21 @@ def field_path(location: tuple[int | str, ...]) -> str:
 
 
 def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
-    return [(field_path(e["loc"]), _message(e)) for e in error.errors(include_url=False)]
+    return [
+        (field_path(e["loc"]), problem_message(e["msg"], e["loc"]))
+        for e in error.errors(include_url=False)
+    ]
 
 
-def _message(error: Any) -> str:
+def problem_message(message: str, location: tuple[Any, ...] | list[Any]) -> str:
     """pydantic's message, without its "Value error, " prefix for a rule's own words, and
     saying which stage a ``stages.N`` path means: people count stages from 1, as status,
-    history and the live view do."""
-    message = str(error["msg"]).removeprefix("Value error, ")
-    location = error["loc"]
-    if len(location) >= 2 and location[0] == "stages" and isinstance(location[1], int):
-        message += f" (stage {location[1] + 1})"
+    history and the live view do. ``location`` is from the plan's root (an API body's
+    leading "body" is skipped)."""
+    message = str(message).removeprefix("Value error, ")
+    parts = list(location)[1:] if list(location)[:1] == ["body"] else list(location)
+    if len(parts) >= 2 and parts[0] == "stages" and isinstance(parts[1], int):
+        message += f" (stage {parts[1] + 1})"
     return message
 
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from orchestrator.models import RolloutPlan, RolloutStatus
 from orchestrator.models.route import check_host
-from orchestrator.plans import validation_problems
+from orchestrator.plans import problem_message, validation_problems
 from orchestrator.runtime import per_process
 from orchestrator.service import (
     ControlRefused,
@@ -304,7 +304,7 @@ def _field_error(error: dict[str, Any]) -> tuple[str, str]:
     field = location(loc)
     if field == "reason" and kind in ("string_too_short", "string_pattern_mismatch"):
         return field, "required: say why (not empty, not only spaces)"
-    return field, str(error.get("msg", "invalid"))
+    return field, problem_message(str(error.get("msg", "invalid")), loc)
 
 
 def _is_steering() -> bool:

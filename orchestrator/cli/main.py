@@ -192,8 +192,8 @@ def await_edge(rollout: Rollout, *, interval: float, quiet: bool) -> None:
         return  # FAILED: the route may not be what the status says; the runbook says how
     settle = edge_settle(rollout.plan.analysis)
     # Following saw the rollout still going at most one interval before it saw it ended,
-    # so the final write is at most that old: a clock ahead of the server's cannot skip
-    # the wait, nor one behind lengthen it.
+    # so the final write is at most that old: a clock behind the server's cannot lengthen
+    # the wait, nor one ahead (by less than ten settles) skip it.
     # One that ended long before (an idempotent start of a finished rollout) needs none.
     since = (utcnow() - rollout.updated_at).total_seconds()
     if since >= LONG_AGO_SETTLES * settle:

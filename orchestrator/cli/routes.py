@@ -63,7 +63,8 @@ def parse_routes(text: str, source: str = "<routes>") -> list[RouteRule]:
             rules.append(RouteRule.model_validate(entry))
         except ValidationError as exc:
             problems += [
-                (field_path((*where, *e["loc"])), e["msg"]) for e in exc.errors(include_url=False)
+                (field_path((*where, *e["loc"])), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors(include_url=False)
             ]
     if not problems:  # rules that failed validation already say why; don't add "no rules"
         problems = _consistency(rules, host)

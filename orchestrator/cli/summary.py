@@ -23,8 +23,9 @@ def stage_text(stage: int, stages: int, status: str | None = None) -> str:
     summary) is ``before stage 1/n``, not a stage 0 no plan has; an ended one ``ended in
     stage i/n``: the stage it ended in, not one it is at (a promote from stage 2 of 3 has
     no 3rd)."""
-    where = f"stage {stage}/{stages}" if stage >= 1 else f"before stage 1/{stages}"
-    return f"ended in {where}" if status in _ENDED else where
+    if stage < 1:
+        return f"{'ended ' if status in _ENDED else ''}before stage 1/{stages}"
+    return f"{'ended in ' if status in _ENDED else ''}stage {stage}/{stages}"
 
 
 def status_lines(summary: dict[str, Any]) -> list[str]:

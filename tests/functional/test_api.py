@@ -107,6 +107,21 @@ def test_invalid_plans_are_422_with_the_field_and_nothing_written(api, change, f
     assert api.store.list_rollouts() == ([], None)
 
 
+def test_the_api_words_plan_problems_as_the_cli_does(api):
+    """GIVEN a plan whose first stage weighs 150 and whose counts are not per variant WHEN
+    POSTed THEN the field errors say "(stage 1)" and give the rule in its own words, as
+    `rollout start` does, without pydantic's "Value error," prefix."""
+    document = _plan(stages=[{"weight": 150, "bake": 60, "interval": 60}])
+    document["analysis"]["dimensions"] = {}
+
+    status, body, _ = api("POST", "/rollouts", document)
+
+    errors = {error["field"]: error["message"] for error in body["errors"]}
+    assert status == 422, body
+    assert errors["stages.0.weight"].endswith("(stage 1)"), errors
+    assert errors["analysis"].startswith("analysis.metrics.0.numerator: "), errors
+
+
 def test_malformed_json_and_oversized_bodies(api):
     """Malformed JSON is 422 naming the body; a body over 256 KiB is 413; neither writes
     anything."""

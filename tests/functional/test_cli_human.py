@@ -484,6 +484,7 @@ def test_following_into_a_log_is_not_cut_at_80_columns(
         (2, "RUNNING", "stage 2/3"),
         (2, "PROMOTED", "ended in stage 2/3"),
         (1, "ROLLED_BACK", "ended in stage 1/3"),
+        (0, "ROLLED_BACK", "ended before stage 1/3"),  # preflight refused it
     ],
 )
 def test_status_and_list_say_where_a_rollout_is_or_ended(
