@@ -41,7 +41,7 @@ def parse_routes(text: str, source: str = "<routes>") -> list[RouteRule]:
     from pydantic import ValidationError
 
     from orchestrator.models import RouteRule
-    from orchestrator.plans import field_path
+    from orchestrator.plans import field_path, problem_message
 
     try:
         document = yaml.safe_load(text)  # JSON is YAML
@@ -63,7 +63,7 @@ def parse_routes(text: str, source: str = "<routes>") -> list[RouteRule]:
             rules.append(RouteRule.model_validate(entry))
         except ValidationError as exc:
             problems += [
-                (field_path((*where, *e["loc"])), e["msg"].removeprefix("Value error, "))
+                (field_path((*where, *e["loc"])), problem_message(e["msg"], e["loc"]))
                 for e in exc.errors(include_url=False)
             ]
     if not problems:  # rules that failed validation already say why; don't add "no rules"

@@ -15,17 +15,17 @@ if TYPE_CHECKING:
     from .aws import Target
 
 
-_ENDED = ("PROMOTED", "ROLLED_BACK", "FAILED")
-
-
 def stage_text(stage: int, stages: int, status: str | None = None) -> str:
     """``stage i/n``; a rollout whose first stage is not applied yet (stage 0 in the JSON
     summary) is ``before stage 1/n``, not a stage 0 no plan has; an ended one ``ended in
     stage i/n``: the stage it ended in, not one it is at (a promote from stage 2 of 3 has
     no 3rd)."""
+    from orchestrator.models import RolloutStatus
+
+    ended = status is not None and RolloutStatus(status).is_final
     if stage < 1:
-        return f"{'ended ' if status in _ENDED else ''}before stage 1/{stages}"
-    return f"{'ended in ' if status in _ENDED else ''}stage {stage}/{stages}"
+        return f"{'ended ' if ended else ''}before stage 1/{stages}"
+    return f"{'ended in ' if ended else ''}stage {stage}/{stages}"
 
 
 def status_lines(summary: dict[str, Any]) -> list[str]:

@@ -110,11 +110,11 @@ class FlagStore:
         if not routed:
             return []
         stored = self.stored()
-        problems = rule_problems(routed, _as_data(stored))
+        data = _as_data(stored)
+        problems = rule_problems(routed, data)
         if problems:
             raise ValueError("; ".join(problems) + " (load it first: rollout flags sync)")
         now = utcnow().isoformat()
-        data = _as_data(stored)
         prefixes = {"flag": FLAG_PREFIX, "segment": SEGMENT_PREFIX}
         users: dict[str, list[str]] = {}  # item -> the rules whose flag needs it
         for rule in routed:
